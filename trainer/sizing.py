@@ -1,0 +1,92 @@
+"""Shapes, parameter counts and FLOPs of the trainer's GPT, without importing torch.
+
+Parameter conventions (Kaplan et al. 2020, section 2.1), for width d, depth L,
+context T and vocabulary V (linear layers without bias, LayerNorm gains only, output
+head tied to the token embedding):
+
+* ``non_embedding`` (N): every parameter except the token embedding and the position
+  embedding; the tied un-embedding is the token embedding, so it is excluded too.
+  Per block 12·d² (attention 4·d², MLP 8·d²) plus 2·d LayerNorm gains, plus d for
+  the final LayerNorm: N = L·(12·d² + 2·d) + d.
+* ``embedding``: V·d + T·d.
+* ``total`` = ``non_embedding`` + ``embedding``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import TrainerError
+
+FLOPS_CONVENTION = (
+    "6*N + 6*n_layer*context*width per token (Kaplan et al. 2020, Table 1): "
+    "2 FLOPs per non-embedding parameter forward and 4 backward, plus causal "
+    "attention scores and value mixing (each query attends to about context/2 "
+    "keys: 2*2*width*context/2 forward, times 3 for forward+backward); excludes "
+    "the tied embedding/un-embedding matmul (6*vocab*width), norms and softmax"
+)
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shape of a GPT decoder.
+
+    Attributes:
+        width: residual stream width d (``d_model``).
+        depth: number of transformer blocks L.
+        heads: attention heads; ``width`` must be divisible by it.
+        context: maximum sequence length T (size of the position embedding).
+        vocab_size: vocabulary size V (256 for byte-level tokens).
+    """
+
+    width: int
+    depth: int
+    heads: int
+    context: int
+    vocab_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth", "heads", "context", "vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise TrainerError(f"{name} must be a positive integer, got {value!r}")
+        if self.width % self.heads:
+            raise TrainerError(
+                f"width {self.width} is not divisible by heads {self.heads}; "
+                f"choose --heads among the divisors of {self.width}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head, ``width // heads``."""
+        return self.width // self.heads
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts under both conventions (see the module docstring)."""
+
+    non_embedding: int
+    embedding: int
+    total: int
+
+
+def analytic_param_counts(config: GPTConfig) -> ParamCounts:
+    """Closed-form parameter counts of :class:`GPT` for ``config``.
+
+    N = L·(12·d² + 2·d) + d; embedding = V·d + T·d; total = N + embedding.
+    """
+    d, n_layer = config.width, config.depth
+    non_embedding = n_layer * (12 * d * d + 2 * d) + d
+    embedding = config.vocab_size * d + config.context * d
+    return ParamCounts(non_embedding, embedding, non_embedding + embedding)
+
+
+def flops_per_token(config: GPTConfig) -> int:
+    """Training FLOPs per token, forward plus backward, as in :data:`FLOPS_CONVENTION`.
+
+    C_token = 6·N + 6·L·T·d, with N non-embedding parameters, L layers, context T and
+    width d. Training compute of a run is C = C_token · B · S (tokens B·S).
+    """
+    n = analytic_param_counts(config).non_embedding
+    return 6 * n + 6 * config.depth * config.context * config.width
