@@ -22,10 +22,12 @@ without ``grid`` is a single block. Example (``sweep_grid.toml``)::
 
 Runs are deduplicated by run id, keeping the first occurrence.
 
-Sharding (``--shard i/n``, 0 <= i < n): runs are ordered by estimated training
-compute (FLOPs per token × B × S, largest first, ties by run id) and dealt
-round-robin, run k to shard k mod n, so every shard gets a similar amount of work
-and each run belongs to exactly one shard. A shard runs its runs in grid order.
+Sharding (``--shard i/n``, 0 <= i < n): runs are taken in order of estimated
+training compute (FLOPs per token × B × S, largest first, ties by run id) and each
+goes to the shard with the least compute so far (lowest index on ties), the
+longest-processing-time rule: each run belongs to exactly one shard, the assignment
+does not depend on the order of the grid, and the busiest and idlest shards differ
+by at most one run's compute. A shard runs its runs in grid order.
 """
 
 from __future__ import annotations
@@ -155,7 +157,13 @@ def shard_runs(configs: Sequence[TrainConfig], index: int, count: int) -> list[T
     if not 0 <= index < count:
         raise TrainerError(f"shard index {index} is outside 0..{count - 1}; use --shard i/{count} with 0 <= i < {count}")
     ranked = sorted(configs, key=lambda c: (-estimated_flops(c), c.run_id()))
-    chosen = {c.run_id() for k, c in enumerate(ranked) if k % count == index}
+    load = [0] * count
+    chosen = set()
+    for config in ranked:
+        target = min(range(count), key=lambda k: (load[k], k))
+        load[target] += estimated_flops(config)
+        if target == index:
+            chosen.add(config.run_id())
     return [c for c in configs if c.run_id() in chosen]
 
 

@@ -1,0 +1,115 @@
+"""Grid expansion, deterministic sharding, skipping finished runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid, run_sweep, shard_runs
+from bayescale.trainer.sweep import estimated_flops, parse_shape, parse_shard
+
+BASE = {"context": 32, "steps": 6, "warmup_steps": 1, "eval_tokens": 256, "threads": 1}
+
+
+def test_expand_grid_products_blocks_and_dedup() -> None:
+    spec = {
+        **BASE,
+        "grid": [
+            {"shape": ["16x1", "32x2"], "batch_tokens": 64},
+            {"shape": "16x1", "batch_tokens": [64, 128], "seed": [0, 1]},
+        ],
+    }
+    configs = expand_grid(spec)
+    keys = [(c.width, c.depth, c.batch_tokens, c.seed) for c in configs]
+    # (16,1,64,0) appears in both blocks and is kept once, at its first position.
+    assert keys == [(16, 1, 64, 0), (32, 2, 64, 0), (16, 1, 64, 1), (16, 1, 128, 0), (16, 1, 128, 1)]
+    assert len({c.run_id() for c in configs}) == len(configs)
+    flat = expand_grid({**BASE, "width": [16, 32], "depth": [1, 2], "batch_tokens": 64})
+    assert [(c.width, c.depth) for c in flat] == [(16, 1), (16, 2), (32, 1), (32, 2)]
+    assert [(c.width, c.depth) for c in expand_grid({**BASE, "shape": [16, 1], "batch_tokens": 64})] == [(16, 1)]
+
+
+def test_grid_errors() -> None:
+    with pytest.raises(TrainerError, match="unknown setting"):
+        expand_grid({**BASE, "width": 16, "depth": 1, "batch_tokens": 64, "widht": 3})
+    with pytest.raises(TrainerError, match="both 'shape' and 'width'"):
+        expand_grid({**BASE, "shape": "16x1", "width": 16, "batch_tokens": 64})
+    with pytest.raises(TrainerError, match="empty list"):
+        expand_grid({**BASE, "width": [], "depth": 1, "batch_tokens": 64})
+    with pytest.raises(TrainerError, match="bad shape '16-1'"):
+        parse_shape("16-1")
+    for bad in ("1/1", "a/b", "2", "-1/2"):
+        with pytest.raises(TrainerError, match="bad shard"):
+            parse_shard(bad)
+    assert parse_shard("2/8") == (2, 8)
+
+
+def test_grid_files(tmp_path: Path) -> None:
+    toml = tmp_path / "grid.toml"
+    toml.write_text('context = 32\nsteps = 6\n[[grid]]\nshape = ["16x1"]\nbatch_tokens = [64, 128]\n')
+    as_json = tmp_path / "grid.json"
+    as_json.write_text(json.dumps(load_grid(toml)))
+    assert [c.run_id() for c in expand_grid(load_grid(toml))] == [c.run_id() for c in expand_grid(load_grid(as_json))]
+    broken = tmp_path / "broken.toml"
+    broken.write_text("context = [")
+    with pytest.raises(TrainerError, match="cannot parse grid file"):
+        load_grid(broken)
+    wrong = tmp_path / "grid.yaml"
+    wrong.write_text("context: 32")
+    with pytest.raises(TrainerError, match=r"must end in \.toml or \.json"):
+        load_grid(wrong)
+
+
+def test_bundled_grid_meets_the_sweep_requirements() -> None:
+    configs = expand_grid(load_grid(Path(__file__).resolve().parent.parent / "bayescale/data/sweep_grid.toml"))
+    from bayescale.trainer import GPTConfig, analytic_param_counts
+
+    sizes = {analytic_param_counts(GPTConfig(c.width, c.depth, c.heads, c.context)).non_embedding for c in configs}
+    assert len(sizes) >= 6 and max(sizes) / min(sizes) >= 10**1.5
+    batches_by_size: dict[tuple[int, int], set[int]] = {}
+    for c in configs:
+        batches_by_size.setdefault((c.width, c.depth), set()).add(c.batch_tokens)
+    assert sum(len(b) >= 3 for b in batches_by_size.values()) >= 2
+    assert max(sum(1 for c in configs if (c.width, c.depth, c.batch_tokens) == k) for k in
+               {(c.width, c.depth, c.batch_tokens) for c in configs}) >= 3
+    assert {c.lr for c in configs} == {3e-3} and {c.schedule for c in configs} == {"constant"}
+    assert all(25 <= len(c.eval_steps()) <= 40 for c in configs)
+
+
+def test_shards_partition_the_grid_deterministically() -> None:
+    configs = expand_grid({**BASE, "shape": ["16x1", "24x1", "32x2"], "batch_tokens": [64, 128, 256], "seed": [0, 1]})
+    for count in (1, 2, 3, 5):
+        shards = [shard_runs(configs, i, count) for i in range(count)]
+        ids = [c.run_id() for shard in shards for c in shard]
+        assert sorted(ids) == sorted(c.run_id() for c in configs)  # each run in exactly one shard
+        assert [c.run_id() for c in shard_runs(list(reversed(configs)), 0, count)] == [
+            c.run_id() for c in reversed(shards[0])
+        ]  # assignment does not depend on the grid order
+        work = [sum(estimated_flops(c) for c in shard) for shard in shards]
+        assert max(work) - min(work) <= max(estimated_flops(c) for c in configs)
+    with pytest.raises(TrainerError, match="outside 0..1"):
+        shard_runs(configs, 2, 2)
+
+
+def test_sweep_skips_finished_runs_and_resumes(tmp_path: Path) -> None:
+    configs = expand_grid({**BASE, "shape": ["16x1"], "batch_tokens": [64, 128]})
+    first = run_sweep(configs[:1], tmp_path, quiet=True)
+    assert first.finished == [configs[0].run_id()] and first.ok
+    rows_before = (tmp_path / "runs.csv").read_text().count("\n")
+    second = run_sweep(configs, tmp_path, quiet=True)
+    assert second.skipped == [configs[0].run_id()] and second.finished == [configs[1].run_id()]
+    assert (tmp_path / "runs.csv").read_text().count("\n") > rows_before
+    shard0 = run_sweep(configs, tmp_path / "sharded", shard=(0, 2), quiet=True)
+    shard1 = run_sweep(configs, tmp_path / "sharded", shard=(1, 2), quiet=True)
+    assert sorted(shard0.finished + shard1.finished) == sorted(c.run_id() for c in configs)
+
+
+def test_sweep_reports_diverged_runs(tmp_path: Path) -> None:
+    config = TrainConfig(width=16, depth=1, context=32, batch_tokens=64, steps=40, warmup_steps=0, lr=20.0,
+                         grad_clip=0.0, eval_tokens=256, threads=1)
+    result = run_sweep([config], tmp_path, quiet=True)
+    assert result.diverged == [config.run_id()] and not result.ok
+    again = run_sweep([config], tmp_path, quiet=True)
+    assert again.skipped == [config.run_id()] and not again.ok

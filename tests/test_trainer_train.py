@@ -1,0 +1,211 @@
+"""The training loop: run table, metadata, resume after a crash, divergence, bad input."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bayescale.trainer import DiskFullError, TrainConfig, TrainerError, analytic_param_counts, GPTConfig, train
+from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, read_table
+from bayescale.trainer.training import checkpoint_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny(**overrides: Any) -> TrainConfig:
+    """A model that trains in about a second on one CPU thread."""
+    values: dict[str, Any] = dict(
+        width=32, depth=2, context=32, batch_tokens=256, steps=30, warmup_steps=3,
+        eval_tokens=512, eval_every=5, threads=1, checkpoint_every=10,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def read_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "runs.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class Crash(Exception):
+    """Raised from the step hook to kill a run mid-way."""
+
+
+def crash_at(step: int):
+    def hook(done: int) -> None:
+        if done == step:
+            raise Crash(f"killed at step {done}")
+
+    return hook
+
+
+def test_short_run_writes_valid_table_and_loss_falls(tmp_path: Path) -> None:
+    config = tiny()
+    result = train(config, tmp_path, quiet=True)
+    assert result.status == "finished" and not result.skipped
+    with open(tmp_path / "runs.csv") as handle:
+        assert handle.readline().strip().split(",") == list(COLUMNS)
+    assert list(COLUMNS[:11]) == ["run", "params", "batch_tokens", "step", "loss", "tokens", "split", "lr",
+                                  "seed", "params_total", "context"]
+    rows = read_rows(tmp_path)
+    counts = analytic_param_counts(GPTConfig(32, 2, 1, 32))
+    steps = config.eval_steps()
+    assert steps[0] == 1 and steps[-1] == 30 and len(steps) >= 10
+    for split in ("in_domain", "out_of_domain"):
+        curve = [r for r in rows if r["split"] == split]
+        assert [int(r["step"]) for r in curve] == steps
+        for r in curve:
+            assert r["run"] == config.run_id()
+            assert int(r["params"]) == counts.non_embedding and int(r["params_total"]) == counts.total
+            assert int(r["batch_tokens"]) == 256 and int(r["tokens"]) == 256 * int(r["step"])
+            assert float(r["lr"]) == config.lr and int(r["seed"]) == 0 and int(r["context"]) == 32
+            assert math.isfinite(float(r["loss"])) and float(r["loss"]) > 0
+        losses = [float(r["loss"]) for r in curve]
+        assert losses[0] > math.log(256) - 0.2  # starts near a uniform guess
+        assert losses[-1] < losses[0] - 1.0  # and learns
+    meta = json.loads((tmp_path / f"{config.run_id()}.json").read_text())
+    assert meta["status"] == "finished" and meta["step"] == 30
+    assert meta["model"]["params_non_embedding"] == counts.non_embedding
+    assert meta["model"]["params_total"] == counts.total
+    assert meta["flops"]["per_token"] == 6 * counts.non_embedding + 6 * 2 * 32 * 32
+    assert "Kaplan" in meta["flops"]["convention"]
+    assert len(meta["corpus"]["fingerprint"]) == 64
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["config"]["seed"] == 0 and meta["config"]["warmup_steps"] == 3
+    assert meta["timing"]["tokens_per_s"] > 0 and meta["timing"]["mfu"] is None
+    assert meta["final_loss"]["in_domain"] == pytest.approx(float(rows[-2]["loss"]))
+    assert not checkpoint_path(tmp_path, config.run_id()).exists()
+
+
+def test_table_passes_the_library_validator(tmp_path: Path) -> None:
+    runs = pytest.importorskip("bayescale.runs")
+    train(tiny(steps=12, eval_every=4), tmp_path, quiet=True)
+    train(tiny(steps=12, eval_every=4, seed=1), tmp_path, quiet=True)
+    table = runs.load_runs(tmp_path / "runs.csv")
+    assert len(table) == len(read_rows(tmp_path))
+
+
+def test_identical_runs_are_deterministic(tmp_path: Path) -> None:
+    train(tiny(steps=12), tmp_path / "a", quiet=True)
+    train(tiny(steps=12), tmp_path / "b", quiet=True)
+    assert (tmp_path / "a" / "runs.csv").read_bytes() == (tmp_path / "b" / "runs.csv").read_bytes()
+
+
+def test_resume_after_crash_reproduces_the_uninterrupted_rows(tmp_path: Path) -> None:
+    config = tiny()
+    train(config, tmp_path / "reference", quiet=True)
+    out = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        train(config, out, quiet=True, on_step=crash_at(27))
+    # Rows past the checkpoint at step 20 are on disk (they must not be duplicated).
+    assert max(int(r["step"]) for r in read_rows(out)) > 20
+    meta = json.loads((out / f"{config.run_id()}.json").read_text())
+    assert meta["status"] == "failed" and "killed at step 27" in meta["error"]
+    assert torch.load(checkpoint_path(out, config.run_id()), weights_only=True)["step"] == 20
+    # A crash in the middle of an append leaves a cut line; it must go too.
+    with open(out / "runs.csv", "a") as handle:
+        handle.write(f"{config.run_id()},12345,256,26,4.1")
+    result = train(config, out, quiet=True)
+    assert result.status == "finished"
+    assert result.metadata["sessions"] == 2 and result.metadata["resumed_from_step"] == 20
+    assert (out / "runs.csv").read_bytes() == (tmp_path / "reference" / "runs.csv").read_bytes()
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    """Kill a real training process with SIGKILL mid-run, resume it, compare."""
+    config = tiny(width=16, depth=1, steps=150, eval_every=10, checkpoint_every=20)
+    out = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "bayescale.trainer", "train", "--width", "16", "--depth", "1", "--context", "32",
+        "--batch-tokens", "256", "--steps", "150", "--warmup-steps", "3", "--eval-tokens", "512",
+        "--eval-every", "10", "--threads", "1", "--checkpoint-every", "20", "--quiet", "--out", str(out),
+    ]
+    process = subprocess.Popen(command, cwd=REPO)
+    deadline = time.monotonic() + 120
+    killed_after = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "runs.csv").exists():
+            steps = [int(r["step"]) for r in read_table(out)]  # complete lines only
+            if steps and 30 <= max(steps) < 140:
+                process.send_signal(signal.SIGKILL)
+                killed_after = max(steps)
+                break
+        time.sleep(0.02)
+    process.wait()
+    assert killed_after, "the run ended before it could be killed; make it longer"
+    assert process.returncode == -signal.SIGKILL
+    train(config, tmp_path / "reference", quiet=True)
+    result = train(config, out, quiet=True)
+    assert result.metadata["sessions"] == 2
+    assert (out / "runs.csv").read_bytes() == (tmp_path / "reference" / "runs.csv").read_bytes()
+
+
+def test_finished_run_is_skipped(tmp_path: Path) -> None:
+    config = tiny(steps=10)
+    train(config, tmp_path, quiet=True)
+    before = (tmp_path / "runs.csv").read_bytes()
+    again = train(config, tmp_path, quiet=True)
+    assert again.skipped and again.status == "finished"
+    assert (tmp_path / "runs.csv").read_bytes() == before
+
+
+def test_divergence_stops_the_run_and_is_recorded(tmp_path: Path) -> None:
+    config = tiny(lr=20.0, grad_clip=0.0, steps=50, warmup_steps=0)
+    result = train(config, tmp_path, quiet=True)
+    assert result.status == "diverged"
+    meta = json.loads((tmp_path / f"{config.run_id()}.json").read_text())
+    assert meta["status"] == "diverged" and meta["status"] in FINAL_STATUSES
+    assert 1 <= meta["divergence"]["step"] < 50
+    assert "training loss" in meta["divergence"]["reason"]
+    rows = read_rows(tmp_path)
+    assert all(int(r["step"]) <= meta["divergence"]["step"] for r in rows)
+
+
+def test_full_disk_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(DiskFullError, match=r"no space left on device while writing .*free disk space"):
+        train(tiny(steps=5), tmp_path, quiet=True)
+
+
+def test_keep_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
+    config = tiny(steps=10, keep_checkpoint=True)
+    train(config, tmp_path, quiet=True)
+    state = torch.load(checkpoint_path(tmp_path, config.run_id()), weights_only=True)
+    assert state["step"] == 10 and state["config"] == config.result_dict()
+    assert {"model", "optimizer", "rng", "train_time_s"} <= set(state)
+
+
+def test_missing_corpus_and_no_cuda(tmp_path: Path) -> None:
+    with pytest.raises(TrainerError, match="does not exist"):
+        train(tiny(data=str(tmp_path / "missing.txt")), tmp_path, quiet=True)
+    (tmp_path / "small.txt").write_text("tiny corpus\n" * 10)
+    with pytest.raises(TrainerError, match="too small|fewer than"):
+        train(tiny(data=str(tmp_path / "small.txt")), tmp_path, quiet=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainerError, match="no CUDA GPU is available; use --device cpu"):
+            train(tiny(device="cuda"), tmp_path, quiet=True)
+
+
+def test_user_text_corpus(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i}: the cat sat on the mat\n" for i in range(2000)))
+    config = tiny(steps=20, data=str(corpus))
+    result = train(config, tmp_path / "out", quiet=True)
+    assert result.status == "finished"
+    assert result.metadata["corpus"]["name"] == "text"
+    assert result.final_loss["in_domain"] < math.log(256) - 1.5
