@@ -1,0 +1,31 @@
+"""bayescale: Bayesian forecasts of language-model training runs from small runs.
+
+Public API::
+
+    runs    = bayescale.load_runs("runs.csv")            # validated run table
+    result  = bayescale.fit(runs)                        # NUTS posterior + diagnostics
+    bands   = bayescale.predict_trajectory(result.posterior, params=1e8, batch_tokens=2**19,
+                                           steps=10_000, levels=(0.5, 0.9))
+
+See DESIGN.md in the repository for the mathematics (Kaplan et al. 2020; Su et al. 2024).
+"""
+
+__version__ = "0.1.0"
+
+from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs  # noqa: E402
+from bayescale.laws import KaplanConstants  # noqa: E402
+from bayescale.posterior import Posterior, PosteriorFileError  # noqa: E402
+from bayescale.fit import FitResult, fit  # noqa: E402
+
+__all__ = [
+    "FitResult",
+    "KaplanConstants",
+    "Posterior",
+    "PosteriorFileError",
+    "RunTableError",
+    "fit",
+    "load_gadre2024",
+    "load_gemstones2025",
+    "load_runs",
+    "validate_runs",
+]

@@ -1,0 +1,172 @@
+"""Turn a validated run table into the arrays the NumPyro models observe.
+
+Two choices live here because they decide what the likelihood sees:
+
+* **Early transient.** The power law in steps does not hold during warmup and the
+  first steps after it. A point is kept when ``step >= max(2 * warmup_steps,
+  min_step_fraction * final_step_of_its_run, min_step)``; the default fraction 0.1
+  drops the first tenth of every curve. Dropped points are counted and reported.
+* **Correlated checkpoints.** Consecutive evaluations of one run share the same weights
+  history, so their residuals are correlated (lag-1 correlation about 0.9 on real
+  curves). Every point records the index of the previous kept point of the same run and
+  group, which the models use for AR(1) residuals.
+
+Reference values used to re-centre the parameters (DESIGN.md section 4) are computed
+here from the kept points: ``N_ref`` the geometric mean of the distinct sizes,
+``S_ref`` the geometric mean of the kept steps and ``L_ref`` the median kept loss.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_MIN_STEP_FRACTION = 0.1
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data cannot pin down a constant, so its prior decides it."""
+
+
+@dataclass(frozen=True)
+class CurveData:
+    """Arrays of kept evaluation points plus the names and references behind them."""
+
+    log_N: np.ndarray
+    log_B: np.ndarray
+    log_S: np.ndarray
+    log_loss: np.ndarray
+    run_idx: np.ndarray
+    group_idx: np.ndarray
+    size_idx: np.ndarray
+    prev_idx: np.ndarray
+    has_prev: np.ndarray
+    runs: list[str]
+    groups: list[str]
+    sizes: list[float]
+    group_by: str | None
+    references: dict[str, float]
+    ranges: dict[str, list[float]]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.log_loss.shape[0])
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+
+def default_group_column(table: pd.DataFrame) -> str | None:
+    """``split`` when the table has several splits, else ``group`` when present, else none."""
+    for col in ("split", "group"):
+        if col in table.columns and table[col].nunique() > 1:
+            return col
+    return None
+
+
+def transient_mask(
+    table: pd.DataFrame, min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION, min_step: float = 0.0
+) -> np.ndarray:
+    """True for points past the early transient (see the module docstring)."""
+    if not 0.0 <= min_step_fraction < 1.0:
+        raise ValueError(f"min_step_fraction={min_step_fraction} must be in [0, 1)")
+    final = table.groupby("run")["step"].transform("max").to_numpy()
+    threshold = np.maximum(min_step_fraction * final, min_step)
+    if "warmup_steps" in table.columns:
+        threshold = np.maximum(threshold, 2.0 * table["warmup_steps"].fillna(0.0).to_numpy())
+    return table["step"].to_numpy() >= threshold
+
+
+def prepare_curves(
+    table: pd.DataFrame,
+    group_by: str | None = "auto",
+    min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
+    min_step: float = 0.0,
+) -> CurveData:
+    """Select the points to fit and build index arrays for runs, groups, sizes and AR(1).
+
+    ``group_by="auto"`` uses :func:`default_group_column`; ``None`` fits one group.
+    """
+    if group_by == "auto":
+        group_by = default_group_column(table)
+    if group_by is not None and group_by not in table.columns:
+        raise ValueError(f"--group-by column '{group_by}' is not in the run table (columns: {', '.join(table.columns)})")
+    keep = transient_mask(table, min_step_fraction, min_step)
+    df = table.loc[keep].copy()
+    dropped = {"early_transient": int((~keep).sum())}
+    if df.empty:
+        raise ValueError("no points are left after the early-transient cut; lower min_step_fraction or min_step")
+    group_col = df[group_by].astype(str) if group_by else pd.Series("all", index=df.index)
+    df["_group"] = group_col
+    df = df.sort_values(["run", "_group", "step"]).reset_index(drop=True)
+
+    groups = sorted(df["_group"].unique())
+    runs = sorted(df["run"].unique())
+    sizes = sorted(df["params"].unique())
+    same_curve = (df["run"].to_numpy()[1:] == df["run"].to_numpy()[:-1]) & (
+        df["_group"].to_numpy()[1:] == df["_group"].to_numpy()[:-1]
+    )
+    has_prev = np.concatenate([[False], same_curve])
+    prev_idx = np.where(has_prev, np.arange(len(df)) - 1, 0)
+
+    log_N = np.log(df["params"].to_numpy(float))
+    log_S = np.log(df["step"].to_numpy(float))
+    log_B = np.log(df["batch_tokens"].to_numpy(float))
+    loss = df["loss"].to_numpy(float)
+    references = {
+        "log_N_ref": float(np.mean(np.log(sizes))),
+        "log_S_ref": float(np.mean(log_S)),
+        "log_L_ref": float(np.log(np.median(loss))),
+        "log_B_mean": float(np.mean(np.log(sorted(df["batch_tokens"].unique())))),
+        "log_L_min": float(np.log(loss.min())),
+    }
+    ranges = {
+        "params": [float(min(sizes)), float(max(sizes))],
+        "step": [float(df["step"].min()), float(df["step"].max())],
+        "batch_tokens": [float(df["batch_tokens"].min()), float(df["batch_tokens"].max())],
+    }
+    data = CurveData(
+        log_N=log_N.astype(np.float32),
+        log_B=log_B.astype(np.float32),
+        log_S=log_S.astype(np.float32),
+        log_loss=np.log(loss).astype(np.float32),
+        run_idx=pd.Categorical(df["run"], categories=runs).codes.astype(np.int32),
+        group_idx=pd.Categorical(df["_group"], categories=groups).codes.astype(np.int32),
+        size_idx=pd.Categorical(df["params"], categories=sizes).codes.astype(np.int32),
+        prev_idx=prev_idx.astype(np.int32),
+        has_prev=has_prev,
+        runs=list(runs),
+        groups=list(groups),
+        sizes=[float(s) for s in sizes],
+        group_by=group_by,
+        references=references,
+        ranges=ranges,
+        dropped=dropped,
+    )
+    warn_unidentified(df)
+    return data
+
+
+def warn_unidentified(df: pd.DataFrame) -> None:
+    """Warn when the design cannot identify a constant, so that its prior decides it."""
+    n_sizes = df["params"].nunique()
+    if n_sizes < 3:
+        warnings.warn(
+            f"the runs have {n_sizes} model size(s): alpha_N and N_c are decided by their priors, not the data; "
+            "add runs at 3 or more sizes spanning a decade or more",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+    sizes_with_batches = df.groupby("params")["batch_tokens"].nunique()
+    if sizes_with_batches.max() < 2:
+        warnings.warn(
+            "every model size was trained at a single batch size: B_star and alpha_B (the critical batch) are decided "
+            "by their priors; add runs at 3 or more batch sizes, below and above the critical batch, at some size",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,138 @@
+"""Fit a scaling-law model to a run table with NUTS.
+
+``fit(runs)`` prepares the curves (:mod:`bayescale.curves`), samples the posterior of
+the Kaplan/Su model (:mod:`bayescale.models`) with NumPyro's NUTS (Hoffman & Gelman
+2014), draws the prior and prior predictive, assembles an ArviZ ``InferenceData`` and
+gates the result on R-hat, ESS and divergences (:mod:`bayescale.diagnostics`).
+
+Chains: ``chain_method="vectorized"`` (the default) runs all chains in one XLA program.
+It needs no host devices and no cross-device rendezvous, so a fit on a machine that
+another process saturates runs slowly instead of aborting (XLA's parallel map waits
+40 s for all device threads, then kills the process). ``"parallel"`` uses one CPU
+device per chain when ``numpyro.set_host_device_count`` was called before JAX started,
+and falls back to vectorized otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal
+
+import jax
+import numpy as np
+import pandas as pd
+from numpyro.infer import MCMC, NUTS, Predictive, init_to_median
+
+import arviz as az
+
+from bayescale import __version__
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, prepare_curves
+from bayescale.diagnostics import Diagnostics, check, diagnose
+from bayescale.models import CONSTANTS, KaplanPriors, kaplan_model
+from bayescale.posterior import Posterior
+
+#: Default law-error growth per unit of log-distance outside the fitted ranges,
+#: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
+DEFAULT_EXTRAPOLATION_ERROR = 0.01
+
+PRIOR_DRAWS = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """A posterior with its diagnostics and the wall time of sampling."""
+
+    posterior: Posterior
+    diagnostics: Diagnostics
+    seconds: float
+
+
+def _chain_method(requested: str, chains: int) -> str:
+    if requested == "parallel" and jax.local_device_count() < chains:
+        return "vectorized"
+    return requested
+
+
+def _dims(data: CurveData, irreducible: bool) -> tuple[dict, dict]:
+    coords = {"group": data.groups, "run": data.runs, "obs": np.arange(data.n_points)}
+    group_sites = [*CONSTANTS, "log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref",
+                   "log_inv_alpha_B"]
+    group_sites += [f"{s}_decentered" for s in group_sites[len(CONSTANTS):]]
+    if irreducible:
+        group_sites += ["L_inf", "L_inf_fraction"]
+    dims = {s: ["group"] for s in group_sites}
+    dims.update({"run_offset": ["run"], "run_offset_decentered": ["run"],
+                 "log_loss": ["obs"]})
+    return coords, dims
+
+
+def fit(
+    runs: pd.DataFrame,
+    *,
+    irreducible: bool = False,
+    group_by: str | None = "auto",
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
+    min_step: float = 0.0,
+    priors: KaplanPriors | None = None,
+    target_accept: float = 0.9,
+    chain_method: Literal["vectorized", "parallel", "sequential"] = "vectorized",
+    extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
+    progress: bool = True,
+    warn: bool = True,
+) -> FitResult:
+    """Sample the posterior of the Kaplan/Su model given a validated run table.
+
+    Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
+    :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
+    """
+    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
+        if value < 1:
+            raise ValueError(f"{name}={value} must be at least 1")
+    if not 0.5 <= target_accept < 1.0:
+        raise ValueError(f"target_accept={target_accept} must be in [0.5, 1)")
+    priors = priors or KaplanPriors()
+    data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+    method = _chain_method(chain_method, chains)
+    kernel = NUTS(kaplan_model, target_accept_prob=target_accept, dense_mass=True,
+                  init_strategy=init_to_median(num_samples=15))
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
+                progress_bar=progress)
+    key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed))
+    start = time.perf_counter()
+    mcmc.run(key_mcmc, data, priors, irreducible, log_loss=data.log_loss, extra_fields=("diverging",))
+    seconds = time.perf_counter() - start
+    prior = Predictive(kaplan_model, num_samples=PRIOR_DRAWS)(key_prior, data, priors, irreducible)
+
+    coords, dims = _dims(data, irreducible)
+    constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
+                     "run_idx": data.run_idx, "group_idx": data.group_idx}
+    idata = az.from_numpyro(mcmc, prior=prior, coords=coords, dims=dims, constant_data=constant_data,
+                            log_likelihood=True)
+    meta = {
+        "model": "kaplan",
+        "irreducible": irreducible,
+        "groups": data.groups,
+        "group_by": data.group_by,
+        "sizes": data.sizes,
+        "runs": data.runs,
+        "references": data.references,
+        "ranges": data.ranges,
+        "dropped": data.dropped,
+        "extrapolation_error": extrapolation_error,
+        "settings": {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
+                     "min_step_fraction": min_step_fraction, "min_step": min_step,
+                     "target_accept": target_accept, "chain_method": method,
+                     "priors": dataclasses.asdict(priors), "bayescale_version": __version__,
+                     "sampling_seconds": seconds},
+    }
+    posterior = Posterior(idata=idata, meta=meta)
+    var_names = [*CONSTANTS, *(["L_inf"] if irreducible else []), "sigma", "rho"]
+    diagnostics = diagnose(idata, var_names)
+    if warn:
+        check(diagnostics)
+    return FitResult(posterior=posterior, diagnostics=diagnostics, seconds=seconds)

@@ -1,0 +1,234 @@
+"""Run tables: the contract between the trainer, the fitter and outside data.
+
+A run table is a long table with one row per evaluation point (DESIGN.md section 7):
+
+==============  ========  ===================================================
+column          required  meaning
+==============  ========  ===================================================
+run             yes       unique run id
+params          yes       N, non-embedding parameters
+batch_tokens    yes       B, tokens per optimizer step
+step            yes       S, optimizer steps completed (> 0)
+loss            yes       evaluation loss, nats per token
+tokens          no        B * S (checked against the other two when present)
+split / group   no        evaluation split or any grouping for the hierarchy
+lr, schedule,   no        recorded when known
+warmup_steps,
+seed,
+params_total,
+context
+==============  ========  ===================================================
+
+:func:`load_runs` reads CSV, Parquet or JSON lines and :func:`validate_runs` checks every
+rule; each problem is reported with the file, the row and the fix. Rows are never
+dropped silently: with ``on_invalid="drop"`` they are counted and reported in a warning.
+Adapters (:func:`load_gadre2024`, :func:`load_gemstones2025`) map public formats onto
+the schema.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
+POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
+OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context")
+
+#: Relative tolerance when checking ``tokens`` against ``batch_tokens * step``.
+TOKENS_RTOL = 1e-3
+
+
+class RunTableError(ValueError):
+    """A run table that breaks the schema; the message names the file, row and fix."""
+
+
+def _where(source: str, index: int) -> str:
+    return f"{source}: row {index + 1}"
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, Parquet or JSON-lines file into a DataFrame (no validation)."""
+    path = Path(path)
+    if not path.exists():
+        raise RunTableError(f"{path}: no such file; give the path of a run table (CSV, Parquet or JSON lines)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return pd.read_json(path, lines=suffix != ".json")
+    except ImportError as err:
+        raise RunTableError(f"{path}: reading Parquet needs pyarrow; install with `pip install bayescale[parquet]` ({err})") from err
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise RunTableError(f"{path}: cannot be parsed as {suffix[1:]} ({err}); check the file format") from err
+    raise RunTableError(f"{path}: unknown table format '{suffix}'; use .csv, .tsv, .parquet or .jsonl")
+
+
+def validate_runs(
+    table: pd.DataFrame,
+    source: str = "<run table>",
+    on_invalid: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Check a run table against the schema and return a clean copy sorted by run and step.
+
+    Rules: required columns present; numeric columns finite and, for ``params``,
+    ``batch_tokens``, ``step`` and ``loss``, positive; no duplicated (run, step, split)
+    rows; ``params`` and ``batch_tokens`` constant within a run; ``tokens`` equal to
+    ``batch_tokens * step`` within :data:`TOKENS_RTOL`.
+
+    With ``on_invalid="raise"`` the first broken rule raises :class:`RunTableError`; with
+    ``"drop"`` offending rows are removed, counted and reported in one warning (missing
+    columns and inconsistent runs always raise, since no row-level fix exists).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise RunTableError(
+            f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))}); "
+            "rename them or pass a column mapping, e.g. columns={'params': 'N_no_embed'}"
+        )
+    if table.empty:
+        raise RunTableError(f"{source}: the table has no rows; give a file with at least one evaluation point")
+    df = table.reset_index(drop=True).copy()
+    df["run"] = df["run"].astype(str)
+    if "split" in df.columns:
+        df["split"] = df["split"].astype(str)
+    bad = np.zeros(len(df), dtype=bool)
+    problems: list[str] = []
+
+    def flag(mask: np.ndarray, message: str) -> None:
+        if not mask.any():
+            return
+        first = int(np.flatnonzero(mask)[0])
+        text = f"{_where(source, first)}: {message(first) if callable(message) else message}"
+        if on_invalid == "raise":
+            extra = f" ({int(mask.sum())} rows in all)" if mask.sum() > 1 else ""
+            raise RunTableError(text + extra)
+        bad[:] |= mask
+        problems.append(f"{int(mask.sum())} x {text}")
+
+    for col in (*POSITIVE_COLUMNS, *(c for c in OPTIONAL_NUMERIC if c in df.columns)):
+        values = pd.to_numeric(df[col], errors="coerce")
+        nonnumeric = values.isna() & df[col].notna()
+        flag(nonnumeric.to_numpy(), lambda i, col=col: f"{col}={df[col].iloc[i]!r} is not a number; fix or remove the row")
+        df[col] = values.astype(float)
+    for col in POSITIVE_COLUMNS:
+        values = df[col].to_numpy()
+        flag(~np.isfinite(values) & ~bad, lambda i, col=col: f"{col}={values[i]} is not finite; every {col} must be a finite number")
+        flag((values <= 0) & np.isfinite(values) & ~bad,
+             lambda i, col=col: f"{col}={values[i]:g} must be > 0 (steps count completed optimizer steps, losses are in nats)")
+    if "tokens" in df.columns:
+        tok = df["tokens"].to_numpy()
+        expected = df["batch_tokens"].to_numpy() * df["step"].to_numpy()
+        off = np.isfinite(tok) & (np.abs(tok - expected) > TOKENS_RTOL * np.abs(expected)) & ~bad
+        flag(off, lambda i: f"tokens={tok[i]:g} but batch_tokens*step={expected[i]:g}; tokens must equal B*S (fix the batch size or drop the tokens column)")
+    key = ["run", "step"] + (["split"] if "split" in df.columns else [])
+    dup = df.duplicated(key, keep="first").to_numpy() & ~bad
+    flag(dup, lambda i: f"duplicates an earlier row with the same ({', '.join(key)}) = {tuple(df.loc[i, key])}; keep one row per evaluation point")
+
+    if bad.any():
+        warnings.warn(f"{source}: dropped {int(bad.sum())} of {len(df)} rows: " + "; ".join(problems), stacklevel=2)
+        df = df.loc[~bad].reset_index(drop=True)
+        if df.empty:
+            raise RunTableError(f"{source}: no valid rows are left after dropping invalid ones")
+
+    for col in ("params", "batch_tokens"):
+        counts = df.groupby("run")[col].nunique()
+        changed = counts[counts > 1]
+        if len(changed):
+            run = changed.index[0]
+            seen = sorted(df.loc[df["run"] == run, col].unique())
+            raise RunTableError(
+                f"{source}: run '{run}' changes {col} mid-run ({', '.join(f'{v:g}' for v in seen)}); "
+                "give each configuration its own run id"
+            )
+    return df.sort_values(["run", *(["split"] if "split" in df.columns else []), "step"]).reset_index(drop=True)
+
+
+def load_runs(
+    path: str | Path,
+    columns: Mapping[str, str] | None = None,
+    on_invalid: Literal["raise", "drop"] = "raise",
+) -> pd.DataFrame:
+    """Load and validate a run table from CSV, Parquet or JSON lines.
+
+    ``columns`` maps schema names to the file's names, e.g.
+    ``{"params": "N_no_embed", "loss": "eval_loss"}``.
+    """
+    table = read_table(path)
+    if columns:
+        absent = [src for src in columns.values() if src not in table.columns]
+        if absent:
+            raise RunTableError(f"{path}: column mapping names absent column(s) {', '.join(absent)} (found: {', '.join(map(str, table.columns))})")
+        table = table.rename(columns={src: dst for dst, src in columns.items()})
+    return validate_runs(table, source=str(path), on_invalid=on_invalid)
+
+
+def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.DataFrame:
+    """Final losses of Gadre et al. (2024), "Language models scale reliably with over-training".
+
+    One row per run: ``params`` = ``N_no_embed``, ``batch_tokens`` =
+    ``global_bs_seqs * seq_len``, ``tokens`` = ``D_tokens``, ``step`` = tokens / batch
+    (fractional where the published token count is not a whole number of batches),
+    ``loss`` = ``loss_column`` (C4 validation by default), ``group`` = ``dataset``.
+    """
+    raw = read_table(path)
+    need = ["name", "dataset", "N", "N_no_embed", "D_tokens", "global_bs_seqs", "seq_len", loss_column]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise RunTableError(f"{path}: not a Gadre et al. 2024 table (missing {', '.join(missing)})")
+    batch = raw["global_bs_seqs"].astype(float) * raw["seq_len"].astype(float)
+    table = pd.DataFrame({
+        "run": raw["name"].astype(str),
+        "params": raw["N_no_embed"].astype(float),
+        "params_total": raw["N"].astype(float),
+        "batch_tokens": batch,
+        "step": raw["D_tokens"].astype(float) / batch,
+        "tokens": raw["D_tokens"].astype(float),
+        "loss": raw[loss_column].astype(float),
+        "group": raw["dataset"].astype(str),
+        "context": raw["seq_len"].astype(float),
+    })
+    if "lr" in raw.columns:
+        table["lr"] = raw["lr"].astype(float)
+    return validate_runs(table, source=str(path))
+
+
+#: Gemstones models use untied input and output embeddings over a 50,304-token vocabulary.
+GEMSTONES_VOCAB = 50_304
+
+
+def load_gemstones2025(path: str | Path) -> pd.DataFrame:
+    """Training-loss curves of McLeish et al. (2025), "Gemstones".
+
+    ``params_active_precise`` counts embeddings; the non-embedding count is
+    ``params_active_precise - 2 * 50304 * width`` (untied input and output embeddings;
+    the remainder equals ``depth * (15 width^2 + 2 width) + width`` for every model,
+    i.e. attention, gated MLP and norms). The batch is 2048 x 2048 tokens and the loss
+    is the training loss, so ``split`` is ``train``.
+    """
+    raw = read_table(path)
+    need = ["run_name", "params_active_precise", "width", "depth", "tokens", "step", "final_loss"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise RunTableError(f"{path}: not a Gemstones 2025 curve table (missing {', '.join(missing)})")
+    total = raw["params_active_precise"].astype(float)
+    width = raw["width"].astype(float)
+    table = pd.DataFrame({
+        "run": raw["run_name"].astype(str),
+        "params": total - 2.0 * GEMSTONES_VOCAB * width,
+        "params_total": total,
+        "batch_tokens": raw["tokens"].astype(float) / raw["step"].astype(float),
+        "step": raw["step"].astype(float),
+        "tokens": raw["tokens"].astype(float),
+        "loss": raw["final_loss"].astype(float),
+        "split": "train",
+    })
+    return validate_runs(table, source=str(path))

@@ -1,0 +1,61 @@
+"""Priors of the scaling-law models, centred on the literature but wide.
+
+Exponents get log-normal priors centred on published values: Kaplan et al. (2020)
+Table 5 (alpha_N 0.076, alpha_S 0.76, alpha_B 0.21; BPE tokens on WebText2) and the
+Chinchilla fit as re-estimated by Besiroglu et al. (2024) (E 1.82, A 482, B 2085,
+alpha 0.35, beta 0.37). Scale constants (N_c, S_c, B_*) move by orders of magnitude
+with tokenizer, data and context, so their re-centred versions (the loss at a reference
+size, the step term at a reference step, the critical batch at a reference loss) are
+centred on the data's own references with standard deviations of one to several
+e-folds. Every scale below is a standard deviation in log units unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KaplanPriors:
+    """Priors of :func:`bayescale.models.kaplan_model` (Normal on the log of each quantity)."""
+
+    #: log alpha_N: centred between Kaplan's 0.076 and the larger exponents of small models.
+    log_alpha_N: tuple[float, float] = (math.log(0.1), 1.0)
+    #: log alpha_S: Kaplan's 0.76.
+    log_alpha_S: tuple[float, float] = (math.log(0.76), 0.75)
+    #: log (1 / alpha_B): Kaplan's 1 / 0.21.
+    log_inv_alpha_B: tuple[float, float] = (math.log(1.0 / 0.21), 0.75)
+    #: sd of log L_N(N_ref) around the smallest observed loss.
+    log_L_ref_sd: float = 0.75
+    #: sd of the log step term at S_ref around 20% of the median loss.
+    log_A_ref_sd: float = 1.5
+    #: sd of log B_crit(L_ref) around the geometric mean of the observed batches.
+    log_B_ref_sd: float = 2.5
+    #: half-normal scale of the between-group spread of every constant (log units).
+    group_sd: float = 0.25
+    #: half-normal scale of the observation noise on log loss.
+    noise_sd: float = 0.05
+    #: half-normal scale of per-run offsets (seed-to-seed noise) on log loss.
+    run_sd: float = 0.02
+    #: Student-t degrees of freedom of the observation noise.
+    nu: float = 4.0
+
+
+@dataclass(frozen=True)
+class ChinchillaPriors:
+    """Priors of :func:`bayescale.models.chinchilla_model`, ``L = E + A/N^alpha + B/D^beta``.
+
+    Defaults follow the Epoch re-estimate (Besiroglu et al. 2024) with wide spreads.
+    ``E`` is centred on a fraction of the smallest observed loss by the model.
+    """
+
+    log_A: tuple[float, float] = (math.log(482.0), 2.5)
+    log_B: tuple[float, float] = (math.log(2085.0), 2.5)
+    log_alpha: tuple[float, float] = (math.log(0.35), 0.5)
+    log_beta: tuple[float, float] = (math.log(0.37), 0.5)
+    #: Beta prior of E as a fraction of the smallest observed loss.
+    E_fraction: tuple[float, float] = (2.0, 2.0)
+    group_sd: float = 0.25
+    noise_sd: float = 0.05
+    nu: float = 4.0
