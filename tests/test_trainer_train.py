@@ -187,7 +187,7 @@ def test_keep_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     train(config, tmp_path, quiet=True)
     state = torch.load(checkpoint_path(tmp_path, config.run_id()), weights_only=True)
     assert state["step"] == 10 and state["config"] == config.result_dict()
-    assert {"model", "optimizer", "rng", "train_time_s"} <= set(state)
+    assert {"model", "optimizer", "rng", "clock"} <= set(state)
 
 
 def test_missing_corpus_and_no_cuda(tmp_path: Path) -> None:

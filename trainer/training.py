@@ -367,7 +367,8 @@ def _train(
     optimizer = build_optimizer(model, config, device)
     ckpt_path = checkpoint_path(out, run)
 
-    start_step, train_time, eval_time, wall_time, sessions = 0, 0.0, 0.0, 0.0, 1
+    start_step, sessions = 0, 1
+    carried: dict[str, float] = {}
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         if state["config"] != config.result_dict():
@@ -378,8 +379,7 @@ def _train(
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], device)
         start_step = int(state["step"])
-        train_time, eval_time = float(state["train_time_s"]), float(state["eval_time_s"])
-        wall_time = float(state["wall_time_s"])
+        carried = {k: float(v) for k, v in state["clock"].items()}
         sessions = int(state["sessions"]) + 1
     if info.main:
         truncate_run(out, run, start_step)
@@ -461,7 +461,7 @@ def _train(
     params = list(model.parameters())
     final_loss: dict[str, float] = {}
     divergence: dict[str, Any] | None = None
-    clock = _Clock(device, train_time, eval_time, wall_time, started)
+    clock = _Clock(device, started, carried)
 
     def save_checkpoint(done: int) -> None:
         metadata["step"] = done
@@ -475,9 +475,7 @@ def _train(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(device),
-                "train_time_s": clock.train_time,
-                "eval_time_s": clock.eval_time,
-                "wall_time_s": clock.wall_time(),
+                "clock": clock.state(),
                 "sessions": sessions,
             },
         )
@@ -494,8 +492,10 @@ def _train(
     )
     try:
         model.train()
-        clock.start("train")
+        clock.start("startup")  # the first step of a session (compilation, allocation)
         for step in range(start_step, config.steps):
+            if step > start_step:
+                clock.timed_steps += 1
             lr = config.lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -567,37 +567,46 @@ def _train(
 
 
 class _Clock:
-    """Splits elapsed time into training, evaluation and other (I/O) phases.
+    """Splits elapsed time into phases: startup, train, eval and other (I/O).
 
     ``start(phase)`` closes the current phase; on CUDA it synchronizes first, so the
-    asynchronous kernels of a phase are charged to it. Times carried over from a
-    checkpoint cover the earlier sessions up to that checkpoint.
+    asynchronous kernels of a phase are charged to it. ``startup`` is the first step
+    of each session (``torch.compile`` and allocations), so ``train`` times the
+    ``timed_steps`` steady-state steps. Totals carried over from a checkpoint cover
+    the earlier sessions up to that checkpoint.
     """
 
-    def __init__(
-        self, device: torch.device, train_time: float, eval_time: float, wall_time: float, started: float
-    ) -> None:
+    PHASES = ("startup", "train", "eval")
+
+    def __init__(self, device: torch.device, started: float, carried: dict[str, float]) -> None:
         self.device = device
-        self.train_time = train_time
-        self.eval_time = eval_time
-        self.earlier_wall_time = wall_time
         self.started = started
+        self.totals = {phase: carried.get(f"{phase}_time_s", 0.0) for phase in self.PHASES}
+        self.timed_steps = int(carried.get("timed_steps", 0))
+        self.earlier_wall_time = carried.get("wall_time_s", 0.0)
         self.phase = "other"
         self.since = time.perf_counter()
+
+    def start(self, phase: str) -> None:
+        """End the current phase and start ``phase``."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if self.phase in self.totals:
+            self.totals[self.phase] += now - self.since
+        self.phase, self.since = phase, now
 
     def wall_time(self) -> float:
         """Wall time of this session so far plus the earlier sessions' (to their checkpoints)."""
         return self.earlier_wall_time + time.perf_counter() - self.started
 
-    def start(self, phase: str) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        now = time.perf_counter()
-        if self.phase == "train":
-            self.train_time += now - self.since
-        elif self.phase == "eval":
-            self.eval_time += now - self.since
-        self.phase, self.since = phase, now
+    def state(self) -> dict[str, float]:
+        """Totals to store in a checkpoint."""
+        return {
+            **{f"{phase}_time_s": value for phase, value in self.totals.items()},
+            "timed_steps": float(self.timed_steps),
+            "wall_time_s": self.wall_time(),
+        }
 
 
 def _check_loss(
@@ -628,12 +637,18 @@ def _timing(
     peak: float | None,
     info: _Dist,
 ) -> dict[str, Any]:
-    """Throughput over all sessions: tokens/s = B·steps / training time, MFU = C_token·tokens/s / peak."""
-    tokens_per_s = config.batch_tokens * steps / clock.train_time if clock.train_time > 0 else None
+    """Throughput over all sessions.
+
+    tokens/s = B·(timed steps) / (train time), excluding each session's first step;
+    MFU = C_token·tokens/s / (peak FLOP/s per device × devices).
+    """
+    train_time = clock.totals["train"]
+    tokens_per_s = config.batch_tokens * clock.timed_steps / train_time if clock.timed_steps else None
     achieved = flops_token * tokens_per_s if tokens_per_s else None
     return {
-        "train_time_s": clock.train_time,
-        "eval_time_s": clock.eval_time,
+        **{f"{phase}_time_s": value for phase, value in clock.totals.items()},
+        "timed_steps": clock.timed_steps,
+        "steps": steps,
         "session_wall_time_s": time.perf_counter() - clock.started,
         "wall_time_s": clock.wall_time(),
         "tokens_per_s": tokens_per_s,
