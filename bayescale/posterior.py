@@ -16,9 +16,10 @@ from typing import Any
 
 import arviz as az
 import numpy as np
+import pandas as pd
 
 from bayescale import laws
-from bayescale.models import constants_from_latents
+from bayescale.models import CONSTANTS, constants_from_latents
 
 META_ATTR = "bayescale"
 
@@ -76,6 +77,27 @@ class Posterior:
                                                                   "log_alpha_S", "log_B_ref", "log_inv_alpha_B")}
         L_inf = self.draws("L_inf")[:, g] if self.meta.get("irreducible") else 0.0
         return constants_from_latents(latents, self.meta["references"], L_inf)
+
+    def constant_names(self) -> list[str]:
+        """Names of the paper constants this posterior reports per group."""
+        if self.model == "kaplan":
+            return [*CONSTANTS, *(["L_inf"] if self.meta.get("irreducible") else [])]
+        return list(self.meta["constants"])
+
+    def summary(self, level: float = 0.9) -> pd.DataFrame:
+        """Median, central ``level`` interval, R-hat and ESS of every constant per group."""
+        names = self.constant_names()
+        diag = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
+        rows = []
+        for name in names:
+            values = self.draws(name).reshape(self.n_draws, -1)
+            for g, group in enumerate(self.groups):
+                key = f"{name}[{group}]"
+                lo, med, hi = np.quantile(values[:, g], [(1 - level) / 2, 0.5, (1 + level) / 2])
+                rows.append({"constant": name, "group": group, "median": med, "lower": lo, "upper": hi,
+                             "r_hat": diag.loc[key, "r_hat"], "ess_bulk": diag.loc[key, "ess_bulk"],
+                             "ess_tail": diag.loc[key, "ess_tail"]})
+        return pd.DataFrame(rows)
 
     def save(self, path: str | Path) -> Path:
         """Write the posterior to netCDF (atomically: a temporary file, then a rename)."""

@@ -105,7 +105,7 @@ def _positive(name: str, value) -> np.ndarray:
 
 @jax.jit
 def _trajectory_draws(c: laws.KaplanConstants, N, B, steps):
-    return laws.trajectory(laws.expand(c), N, B, steps[None, :])
+    return laws.trajectory(laws.expand(c), N[None, :], B[None, :], steps[None, :])
 
 
 class _Draws:
@@ -154,6 +154,38 @@ def step_grid(final_step: float, points: int = 64, first_step: float = 1.0) -> n
     return grid
 
 
+def loss_draws(
+    posterior: Posterior,
+    params: float | np.ndarray,
+    batch_tokens: float | np.ndarray,
+    steps: float | np.ndarray,
+    *,
+    mode: str = "new_run",
+    group: str | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Predictive draws of the loss at points ``(params, batch_tokens, steps)``.
+
+    The three arguments broadcast to one 1-D shape of ``P`` points; the result has
+    shape ``(draws, P)``. In ``new_run`` mode the law error of a draw is shared by all
+    points (it is smooth along a curve) and the evaluation noise is drawn per point, so
+    each column is the marginal predictive distribution of its point.
+    """
+    _check_mode(mode)
+    N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
+               (("params", params), ("batch_tokens", batch_tokens), ("steps", steps)))
+    N, B, S = np.broadcast_arrays(N, B, S)
+    c = posterior.constants(group)
+    log_L = np.log(np.asarray(_trajectory_draws(c, *(jnp.asarray(v, jnp.float32) for v in (N, B, S))), float))
+    if mode == "new_run":
+        extra = _Draws(posterior, group, seed)
+        r = posterior.meta["ranges"]
+        d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(S, *r["step"]) ** 2
+                    + _outside(B, *r["batch_tokens"]) ** 2)
+        log_L = log_L + extra.law_error(d) + extra.run_and_noise(len(S))
+    return np.exp(log_L)
+
+
 def predict_trajectory(
     posterior: Posterior,
     params: float,
@@ -173,19 +205,11 @@ def predict_trajectory(
     upper`` (and ``level`` when several levels are asked). ``df.attrs["extrapolation"]``
     describes how far the request extrapolates.
     """
-    _check_mode(mode)
     N = float(_positive("params", params))
     B = float(_positive("batch_tokens", batch_tokens))
     grid = step_grid(steps, points) if np.ndim(steps) == 0 else _positive("steps", steps)
-    c = posterior.constants(group)
-    log_L = np.log(np.asarray(_trajectory_draws(c, N, B, jnp.asarray(grid, jnp.float32)), float))
-    if mode == "new_run":
-        extra = _Draws(posterior, group, seed)
-        r = posterior.meta["ranges"]
-        d = np.sqrt(_outside(np.array(N), *r["params"]) ** 2 + _outside(grid, *r["step"]) ** 2
-                    + _outside(np.array(B), *r["batch_tokens"]) ** 2)
-        log_L = log_L + extra.law_error(d) + extra.run_and_noise(len(grid))
-    df = _frame(np.exp(log_L), levels, {"step": grid})
+    draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed)
+    df = _frame(draws, levels, {"step": grid})
     df.attrs["extrapolation"] = extrapolation(posterior, N, B, grid).describe()
     return df
 

@@ -1,0 +1,83 @@
+"""Argument types and output helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def positive_float(text: str) -> float:
+    """An argparse type for a positive number; accepts ``1e9`` and ``2**19``."""
+    try:
+        if "**" in text:
+            base, exponent = text.split("**", 1)
+            value = float(base) ** float(exponent)
+        else:
+            value = float(text)
+    except (ValueError, OverflowError) as err:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def level(text: str) -> float:
+    """An argparse type for an interval probability in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a probability such as 0.9, got {text!r}") from err
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"a level must be in (0, 1), e.g. 0.9; got {text!r}")
+    return value
+
+
+def column_map(text: str) -> dict[str, str]:
+    """``params=N_no_embed,loss=eval_loss`` -> ``{"params": "N_no_embed", "loss": "eval_loss"}``."""
+    pairs = [p for p in text.split(",") if p.strip()]
+    try:
+        return dict((k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in pairs))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected schema=column pairs such as params=N_no_embed, got {text!r}") from err
+
+
+def add_posterior_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--posterior", required=True, type=Path, metavar="P.nc",
+                        help="posterior written by `bayescale fit --out`")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """DataFrames to records, NumPy scalars and non-finite floats to JSON-safe values."""
+    if isinstance(obj, pd.DataFrame):
+        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    json.dump(to_jsonable(obj), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def format_table(df: pd.DataFrame) -> str:
+    return df.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal, on stderr so stdout stays machine-readable."""
+    print(f"bayescale: {message}", file=sys.stderr)

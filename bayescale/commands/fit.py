@@ -1,0 +1,110 @@
+"""``bayescale fit``: sample the posterior of a scaling-law model from a run table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayescale.commands.common import FORMATTER, column_map, format_table, note, print_json
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
+from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, fit
+from bayescale.runs import load_gadre2024, load_gemstones2025, load_runs
+
+EPILOG = """\
+examples:
+  # all curves of a sweep, one group per evaluation split (the default when the
+  # table has a split column), 4 chains x 1000 draws
+  bayescale fit --runs sweep/runs.csv --out posterior.nc
+
+  # quick look: 2 chains x 300 draws, no grouping, drop the first 20% of every curve
+  bayescale fit --runs runs.csv --chains 2 --warmup 300 --draws 300 \\
+      --group-by none --min-step-fraction 0.2 --out quick.nc
+
+  # a table with other column names
+  bayescale fit --runs theirs.csv --column-map params=N_no_embed,loss=eval_loss --out p.nc
+
+  # public data through an adapter
+  bayescale fit --runs final_losses.csv --format gadre2024 --model chinchilla --out p.nc
+
+Prints the constants (N_c, alpha_N, S_c, alpha_S, B_star, alpha_B) with 90% intervals
+and the convergence checks (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences);
+a fit that fails them is still written, with a warning that says what to try.
+"""
+
+FORMATS = {"table": None, "gadre2024": load_gadre2024, "gemstones2025": load_gemstones2025}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="fit the scaling-law model to a run table (NUTS)",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
+                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
+    p.add_argument("--format", choices=sorted(FORMATS), default="table",
+                   help="input format: the run-table schema, or an adapter for public data (default: table)")
+    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
+                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    p.add_argument("--model", choices=("kaplan", "chinchilla"), default="kaplan",
+                   help="law form: kaplan (curves in N, B, S) or chinchilla (final losses in N, D)")
+    p.add_argument("--irreducible", action="store_true",
+                   help="add an irreducible loss L_inf to the Kaplan floor")
+    p.add_argument("--group-by", default="auto", metavar="COL",
+                   help="column whose values get their own constants drawn from a population "
+                        "(default: split when the table has several, 'none' for one group)")
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4)")
+    p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--target-accept", type=float, default=0.9,
+                   help="NUTS target acceptance; raise towards 0.95 if there are divergences (default: 0.9)")
+    p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"), default="vectorized",
+                   help="how chains run; vectorized never aborts on a busy machine (default: vectorized)")
+    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
+                   help="drop points before this fraction of each run's final step "
+                        f"(the early transient; default: {DEFAULT_MIN_STEP_FRACTION})")
+    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
+                   help="law-error growth on log loss per unit log-distance outside the fitted data "
+                        f"(default: {DEFAULT_EXTRAPOLATION_ERROR})")
+    p.add_argument("--level", type=float, default=0.9, help="interval printed for the constants (default: 0.9)")
+    p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
+    p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loader = FORMATS[args.format]
+    if loader is None:
+        runs = load_runs(args.runs, columns=args.column_map)
+    else:
+        if args.column_map:
+            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
+        runs = loader(args.runs)
+    group_by = None if args.group_by == "none" else args.group_by
+    options = dict(group_by=group_by, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                   target_accept=args.target_accept, progress=not args.quiet)
+    if args.model == "chinchilla":
+        from bayescale.chinchilla import fit_chinchilla
+
+        result = fit_chinchilla(runs, **options)
+    else:
+        result = fit(runs, irreducible=args.irreducible, chain_method=args.chain_method,
+                     min_step_fraction=args.min_step_fraction, min_step=args.min_step,
+                     extrapolation_error=args.extrapolation_error, **options)
+    path = result.posterior.save(args.out)
+    summary = result.posterior.summary(args.level)
+    if args.json:
+        print_json({"posterior": str(path), "seconds": result.seconds, "summary": summary,
+                    "diagnostics": {"passed": result.diagnostics.passed, "max_rhat": result.diagnostics.max_rhat,
+                                    "min_ess_bulk": result.diagnostics.min_ess_bulk,
+                                    "min_ess_tail": result.diagnostics.min_ess_tail,
+                                    "divergences": result.diagnostics.divergences},
+                    "dropped": result.posterior.meta.get("dropped", {})})
+    else:
+        print(format_table(summary))
+        print(result.diagnostics.format())
+        for reason, count in result.posterior.meta.get("dropped", {}).items():
+            if count:
+                note(f"{count} points not fitted ({reason.replace('_', ' ')})")
+        note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
+    return 0

@@ -1,0 +1,75 @@
+"""``bayescale predict``: credible bands for a model you have not trained."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayescale.commands.common import (FORMATTER, add_posterior_argument, format_table, level, note,
+                                       positive_float, print_json)
+from bayescale.posterior import Posterior
+from bayescale.predict import MODES, predict_min_loss, predict_steps_to_loss, predict_trajectory
+
+EPILOG = """\
+examples:
+  # 90% new-run band of the loss of a 50M model at 2^18 tokens per step, 64 log-spaced
+  # steps ending exactly at step 20000, as CSV (step,median,lower,upper)
+  bayescale predict --posterior p.nc --params 5e7 --batch-tokens 2**18 --steps 20000 --out traj.csv
+
+  # two levels (adds a level column), the law's mean curve only, one evaluation split
+  bayescale predict --posterior p.nc --params 5e7 --batch-tokens 262144 --steps 20000 \\
+      --level 0.5 --level 0.9 --mode mean --group in_domain
+
+  # steps and tokens to reach a loss of 1.1 nats (and their minima, B_crit there)
+  bayescale predict --posterior p.nc --params 5e7 --batch-tokens 262144 --until-loss 1.1 --json
+
+Modes: new_run (default) is what a run you train will show: parameter uncertainty,
+seed and evaluation noise, and the law's own error, which grows with the distance of
+the request from the fitted sizes, steps and batches. mean is the law's curve with
+parameter uncertainty only. The extrapolation distance is reported on stderr.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="bands for a trajectory, or steps/tokens to reach a loss",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    add_posterior_argument(p)
+    p.add_argument("--params", required=True, type=positive_float, metavar="N",
+                   help="non-embedding parameters of the model to forecast")
+    p.add_argument("--batch-tokens", required=True, type=positive_float, metavar="B", help="tokens per optimizer step")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--steps", type=positive_float, metavar="S", help="trajectory up to this step")
+    what.add_argument("--until-loss", type=positive_float, metavar="L", help="steps and tokens to reach this loss")
+    p.add_argument("--level", type=level, action="append", metavar="P",
+                   help="central interval probability; repeat for several (default: 0.9)")
+    p.add_argument("--points", type=int, default=64, help="steps in the log-spaced trajectory grid (default: 64)")
+    p.add_argument("--mode", choices=MODES, default="new_run", help="predictive mode (default: new_run)")
+    p.add_argument("--group", help="which group (e.g. evaluation split) to forecast when the posterior has several")
+    p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
+    p.add_argument("--out", type=Path, metavar="CSV", help="write the table as CSV here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    posterior = Posterior.load(args.posterior)
+    levels = tuple(args.level or (0.9,))
+    common = dict(levels=levels, mode=args.mode, group=args.group, seed=args.seed)
+    if args.steps is not None:
+        table = predict_trajectory(posterior, args.params, args.batch_tokens, args.steps, points=args.points, **common)
+    else:
+        table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss, **common)
+    floor = predict_min_loss(posterior, args.params, **common)
+    note(f"N={args.params:.4g}: {table.attrs['extrapolation']}; minimum reachable loss "
+         f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
+         f"({levels[0]:.0%})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        note(f"wrote {args.out}")
+    if args.json:
+        print_json({"params": args.params, "batch_tokens": args.batch_tokens, "mode": args.mode,
+                    "extrapolation": table.attrs["extrapolation"], "min_loss": floor, "bands": table})
+    elif not args.out:
+        print(format_table(table))
+    return 0
