@@ -1,0 +1,33 @@
+"""Shared fixtures: CPU only, fixed seeds, and one small fitted posterior per session."""
+
+from __future__ import annotations
+
+import numpyro
+import pytest
+
+numpyro.set_platform("cpu")
+
+from bayescale import fit  # noqa: E402
+from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs  # noqa: E402
+
+#: Sizes and batches of the shared synthetic sweep (1.5 decades of N, batches on both
+#: sides of the critical batch at the losses reached).
+SIZES = (1.5e4, 4e4, 1e5, 2.5e5)
+BATCHES = (256.0, 1024.0, 4096.0)
+
+
+@pytest.fixture(scope="session")
+def small_runs():
+    """A synthetic run table drawn from :data:`EXAMPLE_CONSTANTS` (seed 0)."""
+    return simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_fit(small_runs):
+    """One quick fit of ``small_runs`` shared by every test that needs a posterior."""
+    return fit(small_runs, chains=2, warmup=300, draws=300, seed=0, progress=False, warn=False)
+
+
+@pytest.fixture(scope="session")
+def small_posterior(small_fit):
+    return small_fit.posterior
