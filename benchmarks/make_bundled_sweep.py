@@ -151,11 +151,16 @@ def _relative(path: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--grid", type=Path, default=ROOT / GRID, help="grid file (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bundled-sweep",
-                        help="working folder of the sweep (default: build/bundled-sweep, git-ignored)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "build" / "bundled-sweep",
+        help="working folder of the sweep (default: build/bundled-sweep, git-ignored)",
+    )
     parser.add_argument("--dest", type=Path, default=ROOT / DEST, help="where the packaged files go")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (default: 1)")
     parser.add_argument("--collect-only", action="store_true", help="only package the finished runs in --out")
@@ -164,8 +169,10 @@ def main() -> None:
     if not args.collect_only:
         train_grid(args.grid, args.out, args.threads)
     record = collect(args.grid, args.out, args.dest, args.threads)
-    print(f"wrote {record['rows']} rows of {record['runs']} runs to {args.dest / 'sweep_runs.csv'} "
-          f"(sweep wall time {record['total_wall_time_s'] / 60:.1f} min)")
+    print(
+        f"wrote {record['rows']} rows of {record['runs']} runs to {args.dest / 'sweep_runs.csv'} "
+        f"(sweep wall time {record['total_wall_time_s'] / 60:.1f} min)"
+    )
 
 
 if __name__ == "__main__":

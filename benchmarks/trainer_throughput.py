@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bayescale.trainer import GPT, Corpus, GPTConfig, TrainConfig, load_corpus, param_counts, train
 from bayescale.trainer.config import default_heads
 from bayescale.trainer.training import peak_flops
@@ -74,9 +73,18 @@ CUDA_CASES = (
 def trainer_run(case: Case, corpus: Corpus, device: str, threads: int | None) -> tuple[float, float, float | None]:
     """(tokens/s of training steps, tokens/s end to end, MFU) of one ``train`` call."""
     config = TrainConfig(
-        width=case.width, depth=case.depth, context=case.context, batch_tokens=case.batch_tokens,
-        steps=case.steps, warmup_steps=min(10, case.steps // 2), eval_tokens=case.context, eval_log_points=1,
-        eval_every=case.steps, checkpoint_every=10 * case.steps, device=device, threads=threads,
+        width=case.width,
+        depth=case.depth,
+        context=case.context,
+        batch_tokens=case.batch_tokens,
+        steps=case.steps,
+        warmup_steps=min(10, case.steps // 2),
+        eval_tokens=case.context,
+        eval_log_points=1,
+        eval_every=case.steps,
+        checkpoint_every=10 * case.steps,
+        device=device,
+        threads=threads,
     )
     with tempfile.TemporaryDirectory() as out:
         timing = train(config, out, quiet=True, corpus=corpus).metadata["timing"]
@@ -121,10 +129,15 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="cuda when available with auto (default: auto)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="cuda when available with auto (default: auto)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch.get_num_threads())")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per size (default: 3)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps (default: 1)")
@@ -135,8 +148,10 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    cases = [Case(c.label, c.width, c.depth, c.context, c.batch_tokens, max(4, round(c.steps * args.scale)))
-             for c in (CUDA_CASES if device == "cuda" else CPU_CASES)]
+    cases = [
+        Case(c.label, c.width, c.depth, c.context, c.batch_tokens, max(4, round(c.steps * args.scale)))
+        for c in (CUDA_CASES if device == "cuda" else CPU_CASES)
+    ]
     corpus = load_corpus()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.perf_counter()
@@ -162,9 +177,11 @@ def main() -> None:
                     plain.append(plain_run(case, corpus, device))
         mine, base = statistics.median(ours), statistics.median(plain)
         mfu_text = f"{statistics.median(mfus):.1%}" if mfus else "n/a"
-        line = (f"| {case.label} | {n:,} | {case.width}×{case.depth} | {case.context} | {case.batch_tokens:,} | "
-                f"{case.steps} | {mine:,.0f} | {statistics.median(e2e):,.0f} | {base:,.0f} | {mine / base:.2f} | "
-                f"{mfu_text} |")
+        line = (
+            f"| {case.label} | {n:,} | {case.width}×{case.depth} | {case.context} | {case.batch_tokens:,} | "
+            f"{case.steps} | {mine:,.0f} | {statistics.median(e2e):,.0f} | {base:,.0f} | {mine / base:.2f} | "
+            f"{mfu_text} |"
+        )
         lines.append(line)
         print(line if len(lines) > 3 else "\n".join(lines), flush=True)
 
@@ -192,8 +209,10 @@ def main() -> None:
     ]
     if device == "cpu":
         lines.append("")
-        lines.append("CUDA figures (about 10M and 60M parameters, bf16, compiled): not measured here "
-                     "(no GPU on this machine); run `python benchmarks/trainer_throughput.py --device cuda` on one.")
+        lines.append(
+            "CUDA figures (about 10M and 60M parameters, bf16, compiled): not measured here "
+            "(no GPU on this machine); run `python benchmarks/trainer_throughput.py --device cuda` on one."
+        )
     text = "\n".join(header + lines) + "\n"
     if not args.no_append:
         with open(RESULTS, "a") as handle:

@@ -9,12 +9,29 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bayescale.trainer import TrainerError
 from bayescale.trainer.cli import add_sweep_parser, add_train_parser, sweep_spec
 
-TRAIN = ["train", "--width", "16", "--depth", "1", "--context", "32", "--batch-tokens", "128", "--steps", "8",
-         "--warmup-steps", "1", "--eval-tokens", "256", "--threads", "1", "--quiet"]
+TRAIN = [
+    "train",
+    "--width",
+    "16",
+    "--depth",
+    "1",
+    "--context",
+    "32",
+    "--batch-tokens",
+    "128",
+    "--steps",
+    "8",
+    "--warmup-steps",
+    "1",
+    "--eval-tokens",
+    "256",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,12 +105,40 @@ def test_module_entry_point_prints_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_sweep_flags_become_a_grid() -> None:
-    args = parser().parse_args(["sweep", "--widths", "32,64", "--depths", "2", "--batch-tokens", "512,2048",
-                                "--seeds", "0,1", "--context", "128", "--steps", "100", "--lr", "0.003",
-                                "--threads", "1", "--out", "x"])
+    args = parser().parse_args(
+        [
+            "sweep",
+            "--widths",
+            "32,64",
+            "--depths",
+            "2",
+            "--batch-tokens",
+            "512,2048",
+            "--seeds",
+            "0,1",
+            "--context",
+            "128",
+            "--steps",
+            "100",
+            "--lr",
+            "0.003",
+            "--threads",
+            "1",
+            "--out",
+            "x",
+        ]
+    )
     spec = sweep_spec(args)
-    assert spec == {"width": [32, 64], "depth": [2], "batch_tokens": [512, 2048], "seed": [0, 1],
-                    "context": [128], "steps": [100], "lr": [0.003], "threads": 1}
+    assert spec == {
+        "width": [32, 64],
+        "depth": [2],
+        "batch_tokens": [512, 2048],
+        "seed": [0, 1],
+        "context": [128],
+        "steps": [100],
+        "lr": [0.003],
+        "threads": 1,
+    }
 
 
 def test_sweep_flag_errors(tmp_path: Path) -> None:

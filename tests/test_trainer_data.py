@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bayescale.trainer import TrainerError, load_corpus
 from bayescale.trainer.data import (
     EXCLUDED_DIRS,
@@ -78,7 +77,7 @@ def test_bin_file(tmp_path: Path) -> None:
     assert np.array_equal(np.concatenate([corpus.train, corpus.eval_splits["in_domain"]]), tokens)
     odd = tmp_path / "odd.bin"
     odd.write_bytes(b"\0\0\0")
-    with pytest.raises(TrainerError, match="odd.bin has 3 bytes"):
+    with pytest.raises(TrainerError, match=r"odd\.bin has 3 bytes"):
         load_corpus(odd)
 
 
@@ -93,9 +92,9 @@ def test_missing_and_empty_corpus(tmp_path: Path) -> None:
 def test_too_small_corpus(tmp_path: Path) -> None:
     (tmp_path / "small.txt").write_bytes(b"x" * 600)
     corpus = load_corpus(tmp_path / "small.txt", holdout_fraction=0.5)
-    with pytest.raises(TrainerError, match="too small: 300 training tokens.*give more data"):
+    with pytest.raises(TrainerError, match=r"too small: 300 training tokens.*give more data"):
         check_corpus_size(corpus, context=256, batch_seqs=64, eval_tokens=64)
-    with pytest.raises(TrainerError, match="split in_domain has 300 tokens.*lower --eval-tokens"):
+    with pytest.raises(TrainerError, match=r"split in_domain has 300 tokens.*lower --eval-tokens"):
         check_corpus_size(corpus, context=32, batch_seqs=4, eval_tokens=1024)
     check_corpus_size(corpus, context=32, batch_seqs=4, eval_tokens=256)
 

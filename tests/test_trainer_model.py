@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bayescale.trainer import GPT, GPTConfig, TrainConfig, TrainerError, analytic_param_counts, flops_per_token, param_counts
+from bayescale.trainer import (
+    GPT,
+    GPTConfig,
+    TrainConfig,
+    TrainerError,
+    analytic_param_counts,
+    flops_per_token,
+    param_counts,
+)
 from bayescale.trainer.config import default_heads
 
 SHAPES = [(16, 1, 1, 32), (32, 2, 1, 64), (64, 3, 2, 128), (96, 4, 3, 128), (128, 2, 8, 256)]
@@ -66,11 +73,13 @@ def test_sequence_longer_than_context_is_refused() -> None:
 def test_width_not_divisible_by_heads() -> None:
     with pytest.raises(TrainerError, match="width 30 is not divisible by heads 4"):
         GPTConfig(30, 2, 4, 64)
-    with pytest.raises(TrainerError, match="width 30 is not divisible by heads 4.*--heads"):
+    with pytest.raises(TrainerError, match=r"width 30 is not divisible by heads 4.*--heads"):
         TrainConfig(width=30, depth=2, heads=4, context=64, batch_tokens=128, steps=10)
 
 
-@pytest.mark.parametrize(("width", "heads"), [(16, 1), (32, 1), (48, 1), (64, 2), (96, 3), (100, 2), (128, 4), (256, 8)])
+@pytest.mark.parametrize(
+    ("width", "heads"), [(16, 1), (32, 1), (48, 1), (64, 2), (96, 3), (100, 2), (128, 4), (256, 8)]
+)
 def test_default_heads(width: int, heads: int) -> None:
     assert default_heads(width) == heads
     assert width % default_heads(width) == 0

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid, run_sweep, shard_runs
 from bayescale.trainer.sweep import estimated_flops, parse_shape, parse_shard
 
@@ -72,8 +71,13 @@ def test_bundled_grid_meets_the_sweep_requirements() -> None:
     for c in configs:
         batches_by_size.setdefault((c.width, c.depth), set()).add(c.batch_tokens)
     assert sum(len(b) >= 3 for b in batches_by_size.values()) >= 2
-    assert max(sum(1 for c in configs if (c.width, c.depth, c.batch_tokens) == k) for k in
-               {(c.width, c.depth, c.batch_tokens) for c in configs}) >= 3
+    assert (
+        max(
+            sum(1 for c in configs if (c.width, c.depth, c.batch_tokens) == k)
+            for k in {(c.width, c.depth, c.batch_tokens) for c in configs}
+        )
+        >= 3
+    )
     assert {c.lr for c in configs} == {3e-3} and {c.schedule for c in configs} == {"constant"}
     assert all(25 <= len(c.eval_steps()) <= 40 for c in configs)
 
@@ -89,7 +93,7 @@ def test_shards_partition_the_grid_deterministically() -> None:
         ]  # assignment does not depend on the grid order
         work = [sum(estimated_flops(c) for c in shard) for shard in shards]
         assert max(work) - min(work) <= max(estimated_flops(c) for c in configs)
-    with pytest.raises(TrainerError, match="outside 0..1"):
+    with pytest.raises(TrainerError, match=r"outside 0\.\.1"):
         shard_runs(configs, 2, 2)
 
 
@@ -107,8 +111,18 @@ def test_sweep_skips_finished_runs_and_resumes(tmp_path: Path) -> None:
 
 
 def test_sweep_reports_diverged_runs(tmp_path: Path) -> None:
-    config = TrainConfig(width=16, depth=1, context=32, batch_tokens=64, steps=40, warmup_steps=0, lr=20.0,
-                         grad_clip=0.0, eval_tokens=256, threads=1)
+    config = TrainConfig(
+        width=16,
+        depth=1,
+        context=32,
+        batch_tokens=64,
+        steps=40,
+        warmup_steps=0,
+        lr=20.0,
+        grad_clip=0.0,
+        eval_tokens=256,
+        threads=1,
+    )
     result = run_sweep([config], tmp_path, quiet=True)
     assert result.diverged == [config.run_id()] and not result.ok
     again = run_sweep([config], tmp_path, quiet=True)

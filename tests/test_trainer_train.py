@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-
-from bayescale.trainer import DiskFullError, TrainConfig, TrainerError, analytic_param_counts, GPTConfig, train
+from bayescale.trainer import DiskFullError, GPTConfig, TrainConfig, TrainerError, analytic_param_counts, train
 from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, read_table
 from bayescale.trainer.training import checkpoint_path
 
@@ -27,8 +26,16 @@ REPO = Path(__file__).resolve().parent.parent
 def tiny(**overrides: Any) -> TrainConfig:
     """A model that trains in about a second on one CPU thread."""
     values: dict[str, Any] = dict(
-        width=32, depth=2, context=32, batch_tokens=256, steps=30, warmup_steps=3,
-        eval_tokens=512, eval_every=5, threads=1, checkpoint_every=10,
+        width=32,
+        depth=2,
+        context=32,
+        batch_tokens=256,
+        steps=30,
+        warmup_steps=3,
+        eval_tokens=512,
+        eval_every=5,
+        threads=1,
+        checkpoint_every=10,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -57,8 +64,19 @@ def test_short_run_writes_valid_table_and_loss_falls(tmp_path: Path) -> None:
     assert result.status == "finished" and not result.skipped
     with open(tmp_path / "runs.csv") as handle:
         assert handle.readline().strip().split(",") == list(COLUMNS)
-    assert list(COLUMNS[:11]) == ["run", "params", "batch_tokens", "step", "loss", "tokens", "split", "lr",
-                                  "seed", "params_total", "context"]
+    assert list(COLUMNS[:11]) == [
+        "run",
+        "params",
+        "batch_tokens",
+        "step",
+        "loss",
+        "tokens",
+        "split",
+        "lr",
+        "seed",
+        "params_total",
+        "context",
+    ]
     rows = read_rows(tmp_path)
     counts = analytic_param_counts(GPTConfig(32, 2, 1, 32))
     steps = config.eval_steps()
@@ -128,9 +146,33 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     config = tiny(width=16, depth=1, steps=150, eval_every=10, checkpoint_every=20)
     out = tmp_path / "killed"
     command = [
-        sys.executable, "-m", "bayescale.trainer", "train", "--width", "16", "--depth", "1", "--context", "32",
-        "--batch-tokens", "256", "--steps", "150", "--warmup-steps", "3", "--eval-tokens", "512",
-        "--eval-every", "10", "--threads", "1", "--checkpoint-every", "20", "--quiet", "--out", str(out),
+        sys.executable,
+        "-m",
+        "bayescale.trainer",
+        "train",
+        "--width",
+        "16",
+        "--depth",
+        "1",
+        "--context",
+        "32",
+        "--batch-tokens",
+        "256",
+        "--steps",
+        "150",
+        "--warmup-steps",
+        "3",
+        "--eval-tokens",
+        "512",
+        "--eval-every",
+        "10",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "20",
+        "--quiet",
+        "--out",
+        str(out),
     ]
     process = subprocess.Popen(command, cwd=REPO)
     deadline = time.monotonic() + 120
@@ -194,7 +236,7 @@ def test_missing_corpus_and_no_cuda(tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match="does not exist"):
         train(tiny(data=str(tmp_path / "missing.txt")), tmp_path, quiet=True)
     (tmp_path / "small.txt").write_text("tiny corpus\n" * 10)
-    with pytest.raises(TrainerError, match="too small|fewer than"):
+    with pytest.raises(TrainerError, match=r"too small|fewer than"):
         train(tiny(data=str(tmp_path / "small.txt")), tmp_path, quiet=True)
     if not torch.cuda.is_available():
         with pytest.raises(TrainerError, match="no CUDA GPU is available; use --device cpu"):

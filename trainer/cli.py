@@ -91,39 +91,71 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: min(100, steps // 10))")
     group.add_argument("--schedule", choices=SCHEDULES, help=_help("schedule", "learning-rate schedule after warm-up"))
-    group.add_argument("--min-lr-ratio", type=float, help=_help("min_lr_ratio", "final lr / peak lr for cosine and wsd"))
-    group.add_argument("--decay-fraction", type=float, help=_help("decay_fraction", "fraction of steps in the wsd decay"))
-    group.add_argument("--weight-decay", type=float, help=_help("weight_decay", "AdamW decoupled weight decay on matrices"))
+    group.add_argument(
+        "--min-lr-ratio", type=float, help=_help("min_lr_ratio", "final lr / peak lr for cosine and wsd")
+    )
+    group.add_argument(
+        "--decay-fraction", type=float, help=_help("decay_fraction", "fraction of steps in the wsd decay")
+    )
+    group.add_argument(
+        "--weight-decay", type=float, help=_help("weight_decay", "AdamW decoupled weight decay on matrices")
+    )
     group.add_argument("--grad-clip", type=float, help=_help("grad_clip", "max global gradient norm, 0 disables"))
-    group.add_argument("--max-loss-factor", type=float,
-                       help=_help("max_loss_factor", "diverged when the train loss exceeds this times ln(vocab)"))
+    group.add_argument(
+        "--max-loss-factor",
+        type=float,
+        help=_help("max_loss_factor", "diverged when the train loss exceeds this times ln(vocab)"),
+    )
     data = parser.add_argument_group("data and evaluation")
-    data.add_argument("--data", metavar="PATH",
-                      help="text file, folder of text files, or uint16 .bin tokens (default: the Python standard library)")
+    data.add_argument(
+        "--data",
+        metavar="PATH",
+        help="text file, folder of text files, or uint16 .bin tokens (default: the Python standard library)",
+    )
     data.add_argument("--eval-tokens", type=int, help=_help("eval_tokens", "tokens per evaluation split"))
-    data.add_argument("--eval-points", type=int, dest="eval_log_points",
-                      help=_help("eval_log_points", "log-spaced evaluation steps"))
+    data.add_argument(
+        "--eval-points", type=int, dest="eval_log_points", help=_help("eval_log_points", "log-spaced evaluation steps")
+    )
     data.add_argument("--eval-every", type=int, help="also evaluate every this many steps (default: steps // 10)")
     speed = parser.add_argument_group("hardware and output")
     speed.add_argument("--device", choices=DEVICES, help=_help("device", "where to train"))
-    speed.add_argument("--precision", choices=PRECISIONS,
-                       help=_help("precision", "auto = bf16 autocast on CUDA, fp32 on CPU"))
-    speed.add_argument("--compile", choices=COMPILE_MODES,
-                       help=_help("compile", "torch.compile; auto = on for CUDA, off for CPU"))
+    speed.add_argument(
+        "--precision", choices=PRECISIONS, help=_help("precision", "auto = bf16 autocast on CUDA, fp32 on CPU")
+    )
+    speed.add_argument(
+        "--compile", choices=COMPILE_MODES, help=_help("compile", "torch.compile; auto = on for CUDA, off for CPU")
+    )
     speed.add_argument("--threads", type=int, help="CPU threads (default: torch.get_num_threads())")
     speed.add_argument("--checkpoint-every", type=int, help=_help("checkpoint_every", "steps between checkpoints"))
-    speed.add_argument("--keep-checkpoint", action="store_true", default=None,
-                       help="keep OUT/checkpoints/<run>.pt after the run ends")
-    speed.add_argument("--peak-flops", type=float,
-                       help="peak FLOP/s of one device for MFU (default: known GPUs only)")
+    speed.add_argument(
+        "--keep-checkpoint", action="store_true", default=None, help="keep OUT/checkpoints/<run>.pt after the run ends"
+    )
+    speed.add_argument("--peak-flops", type=float, help="peak FLOP/s of one device for MFU (default: known GPUs only)")
     speed.add_argument("--out", required=True, metavar="DIR", help="output folder (runs.csv, <run>.json, checkpoints/)")
     speed.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
     speed.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-_SHARED = ("warmup_steps", "schedule", "min_lr_ratio", "decay_fraction", "weight_decay", "grad_clip",
-           "max_loss_factor", "data", "eval_tokens", "eval_log_points", "eval_every", "device", "precision",
-           "compile", "threads", "checkpoint_every", "keep_checkpoint", "peak_flops")
+_SHARED = (
+    "warmup_steps",
+    "schedule",
+    "min_lr_ratio",
+    "decay_fraction",
+    "weight_decay",
+    "grad_clip",
+    "max_loss_factor",
+    "data",
+    "eval_tokens",
+    "eval_log_points",
+    "eval_every",
+    "device",
+    "precision",
+    "compile",
+    "threads",
+    "checkpoint_every",
+    "keep_checkpoint",
+    "peak_flops",
+)
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -213,8 +245,11 @@ def sweep_spec(args: argparse.Namespace) -> dict[str, Any]:
         return spec
     if "shape" in flags and ("width" in flags or "depth" in flags):
         raise TrainerError("--shapes cannot be combined with --widths/--depths; use one or the other")
-    missing = [f"--{a.replace('_', '-')}" for a, k in _GRID_FLAGS.items()
-               if k in ("context", "batch_tokens", "steps") and k not in flags]
+    missing = [
+        f"--{a.replace('_', '-')}"
+        for a, k in _GRID_FLAGS.items()
+        if k in ("context", "batch_tokens", "steps") and k not in flags
+    ]
     if "shape" not in flags and not ("width" in flags and "depth" in flags):
         missing.insert(0, "--widths and --depths (or --shapes)")
     if missing:
@@ -224,26 +259,33 @@ def sweep_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``bayescale train``; 0 when the run finished, 1 when it diverged."""
-    values = {name: getattr(args, name) for name in ("width", "depth", "heads", "context", "batch_tokens",
-                                                      "steps", "lr", "seed") if getattr(args, name) is not None}
+    values = {
+        name: getattr(args, name)
+        for name in ("width", "depth", "heads", "context", "batch_tokens", "steps", "lr", "seed")
+        if getattr(args, name) is not None
+    }
     config = TrainConfig(**values, **_given(args, _SHARED))
     from .training import train
 
     result = train(config, args.out, quiet=args.quiet)
     if args.json:
-        print(json.dumps({"run": result.run, "status": result.status, "skipped": result.skipped,
-                          "metadata": result.metadata}, indent=2))
+        print(
+            json.dumps(
+                {"run": result.run, "status": result.status, "skipped": result.skipped, "metadata": result.metadata},
+                indent=2,
+            )
+        )
     elif not args.quiet:
         _report(result.run, result.status, result.skipped, result.final_loss, result.metadata, args.out)
     return 0 if result.status == "finished" else 1
 
 
-def _report(run: str, status: str, skipped: bool, losses: dict[str, float], metadata: dict[str, Any],
-            out: str) -> None:
+def _report(run: str, status: str, skipped: bool, losses: dict[str, float], metadata: dict[str, Any], out: str) -> None:
     """One or two summary lines on stderr."""
     if skipped:
-        print(f"{run} already {status} in {out}; delete {out}/{run}.json and its rows to train it again",
-              file=sys.stderr)
+        print(
+            f"{run} already {status} in {out}; delete {out}/{run}.json and its rows to train it again", file=sys.stderr
+        )
         return
     timing = metadata.get("timing", {})
     loss_text = ", ".join(f"{k} {v:.4f}" for k, v in losses.items())
@@ -262,11 +304,18 @@ def run_sweep(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     configs = expand_grid(sweep_spec(args))
     result = sweep(configs, args.out, shard=shard, quiet=args.quiet)
-    summary = {"finished": result.finished, "diverged": result.diverged, "skipped": result.skipped,
-               "wall_time_s": result.wall_time_s}
+    summary = {
+        "finished": result.finished,
+        "diverged": result.diverged,
+        "skipped": result.skipped,
+        "wall_time_s": result.wall_time_s,
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
-        print(f"sweep shard {args.shard}: {len(result.finished)} finished, {len(result.diverged)} diverged, "
-              f"{len(result.skipped)} skipped in {result.wall_time_s:.0f} s", file=sys.stderr)
+        print(
+            f"sweep shard {args.shard}: {len(result.finished)} finished, {len(result.diverged)} diverged, "
+            f"{len(result.skipped)} skipped in {result.wall_time_s:.0f} s",
+            file=sys.stderr,
+        )
     return 0 if result.ok else 1

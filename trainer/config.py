@@ -130,8 +130,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`TrainerError` naming the first bad value and its fix."""
-        for name in ("width", "depth", "context", "batch_tokens", "steps", "heads",
-                     "eval_tokens", "eval_log_points", "checkpoint_every"):
+        for name in (
+            "width",
+            "depth",
+            "context",
+            "batch_tokens",
+            "steps",
+            "heads",
+            "eval_tokens",
+            "eval_log_points",
+            "checkpoint_every",
+        ):
             value = getattr(self, name)
             if not _is_pos_int(value):
                 raise TrainerError(f"{name} must be a positive integer, got {value!r}")
@@ -160,8 +169,7 @@ class TrainConfig:
             raise TrainerError(f"eval_every must be a positive integer, got {self.eval_every!r}")
         if self.warmup_steps >= self.steps > 1:
             raise TrainerError(
-                f"warmup_steps {self.warmup_steps} must be smaller than steps {self.steps}; "
-                f"lower --warmup-steps"
+                f"warmup_steps {self.warmup_steps} must be smaller than steps {self.steps}; lower --warmup-steps"
             )
         for name in ("lr", "beta1", "beta2"):
             value = getattr(self, name)
@@ -222,9 +230,7 @@ class TrainConfig:
         :meth:`result_dict`, so two configs that could produce different losses never
         share an id.
         """
-        digest = hashlib.sha256(
-            json.dumps(self.result_dict(), sort_keys=True).encode()
-        ).hexdigest()[:6]
+        digest = hashlib.sha256(json.dumps(self.result_dict(), sort_keys=True).encode()).hexdigest()[:6]
         return (
             f"w{self.width}-d{self.depth}-h{self.heads}-ctx{self.context}-b{self.batch_tokens}"
             f"-s{self.steps}-lr{self.lr:.0e}-{self.schedule}-seed{self.seed}-{digest}"

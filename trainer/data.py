@@ -91,9 +91,7 @@ def _digest(tokens: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
-def _make_corpus(
-    name: str, source: str, train: np.ndarray, splits: dict[str, np.ndarray], vocab_size: int
-) -> Corpus:
+def _make_corpus(name: str, source: str, train: np.ndarray, splits: dict[str, np.ndarray], vocab_size: int) -> Corpus:
     digests: dict[str, dict[str, int | str]] = {}
     lines = []
     for split, tokens in [("train", train), *splits.items()]:
@@ -146,7 +144,7 @@ def _stdlib_corpus(holdout_fraction: float) -> Corpus:
 
 
 def _tail_split(tokens: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    cut = len(tokens) - int(round(len(tokens) * fraction))
+    cut = len(tokens) - round(len(tokens) * fraction)
     return tokens[:cut], tokens[cut:]
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from .sizing import GPTConfig, ParamCounts, analytic_param_counts
 
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention through ``F.scaled_dot_product_attention``."""
 
@@ -98,9 +99,7 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean"
-    ) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
         """Logits (batch, time, vocab) for token ids ``idx`` (batch, time), or the loss.
 
         With ``targets`` (batch, time) it returns the next-token cross-entropy in nats
@@ -117,9 +116,7 @@ class GPT(nn.Module):
         logits = F.linear(self.ln_f(x), self.wte.weight)
         if targets is None:
             return logits
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction=reduction
-        )
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction=reduction)
 
 
 def param_counts(model: GPT) -> ParamCounts:
@@ -132,9 +129,7 @@ def param_counts(model: GPT) -> ParamCounts:
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     embedding = model.wte.weight.numel() + model.wpe.weight.numel()
-    non_embedding = sum(
-        p.numel() for p in unique.values() if p is not model.wte.weight and p is not model.wpe.weight
-    )
+    non_embedding = sum(p.numel() for p in unique.values() if p is not model.wte.weight and p is not model.wpe.weight)
     assert non_embedding + embedding == total, (non_embedding, embedding, total)
     counts = ParamCounts(non_embedding, embedding, total)
     assert counts == analytic_param_counts(model.config), (counts, model.config)

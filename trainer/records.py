@@ -150,8 +150,7 @@ def _check_header(path: Path, first_line: bytes) -> None:
     found = first_line.decode(errors="replace").strip()
     if found != ",".join(COLUMNS):
         raise TrainerError(
-            f"{path} has columns '{found}', expected '{','.join(COLUMNS)}'; "
-            f"choose another --out or move the file away"
+            f"{path} has columns '{found}', expected '{','.join(COLUMNS)}'; choose another --out or move the file away"
         )
 
 

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from .config import TrainerError
 
+PARAMS_CONVENTION = (
+    "non-embedding N = L*(12*d^2 + 2*d) + d excludes the token and position embeddings "
+    "(the tied output head is the token embedding); total = N + V*d + T*d"
+)
 FLOPS_CONVENTION = (
     "6*N + 6*n_layer*context*width per token (Kaplan et al. 2020, Table 1): "
     "2 FLOPs per non-embedding parameter forward and 4 backward, plus causal "

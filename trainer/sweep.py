@@ -155,7 +155,9 @@ def estimated_flops(config: TrainConfig, vocab_size: int = 256) -> int:
 def shard_runs(configs: Sequence[TrainConfig], index: int, count: int) -> list[TrainConfig]:
     """Runs of shard ``index`` of ``count`` (see the module docstring), in grid order."""
     if not 0 <= index < count:
-        raise TrainerError(f"shard index {index} is outside 0..{count - 1}; use --shard i/{count} with 0 <= i < {count}")
+        raise TrainerError(
+            f"shard index {index} is outside 0..{count - 1}; use --shard i/{count} with 0 <= i < {count}"
+        )
     ranked = sorted(configs, key=lambda c: (-estimated_flops(c), c.run_id()))
     load = [0] * count
     chosen = set()

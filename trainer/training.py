@@ -51,7 +51,7 @@ from .config import DiskFullError, TrainConfig, TrainerError
 from .data import Corpus, check_corpus_size, eval_windows, load_corpus
 from .model import GPT, param_counts
 from .records import FINAL_STATUSES, append_rows, atomic_write, disk_errors, read_json, truncate_run, write_json
-from .sizing import FLOPS_CONVENTION, GPTConfig, flops_per_token
+from .sizing import FLOPS_CONVENTION, PARAMS_CONVENTION, GPTConfig, flops_per_token
 
 # Dense bf16 peak FLOP/s per GPU by a substring of torch.cuda.get_device_name().
 PEAK_FLOPS_BF16 = (
@@ -178,7 +178,9 @@ def _git_commit() -> dict[str, Any] | None:
             return None
         status = subprocess.run(
             ["git", "-C", str(here), "status", "--porcelain", "--", "."],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -199,7 +201,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class _Batches:
@@ -413,7 +415,7 @@ def _train(
             "params_non_embedding": counts.non_embedding,
             "params_embedding": counts.embedding,
             "params_total": counts.total,
-            "params_convention": "non-embedding excludes token and position embeddings (the tied head is the token embedding)",
+            "params_convention": PARAMS_CONVENTION,
         },
         "flops": {
             "per_token": flops_token,
