@@ -572,7 +572,8 @@ class _Clock:
     """Splits elapsed time into phases: startup, train, eval and other (I/O).
 
     ``start(phase)`` closes the current phase; on CUDA it synchronizes first, so the
-    asynchronous kernels of a phase are charged to it. ``startup`` is the first step
+    asynchronous kernels of a phase are charged to it (only at phase changes, so
+    consecutive training steps are not synchronized). ``startup`` is the first step
     of each session (``torch.compile`` and allocations), so ``train`` times the
     ``timed_steps`` steady-state steps. Totals carried over from a checkpoint cover
     the earlier sessions up to that checkpoint.
@@ -590,7 +591,9 @@ class _Clock:
         self.since = time.perf_counter()
 
     def start(self, phase: str) -> None:
-        """End the current phase and start ``phase``."""
+        """End the current phase and start ``phase`` (nothing to do if it is running)."""
+        if phase == self.phase:
+            return
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         now = time.perf_counter()
