@@ -19,7 +19,12 @@ parameters, bf16 autocast, ``torch.compile``, fused AdamW; the plain loop uses b
 autocast without compilation. MFU uses the trainer's FLOPs convention (6N + 6·L·T·d
 per token) and the GPU's dense bf16 peak.
 
-The table is printed and appended, with date, machine and conditions, to
+**Batched models** (CPU, ``--batched K``, default 4, 0 skips): K same-shape models
+trained together by :class:`bayescale.trainer.batched.BatchedGPT` (stacked weights,
+one batched forward/backward, one fused AdamW, per-model clipping) against the same
+K models trained one after another with the trainer's step; tokens/s per model.
+
+The tables are printed and appended, with date, machine and conditions, to
 ``benchmarks/RESULTS.md`` (``--no-append`` to skip).
 
     python benchmarks/trainer_throughput.py                 # CPU, all threads
@@ -41,8 +46,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from bayescale.trainer import GPT, Corpus, GPTConfig, TrainConfig, load_corpus, param_counts, train
+from bayescale.trainer.batched import BatchedGPT, build_batched_optimizer, clip_grad_norm_per_model_
 from bayescale.trainer.config import default_heads
-from bayescale.trainer.training import peak_flops
+from bayescale.trainer.training import build_optimizer, peak_flops
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -63,6 +69,11 @@ CPU_CASES = (
     Case("0.1M", 64, 2, 128, 1024, 120),
     Case("1M", 128, 5, 128, 1024, 40),
     Case("3M", 256, 4, 128, 1024, 20),
+)
+BATCHED_CASES = (
+    Case("25K", 32, 2, 128, 1024, 60),
+    Case("0.1M", 64, 2, 128, 1024, 40),
+    Case("1M", 128, 5, 128, 1024, 12),
 )
 CUDA_CASES = (
     Case("10M", 384, 6, 512, 65536, 120),
@@ -117,6 +128,53 @@ def plain_run(case: Case, corpus: Corpus, device: str) -> float:
     return case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
 
 
+def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[float, float]:
+    """Tokens/s per model of K models trained one after another, and of K trained batched."""
+    config = TrainConfig(
+        width=case.width, depth=case.depth, context=case.context, batch_tokens=case.batch_tokens, steps=case.steps
+    )
+    shape = GPTConfig(case.width, case.depth, config.heads, case.context)
+    models = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        models.append(GPT(shape))
+    seqs = case.batch_tokens // case.context
+    span = np.arange(case.context + 1)
+    rng = np.random.default_rng(0)
+
+    def windows(count: int) -> torch.Tensor:
+        starts = rng.integers(0, corpus.train.size - case.context, size=count)
+        return torch.from_numpy(corpus.train[starts[:, None] + span].astype(np.int64))
+
+    optimizers = [build_optimizer(m, config, torch.device("cpu")) for m in models]
+    start = 0.0
+    for step in range(case.steps):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            xy = windows(seqs)
+            model(xy[:, :-1], xy[:, 1:]).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if step == 0:
+            start = time.perf_counter()
+    sequential = case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
+
+    batched = BatchedGPT(models)
+    optimizer = build_batched_optimizer(
+        batched, config.lr, config.weight_decay, (config.beta1, config.beta2), fused=True
+    )
+    for step in range(case.steps):
+        xy = windows(k * seqs).view(k, seqs, case.context + 1)
+        batched(xy[..., :-1], xy[..., 1:]).sum().backward()
+        clip_grad_norm_per_model_(batched, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step == 0:
+            start = time.perf_counter()
+    together = case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
+    return sequential, together
+
+
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo, or the platform's description."""
     try:
@@ -141,6 +199,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch.get_num_threads())")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats per size (default: 3)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps (default: 1)")
+    parser.add_argument(
+        "--batched",
+        type=int,
+        default=4,
+        metavar="K",
+        help="CPU: also compare K models trained batched vs one after another (default: 4, 0 skips)",
+    )
     parser.add_argument("--no-append", action="store_true", help=f"do not append to {RESULTS.name}")
     args = parser.parse_args()
 
@@ -184,6 +249,36 @@ def main() -> None:
         )
         lines.append(line)
         print(line if len(lines) > 3 else "\n".join(lines), flush=True)
+
+    if device == "cpu" and args.batched > 1:
+        lines += [
+            "",
+            f"{args.batched} same-shape models (seeds 0..{args.batched - 1}) trained together by `BatchedGPT` "
+            "(stacked weights, one batched forward/backward, fused AdamW, per-model clipping) vs one after another "
+            "with the trainer's step (fused AdamW, clipping); tokens/s per model, medians:",
+            "",
+            "| size | width×depth | batch tokens per model | steps | sequential tokens/s per model | "
+            "batched tokens/s per model | speed-up |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for case in BATCHED_CASES:
+            case = Case(
+                case.label,
+                case.width,
+                case.depth,
+                case.context,
+                case.batch_tokens,
+                max(4, round(case.steps * args.scale)),
+            )
+            results = [batched_vs_sequential(case, corpus, args.batched) for _ in range(args.repeats)]
+            one_by_one = statistics.median(r[0] for r in results)
+            together = statistics.median(r[1] for r in results)
+            line = (
+                f"| {case.label} | {case.width}×{case.depth} | {case.batch_tokens:,} | {case.steps} | "
+                f"{one_by_one:,.0f} | {together:,.0f} | {together / one_by_one:.2f} |"
+            )
+            lines.append(line)
+            print(line, flush=True)
 
     elapsed = time.perf_counter() - started
     if device == "cuda":
