@@ -5,8 +5,8 @@
                                steps=3000), "runs/")
 
 Writes ``runs/runs.csv`` (the run-table schema) and ``runs/<run>.json``. Importing
-this package does not import torch; ``train``, ``RunResult``, ``GPT`` and
-``param_counts`` load it on first use.
+this package does not import torch; ``train``, ``RunResult``, ``GPT``,
+``param_counts`` and ``BatchedGPT`` load it on first use.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .sweep import SweepResult, expand_grid, load_grid, run_sweep, shard_runs
 __all__ = [
     "FLOPS_CONVENTION",
     "GPT",
+    "BatchedGPT",
     "Corpus",
     "DiskFullError",
     "GPTConfig",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BatchedGPT": ".batched",
     "GPT": ".model",
     "param_counts": ".model",
     "RunResult": ".training",

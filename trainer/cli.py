@@ -114,7 +114,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--eval-tokens", type=int, help=_help("eval_tokens", "tokens per evaluation split"))
     data.add_argument(
-        "--eval-points", type=int, dest="eval_log_points", help=_help("eval_log_points", "log-spaced evaluation steps")
+        "--eval-points",
+        type=int,
+        dest="eval_log_points",
+        metavar="N",
+        help=_help("eval_log_points", "log-spaced evaluation steps"),
     )
     data.add_argument("--eval-every", type=int, help="also evaluate every this many steps (default: steps // 10)")
     speed = parser.add_argument_group("hardware and output")

@@ -1,0 +1,94 @@
+"""Run configuration: validation, run ids, evaluation steps, learning-rate schedules."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from bayescale.trainer import TrainConfig, TrainerError
+from bayescale.trainer.config import eval_steps
+
+
+def config(**overrides: object) -> TrainConfig:
+    values: dict[str, object] = dict(width=64, depth=2, context=128, batch_tokens=1024, steps=1000)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_defaults_are_resolved() -> None:
+    c = config()
+    assert c.heads == 2 and c.warmup_steps == 100 and c.batch_seqs == 8
+    assert config(steps=50).warmup_steps == 5
+
+
+def test_run_id_is_deterministic_and_names_the_run() -> None:
+    c = config(lr=3e-3, seed=4)
+    assert c.run_id() == config(lr=3e-3, seed=4).run_id()
+    assert c.run_id().startswith("w64-d2-h2-ctx128-b1024-s1000-lr3e-03-constant-seed4-")
+    # Settings that change the numbers change the id; speed settings do not.
+    assert config(eval_tokens=4096).run_id() != config().run_id()
+    assert config(weight_decay=0.0).run_id() != config().run_id()
+    assert config(threads=1, device="cpu", checkpoint_every=7, compile="off").run_id() == config().run_id()
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    assert TrainConfig.from_dict(config().to_dict()) == config()
+    with pytest.raises(TrainerError, match=r"unknown setting\(s\) \['widht'\]"):
+        TrainConfig.from_dict({"widht": 3})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_tokens": 1000}, "batch_tokens 1000 is not a multiple of context 128; use --batch-tokens 896 or 1024"),
+        ({"width": 64, "heads": 3}, "width 64 is not divisible by heads 3"),
+        ({"steps": 0}, "steps must be a positive integer, got 0"),
+        ({"warmup_steps": 1000}, "warmup_steps 1000 must be smaller than steps 1000"),
+        ({"schedule": "linear"}, "unknown schedule 'linear'; choose one of constant, cosine, wsd"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"lr": float("nan")}, "lr must be a positive number, got nan"),
+        ({"beta2": 1.0}, "AdamW betas must be below 1"),
+        ({"min_lr_ratio": 2.0}, r"min_lr_ratio must lie in \[0, 1\]"),
+        ({"eval_tokens": 64}, "eval_tokens 64 is smaller than context 128"),
+        ({"threads": 0}, "threads must be a positive integer, got 0"),
+        ({"max_loss_factor": 1.0}, "max_loss_factor must be a number above 1"),
+    ],
+)
+def test_validation_messages(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(TrainerError, match=message):
+        config(**overrides)
+
+
+def test_eval_steps_are_log_spaced_plus_regular() -> None:
+    steps = eval_steps(3000, 24, 300)
+    assert steps[0] == 1 and steps[-1] == 3000 and steps == sorted(set(steps))
+    assert {300 * k for k in range(1, 11)} <= set(steps)
+    assert 25 <= len(steps) <= 40
+    assert eval_steps(5, 24) == [1, 2, 3, 4, 5]
+    assert config(steps=1000).eval_steps() == eval_steps(1000, 24, 100)
+
+
+def test_constant_schedule_with_warmup() -> None:
+    c = config(lr=1e-3, warmup_steps=10)
+    assert c.lr_at(0) == pytest.approx(1e-4)
+    assert c.lr_at(9) == pytest.approx(1e-3)
+    assert {c.lr_at(s) for s in range(10, 1000)} == {1e-3}
+
+
+def test_cosine_schedule() -> None:
+    c = config(lr=1e-3, warmup_steps=100, schedule="cosine", min_lr_ratio=0.1)
+    assert c.lr_at(100) == pytest.approx(1e-3)
+    mid = 100 + (999 - 100) / 2
+    assert c.lr_at(int(mid)) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 449 / 899))))
+    assert c.lr_at(999) == pytest.approx(1e-4)
+    lrs = [c.lr_at(s) for s in range(100, 1000)]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+
+
+def test_wsd_schedule() -> None:
+    c = config(lr=1e-3, warmup_steps=100, schedule="wsd", decay_fraction=0.2, min_lr_ratio=0.0)
+    assert {c.lr_at(s) for s in range(100, 800)} == {1e-3}
+    assert c.lr_at(800) == pytest.approx(1e-3 * (1 - 1 / 200))
+    assert c.lr_at(899) == pytest.approx(0.5e-3)
+    assert c.lr_at(999) == pytest.approx(0.0)
