@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from bayescale.trainer import DiskFullError, GPTConfig, TrainConfig, TrainerError, analytic_param_counts, train
@@ -251,3 +252,12 @@ def test_user_text_corpus(tmp_path: Path) -> None:
     assert result.status == "finished"
     assert result.metadata["corpus"]["name"] == "text"
     assert result.final_loss["in_domain"] < math.log(256) - 1.5
+
+
+def test_pretokenized_bin_corpus(tmp_path: Path) -> None:
+    tokens = (np.arange(40_000) * 7 % 1000).astype(np.uint16)  # a learnable cycle
+    tokens.tofile(tmp_path / "tokens.bin")
+    config = tiny(steps=10, data=str(tmp_path / "tokens.bin"))
+    result = train(config, tmp_path / "out", quiet=True)
+    assert result.metadata["model"]["vocab_size"] == 1000
+    assert {r["split"] for r in read_rows(tmp_path / "out")} == {"in_domain"}

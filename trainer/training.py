@@ -372,7 +372,8 @@ def _train(
     start_step, sessions = 0, 1
     carried: dict[str, float] = {}
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if state["config"] != config.result_dict():
             raise TrainerError(
                 f"checkpoint {ckpt_path} belongs to a different configuration; delete it to start {run} afresh"
