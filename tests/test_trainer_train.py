@@ -261,3 +261,20 @@ def test_pretokenized_bin_corpus(tmp_path: Path) -> None:
     result = train(config, tmp_path / "out", quiet=True)
     assert result.metadata["model"]["vocab_size"] == 1000
     assert {r["split"] for r in read_rows(tmp_path / "out")} == {"in_domain"}
+
+
+def test_full_disk_while_checkpointing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_replace = os.replace
+
+    def replace(src: str, dst: str | Path) -> None:
+        if str(dst).endswith(".pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    config = tiny(steps=20, checkpoint_every=10)
+    with pytest.raises(DiskFullError, match=r"writing .*checkpoints.*\.pt; free disk space"):
+        train(config, tmp_path, quiet=True)
+    meta = json.loads((tmp_path / f"{config.run_id()}.json").read_text())
+    assert meta["status"] == "failed" and "no space left" in meta["error"]
+    assert not list((tmp_path / "checkpoints").glob("*"))  # no temporary file left behind

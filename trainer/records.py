@@ -95,7 +95,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Atomically write ``data`` to ``path`` (see :func:`atomic_write`)."""
     atomic_write(path, lambda handle: handle.write(data))
 

@@ -31,6 +31,7 @@ import contextlib
 import datetime as _dt
 import functools
 import importlib.metadata
+import io
 import math
 import os
 import platform
@@ -50,7 +51,7 @@ from tqdm import tqdm
 from .config import DiskFullError, TrainConfig, TrainerError
 from .data import Corpus, check_corpus_size, eval_windows, load_corpus
 from .model import GPT, param_counts
-from .records import FINAL_STATUSES, append_rows, atomic_write, disk_errors, read_json, truncate_run, write_json
+from .records import FINAL_STATUSES, append_rows, atomic_write_bytes, disk_errors, read_json, truncate_run, write_json
 from .sizing import FLOPS_CONVENTION, PARAMS_CONVENTION, GPTConfig, flops_per_token
 
 # Dense bf16 peak FLOP/s per GPU by a substring of torch.cuda.get_device_name().
@@ -265,10 +266,16 @@ def _autocast(device: torch.device, precision: str) -> tuple[str, Callable[[], c
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    """``torch.save`` ``state`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
+
+    Serialises in memory first, so a full disk surfaces as a plain ``OSError`` from
+    the file write (and becomes :class:`~.config.DiskFullError`).
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with disk_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda handle: torch.save(state, handle))
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
