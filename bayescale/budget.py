@@ -1,0 +1,378 @@
+r"""Risk-aware compute budgeting: which model size, batch and steps for a FLOP budget.
+
+**Compute.** A run of ``N`` non-embedding parameters trained for ``S`` steps of ``B``
+tokens costs
+
+.. math::  C = (6N + a)\, B\, S \quad \text{FLOPs}
+
+with ``a`` the attention FLOPs per token (0 by default, DESIGN.md section 2; Kaplan et
+al. 2020, Table 1, count ``2 n_layer n_ctx d_attn`` per token forward, so ``a = 6
+n_layer n_ctx d_attn`` for training).
+
+**Candidates.** Sizes on a log lattice (``params_per_decade`` per decade) from
+``min_params`` (default: the smallest fitted size) up to ``max_params`` (default: the
+largest size that still trains ``min_steps`` at the smallest batch), times the batch
+choices (default: powers of two from a quarter of the smallest fitted batch to 16
+times the largest, since the critical batch grows as the loss falls). Each candidate
+spends the budget, ``S = C / ((6N + a) B)``, unless a limit stops it first:
+``S <= max_steps`` or ``B S <= max_tokens`` (a wall-clock limit is ``max_tokens =
+tokens/s x seconds``; a data limit is the dataset's tokens). Candidates with ``S <
+min_steps`` are dropped.
+
+**Risk.** Every candidate gets draws ``L_1..L_M`` of the final loss of a run you train
+(the ``new_run`` predictive of :func:`bayescale.predict.loss_draws`: parameter
+uncertainty, seed and evaluation noise, and the law's own error that grows with the
+extrapolation). Candidates are ranked
+
+* by the probability of reaching a target loss ``L*``,
+  ``p = P(L <= L*) ~ (1/M) sum_m 1{L_m <= L*}``, highest first, ties broken by the
+  ``q``-quantile; or
+* without a target, by the ``q``-quantile of the final loss (the loss you beat with
+  probability ``q``; ``q = 0.5`` is the median), lowest first.
+
+The **point-estimate choice** is what a single fitted curve would pick: the candidate
+with the lowest point forecast, the median over posterior draws of the law's mean
+curve (parameter uncertainty only, no noise, no law error). Its probability of
+reaching the target is computed from the same draws, so the two choices can be
+compared on equal terms.
+
+The **compute-efficient frontier** is the risk-aware choice at each of a range of
+budgets with its loss bands; :func:`least_compute` answers the inverse question: the
+least compute with which some candidate reaches ``L*`` with probability at least
+``p`` (a scan over decades of compute, then bisection in ``log C``).
+
+References: Kaplan et al. 2020, arXiv:2001.08361 (eqs. 1.4-1.6, 5.1-5.6, Table 1);
+Hoffmann et al. 2022, arXiv:2203.15556 (compute-optimal frontiers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bayescale.posterior import Posterior
+from bayescale.predict import loss_draws, quantile_bands
+
+DEFAULT_RISK = 0.9
+#: Bisection steps of :func:`least_compute` after the decade scan (a factor 10**(1/2**12)).
+BISECTION_STEPS = 12
+#: Candidate counts are padded to a multiple of this, so that the JIT-compiled trajectory
+#: solver is compiled for a few shapes instead of one per budget.
+_PAD = 256
+
+
+class UnreachableTarget(ValueError):
+    """No candidate reaches the target loss with the probability asked for."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Limits and grids of the candidate search (module docstring); ``None`` means the default."""
+
+    min_params: float | None = None
+    max_params: float | None = None
+    batch_tokens: tuple[float, ...] | None = None
+    min_steps: float = 100.0
+    max_steps: float | None = None
+    max_tokens: float | None = None
+    attention_flops_per_token: float = 0.0
+    params_per_decade: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("min_params", "max_params", "max_steps", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value} must be positive and finite")
+        if not (np.isfinite(self.min_steps) and self.min_steps > 0):
+            raise ValueError(f"min_steps={self.min_steps} must be positive")
+        if self.attention_flops_per_token < 0:
+            raise ValueError(f"attention_flops_per_token={self.attention_flops_per_token} must be >= 0")
+        if self.params_per_decade < 1:
+            raise ValueError(f"params_per_decade={self.params_per_decade} must be at least 1")
+        if self.batch_tokens is not None and (len(self.batch_tokens) == 0 or min(self.batch_tokens) <= 0):
+            raise ValueError(f"batch_tokens={self.batch_tokens} must be one or more positive batch sizes in tokens")
+        if self.min_params and self.max_params and self.min_params > self.max_params:
+            raise ValueError(f"min_params={self.min_params:g} exceeds max_params={self.max_params:g}")
+        if self.max_steps is not None and self.max_steps < self.min_steps:
+            raise ValueError(f"max_steps={self.max_steps:g} is below min_steps={self.min_steps:g}")
+
+    def batches(self, ranges: dict) -> np.ndarray:
+        """The batch choices in tokens: given, or powers of two around the fitted batches."""
+        if self.batch_tokens is not None:
+            return np.unique(np.asarray(self.batch_tokens, float))
+        lo, hi = ranges["batch_tokens"]
+        return 2.0 ** np.arange(np.floor(np.log2(lo / 4)), np.ceil(np.log2(hi * 16)) + 1)
+
+    def flops_per_token(self, params: np.ndarray) -> np.ndarray:
+        """Training FLOPs per token, ``6 N + a``."""
+        return 6.0 * np.asarray(params, float) + self.attention_flops_per_token
+
+    def params_grid(self, ranges: dict, flops: float) -> np.ndarray:
+        """Sizes on the log lattice between ``min_params`` and the largest useful size."""
+        lo = self.min_params or ranges["params"][0]
+        smallest_batch = float(self.batches(ranges)[0])
+        hi = self.max_params or max(lo, (flops / (smallest_batch * self.min_steps) - self.attention_flops_per_token) / 6)
+        k = np.arange(np.ceil(np.log10(lo) * self.params_per_decade), np.floor(np.log10(hi) * self.params_per_decade) + 1)
+        return np.unique(np.concatenate([[lo], 10.0 ** (k / self.params_per_decade),
+                                         [hi] if self.max_params else []]))
+
+
+def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> pd.DataFrame:
+    """Candidates for one budget; empty when the budget fits none."""
+    ranges = posterior.meta["ranges"]
+    N, B = (a.ravel() for a in np.meshgrid(space.params_grid(ranges, flops), space.batches(ranges), indexing="ij"))
+    per_token = space.flops_per_token(N)
+    limits = {"budget": flops / (per_token * B),
+              "max_steps": np.full(N.shape, space.max_steps or np.inf),
+              "max_tokens": (space.max_tokens or np.inf) / B}
+    table = np.stack(list(limits.values()))
+    steps = table.min(axis=0)
+    keep = steps >= space.min_steps
+    limit = np.array(list(limits))[table.argmin(axis=0)]
+    return pd.DataFrame({"params": N[keep], "batch_tokens": B[keep], "steps": steps[keep],
+                         "tokens": B[keep] * steps[keep], "flops": per_token[keep] * B[keep] * steps[keep],
+                         "limit": limit[keep]})
+
+
+def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSpace()) -> pd.DataFrame:
+    """Every (N, B, S) the search considers for a budget of ``flops``.
+
+    Columns: ``params, batch_tokens, steps, tokens, flops`` (spent, at most the budget)
+    and ``limit`` (``budget``, ``max_steps`` or ``max_tokens``: what set the steps).
+    Raises ``ValueError`` when the budget is too small for every candidate.
+    """
+    if not (np.isfinite(flops) and flops > 0):
+        raise ValueError(f"flops={flops} must be a positive FLOP budget, e.g. 1e18")
+    table = _candidate_table(posterior, flops, space)
+    if table.empty:
+        ranges = posterior.meta["ranges"]
+        n0, b0 = space.min_params or ranges["params"][0], float(space.batches(ranges)[0])
+        need = float(space.flops_per_token(n0) * b0 * space.min_steps)
+        cap = (f" (and max_tokens={space.max_tokens:.3g} allows only {space.max_tokens / b0:.3g} steps)"
+               if space.max_tokens and space.max_tokens / b0 < space.min_steps else "")
+        raise ValueError(f"flops={flops:.3g} is too small for any candidate: the smallest (N={n0:.3g} params, "
+                         f"B={b0:g} tokens, {space.min_steps:g} steps) needs {need:.3g} FLOPs{cap}; raise the budget "
+                         "or lower min_params, min_steps or the batch choices")
+    return table
+
+
+def final_loss_draws(posterior: Posterior, table: pd.DataFrame, *, mode: str = "new_run",
+                     group: str | None = None, seed: int = 0) -> np.ndarray:
+    """Draws ``(draws, len(table))`` of the final loss of each candidate row.
+
+    The one place the budgeter asks the predictor for losses
+    (:func:`bayescale.predict.loss_draws`); rows are padded to a multiple of 256 so the
+    compiled solver is reused across budgets.
+    """
+    n = len(table)
+    padded = int(np.ceil(n / _PAD) * _PAD)
+    cols = [np.resize(table[c].to_numpy(float), padded) for c in ("params", "batch_tokens", "steps")]
+    return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed)[:, :n]
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g}"
+
+
+def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | None = None, risk: float = DEFAULT_RISK,
+          levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Add forecast columns to a candidate table and sort it best first.
+
+    Added: ``median``, ``lower_<pct>``/``upper_<pct>`` per level (central intervals of the
+    new-run final loss, nats), ``loss_q`` (its ``risk``-quantile) and, with a target,
+    ``p_target`` (the probability of reaching it).
+    """
+    _check_risk(risk)
+    draws = final_loss_draws(posterior, table, group=group, seed=seed)
+    out = table.copy()
+    bands = quantile_bands(draws, levels)
+    out["median"] = bands[levels[0]][0]
+    for level, (_, lower, upper) in bands.items():
+        out[f"lower_{_pct(level)}"] = lower
+        out[f"upper_{_pct(level)}"] = upper
+    out["loss_q"] = np.quantile(draws, risk, axis=0)
+    keys, ascending = ["loss_q"], [True]
+    if target_loss is not None:
+        out["p_target"] = np.mean(draws <= target_loss, axis=0)
+        keys, ascending = ["p_target", "loss_q"], [False, True]
+    return out.sort_values(keys, ascending=ascending, kind="stable").reset_index(drop=True)
+
+
+def _check_risk(risk: float) -> None:
+    if not 0.0 < risk < 1.0:
+        raise ValueError(f"risk={risk} must be in (0, 1): the quantile of the final loss to minimise, e.g. 0.9")
+
+
+def _check_target(target_loss: float | None) -> None:
+    if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
+        raise ValueError(f"target_loss={target_loss} must be a positive loss in nats")
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """Ranked candidates for one budget, the risk-aware choice and the point-estimate choice.
+
+    ``table`` has the columns of :func:`score` plus ``point_loss`` (the point forecast).
+    """
+
+    table: pd.DataFrame
+    flops: float
+    target_loss: float | None
+    risk: float
+    n_draws: int
+
+    @property
+    def choice(self) -> pd.Series:
+        """The risk-aware choice: the first row of the ranked table."""
+        return self.table.iloc[0]
+
+    @property
+    def point_choice(self) -> pd.Series:
+        """The candidate a point estimate picks: the lowest point forecast."""
+        return self.table.loc[self.table["point_loss"].idxmin()]
+
+    @property
+    def criterion(self) -> str:
+        if self.target_loss is None:
+            return f"lowest {_pct(self.risk)}% quantile of the final loss"
+        return f"highest probability of a final loss <= {self.target_loss:g} nats"
+
+    def summary(self) -> pd.DataFrame:
+        """The two choices side by side (rows ``risk-aware`` and ``point estimate``)."""
+        rows = pd.DataFrame([self.choice, self.point_choice])
+        rows.insert(0, "choice", ["risk-aware", "point estimate"])
+        return rows.reset_index(drop=True)
+
+
+def plan_budget(
+    posterior: Posterior,
+    flops: float,
+    *,
+    target_loss: float | None = None,
+    risk: float = DEFAULT_RISK,
+    space: SearchSpace = SearchSpace(),
+    levels: Sequence[float] = (0.9,),
+    group: str | None = None,
+    seed: int = 0,
+) -> BudgetPlan:
+    """Search model size, batch and steps for a FLOP budget and rank them by risk.
+
+    Raises :class:`UnreachableTarget` when no candidate reaches ``target_loss`` in any
+    posterior draw (the target lies below every loss this budget can reach).
+    """
+    _check_target(target_loss)
+    table = score(posterior, candidates(posterior, flops, space), target_loss=target_loss, risk=risk,
+                  levels=levels, group=group, seed=seed)
+    table["point_loss"] = np.median(final_loss_draws(posterior, table, mode="mean", group=group, seed=seed), axis=0)
+    if target_loss is not None and table["p_target"].iloc[0] == 0.0:
+        best = table.loc[table["median"].idxmin()]
+        raise UnreachableTarget(
+            f"target_loss={target_loss:g} nats is out of reach with {flops:.3g} FLOPs: no candidate reaches it in any of "
+            f"{posterior.n_draws} draws (lowest median final loss {best['median']:.4g} nats at N={best['params']:.3g}); "
+            "raise the budget or the target loss")
+    return BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws)
+
+
+def _best_at(posterior: Posterior, flops: float, *, target_loss: float | None, risk: float, space: SearchSpace,
+             levels: Sequence[float], group: str | None, seed: int) -> pd.Series | None:
+    """The best-ranked candidate at one budget, or ``None`` when the budget fits no candidate."""
+    table = _candidate_table(posterior, flops, space)
+    if table.empty:
+        return None
+    best = score(posterior, table, target_loss=target_loss, risk=risk, levels=levels, group=group, seed=seed).iloc[0]
+    return pd.concat([pd.Series({"budget": float(flops)}), best])
+
+
+def compute_frontier(
+    posterior: Posterior,
+    flops: Sequence[float],
+    *,
+    risk: float = DEFAULT_RISK,
+    target_loss: float | None = None,
+    space: SearchSpace = SearchSpace(),
+    levels: Sequence[float] = (0.5, 0.9),
+    group: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The risk-aware choice and its final-loss bands at each budget in ``flops``.
+
+    One row per budget that fits at least one candidate, with the columns of
+    :func:`score` plus ``budget``. Loss against compute is the compute-efficient frontier.
+    """
+    _check_target(target_loss)
+    for c in flops:
+        if not (np.isfinite(c) and c > 0):
+            raise ValueError(f"flops={c} must be a positive FLOP budget")
+    rows = [_best_at(posterior, float(c), target_loss=target_loss, risk=risk, space=space, levels=levels,
+                     group=group, seed=seed)
+            for c in tqdm(sorted(flops), desc="frontier", unit="budget", disable=not progress)]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        candidates(posterior, max(flops), space)  # raises with the smallest compute that fits
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def least_compute(
+    posterior: Posterior,
+    target_loss: float,
+    probability: float = 0.9,
+    *,
+    space: SearchSpace = SearchSpace(),
+    max_flops: float = 1e30,
+    group: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.Series:
+    """The least compute with which a candidate reaches ``target_loss`` with ``probability``.
+
+    Scans budgets a decade apart from the smallest that fits a candidate up to
+    ``max_flops``, then bisects ``log C`` (:data:`BISECTION_STEPS` times) between the last
+    budget that fails and the first that succeeds. Candidates are ranked by
+    ``P(L <= target)``, so at the returned budget the best one just reaches
+    ``probability``. Returns that candidate (``budget``, ``params``, ``batch_tokens``,
+    ``steps``, ``p_target``, ...). Raises :class:`UnreachableTarget` when no budget up
+    to ``max_flops`` suffices.
+    """
+    _check_target(target_loss)
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"probability={probability} must be in (0, 1), e.g. 0.9")
+    ranges = posterior.meta["ranges"]
+    lo_params = space.min_params or ranges["params"][0]
+    start = float(space.flops_per_token(lo_params) * space.batches(ranges)[0] * space.min_steps) * (1 + 1e-9)
+    candidates(posterior, start, space)  # raises when no budget fits a candidate (a too small max_tokens)
+    if max_flops < start:
+        raise ValueError(f"max_flops={max_flops:.3g} is below {start:.3g}, the least compute that fits any candidate")
+
+    def best(c: float) -> pd.Series:
+        return _best_at(posterior, c, target_loss=target_loss, risk=probability, space=space, levels=(0.9,),
+                        group=group, seed=seed)
+
+    scan = np.unique(np.minimum(start * 10.0 ** np.arange(0, np.ceil(np.log10(max_flops / start)) + 1), max_flops))
+    failed, found, closest = None, None, None
+    for c in tqdm(scan, desc="least compute", unit="decade", disable=not progress):
+        row = best(float(c))
+        if row["p_target"] >= probability:
+            found = row
+            break
+        failed, closest = float(c), row
+    if found is None:
+        raise UnreachableTarget(
+            f"target_loss={target_loss:g} nats is not reached with probability {probability:g} by any candidate up to "
+            f"{scan[-1]:.3g} FLOPs (best probability {closest['p_target']:.3g}, median loss {closest['median']:.4g} nats "
+            f"at N={closest['params']:.3g}); it may lie below the minimum reachable loss: raise the target, "
+            "or allow larger models or more compute")
+    if failed is not None:
+        lo, hi = np.log(failed), np.log(found["budget"])
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            row = best(float(np.exp(mid)))
+            if row["p_target"] >= probability:
+                hi, found = mid, row
+            else:
+                lo = mid
+    return found

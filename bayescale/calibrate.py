@@ -1,0 +1,227 @@
+r"""Calibration of forecasts against realized runs: were the intervals honest?
+
+Every realized evaluation point ``y`` at ``(N, B, S)`` is compared with ``M`` draws
+``x_1..x_M`` of the new-run predictive distribution at that point
+(:func:`bayescale.predict.loss_draws`, ``mode="new_run"``, the group of the point):
+
+* **coverage** of the central ``l`` interval ``[x_((1-l)/2), x_((1+l)/2)]`` for
+  ``l`` in 50/80/90/95%: the fraction of points inside, to compare with ``l``
+  (standard error ``sqrt(l (1-l) / n)`` for independent points; points along one run
+  are correlated, so the effective ``n`` is smaller);
+* the **probability integral transform** ``PIT = (1/M) sum_m 1{x_m <= y}``, uniform on
+  (0, 1) for a calibrated forecast; a forecast that is too low piles PIT values near 1,
+  one that is too narrow piles them at both ends (Gneiting, Balabdaoui & Raftery 2007);
+* the **continuous ranked probability score** in its energy form,
+  ``CRPS = E|X - y| - (1/2) E|X - X'|``, estimated from the sorted draws
+  ``x_(1) <= ... <= x_(M)`` with ``E|X - X'| = (2 / M^2) sum_i (2i - M - 1) x_(i)``
+  (Gneiting & Raftery 2007, eq. 21), in nats; lower is better;
+* the **interval score** of the central ``(1 - a)`` interval ``[l, u]``,
+  ``IS_a = (u - l) + (2/a)(l - y) 1{y < l} + (2/a)(y - u) 1{y > u}``
+  (Gneiting & Raftery 2007, eq. 43), in nats; lower is better.
+
+Each is reported overall and by extrapolation distance: the realized ``N`` over the
+largest fitted ``N``, in bins ``<= 1`` (inside the fitted sizes), ``1-3x``, ``3-10x``,
+``10-30x`` and ``> 30x``.
+
+**Input checks** (each raises ``ValueError`` with the fix): groups must match (the
+realized table needs the posterior's ``group_by`` column, with values among the
+posterior's groups); ``params``, ``batch_tokens`` and ``step`` must lie within a factor
+:data:`RANGE_FACTOR` of the fitted ranges (parameters in millions, or batches in
+sequences instead of tokens, fail this); and the typical ratio of realized loss to
+predictive median must lie within a factor :data:`SCALE_FACTOR` of 1 (losses in bits
+instead of nats are off by ``1/ln 2 = 1.44``, per-byte against per-token losses by the
+bytes per token). The early transient is dropped with the fit's own rule
+(:func:`bayescale.curves.transient_mask` with the posterior's settings).
+
+Reference: Gneiting & Raftery (2007), "Strictly Proper Scoring Rules, Prediction, and
+Estimation", JASA 102(477); Gneiting, Balabdaoui & Raftery (2007), "Probabilistic
+forecasts, calibration and sharpness", JRSS B 69(2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayescale.curves import transient_mask
+from bayescale.posterior import Posterior
+from bayescale.predict import loss_draws, quantile_bands
+
+DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
+#: Edges of the extrapolation bins in realized N over the largest fitted N.
+DISTANCE_EDGES = (1.0, 3.0, 10.0, 30.0)
+#: Realized sizes, batches and steps must lie within this factor of the fitted ranges.
+RANGE_FACTOR = 1e4
+#: The median realized/predicted loss ratio must lie in [1/SCALE_FACTOR, SCALE_FACTOR].
+SCALE_FACTOR = 1.3
+
+
+def crps_sample(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample CRPS of draws ``(M, P)`` against observations ``(P,)``, energy form (nats)."""
+    x = np.sort(np.asarray(draws, float), axis=0)
+    m = x.shape[0]
+    weights = (2.0 * np.arange(1, m + 1) - m - 1)[:, None]
+    spread = 2.0 / m**2 * np.sum(weights * x, axis=0)
+    return np.mean(np.abs(x - y[None, :]), axis=0) - 0.5 * spread
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
+    """Interval score of the central ``level`` interval (Gneiting & Raftery 2007, eq. 43)."""
+    alpha = 1.0 - level
+    return (upper - lower) + 2.0 / alpha * (np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0))
+
+
+def pit(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Probability integral transform: the fraction of draws at or below each observation."""
+    return np.mean(np.asarray(draws) <= y[None, :], axis=0)
+
+
+def distance_bin(ratio: np.ndarray, edges: Sequence[float] = DISTANCE_EDGES) -> pd.Categorical:
+    """Label realized-N / largest-fitted-N ratios with their extrapolation bin."""
+    labels = [f"<= {edges[0]:g}x (fitted)"] + [f"{a:g}-{b:g}x" for a, b in zip(edges[:-1], edges[1:])]
+    labels.append(f"> {edges[-1]:g}x")
+    index = np.searchsorted(np.asarray(edges, float), ratio, side="left")
+    return pd.Categorical.from_codes(index, categories=labels, ordered=True)
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g}"
+
+
+def match_groups(posterior: Posterior, runs: pd.DataFrame) -> np.ndarray:
+    """The posterior group of every realized row, checked against the posterior's groups."""
+    group_by = posterior.meta.get("group_by")
+    groups = posterior.groups
+    if group_by is None:
+        return np.full(len(runs), groups[0], dtype=object)
+    if group_by not in runs.columns:
+        raise ValueError(f"the realized runs have no '{group_by}' column, but the posterior has groups "
+                         f"{', '.join(groups)} by '{group_by}'; add that column")
+    values = runs[group_by].astype(str).to_numpy()
+    unknown = sorted(set(values) - set(groups))
+    if unknown:
+        raise ValueError(f"the realized runs have {group_by} value(s) {', '.join(unknown)} that the posterior was not "
+                         f"fitted on (its groups: {', '.join(groups)}); drop those rows or refit with them")
+    return values
+
+
+def check_ranges(posterior: Posterior, runs: pd.DataFrame) -> None:
+    """Reject sizes, batches and steps more than :data:`RANGE_FACTOR` outside the fitted ranges."""
+    units = {"params": "non-embedding parameters", "batch_tokens": "tokens per step", "step": "optimizer steps"}
+    for column, key in (("params", "params"), ("batch_tokens", "batch_tokens"), ("step", "step")):
+        lo, hi = posterior.meta["ranges"][key]
+        values = runs[column].to_numpy(float)
+        bad = (values < lo / RANGE_FACTOR) | (values > hi * RANGE_FACTOR)
+        if bad.any():
+            value = values[np.flatnonzero(bad)[0]]
+            raise ValueError(f"realized {column}={value:g} lies more than {RANGE_FACTOR:g}x outside the fitted "
+                             f"{lo:g}..{hi:g}; give {column} in {units[column]} (not thousands or millions)")
+
+
+def check_scale(realized: np.ndarray, median: np.ndarray) -> None:
+    """Reject realized losses whose typical ratio to the forecast points to other units."""
+    ratio = float(np.exp(np.median(np.log(realized / median))))
+    if 1.0 / SCALE_FACTOR <= ratio <= SCALE_FACTOR:
+        return
+    hint = ""
+    if abs(np.log(ratio * np.log(2.0))) < 0.1:
+        hint = "; they look like bits: multiply them by ln 2 = 0.693 to get nats"
+    elif abs(np.log(ratio / np.log(2.0))) < 0.1:
+        hint = "; the posterior looks fitted on bits, the realized runs on nats"
+    raise ValueError(f"realized losses are {ratio:.3g}x the forecast median (typical ratio), beyond the "
+                     f"{SCALE_FACTOR:g}x a forecast error could explain{hint}; check the units (nats per token) "
+                     "and that the runs match the posterior's data, tokenizer and split")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-point scores and their summaries (module docstring for the definitions).
+
+    ``points``: one row per realized point with ``group, params, batch_tokens, step,
+    loss, median, pit, crps, ratio`` (realized N / largest fitted N), ``bin``, and per
+    level ``lower_<pct>, upper_<pct>, covered_<pct>, interval_score_<pct>``.
+    ``coverage``: one row per bin (``all`` first) and level, with ``nominal``,
+    ``coverage``, ``se`` and ``n``. ``scores``: one row per bin with ``n``, mean
+    ``crps``, mean interval scores and ``pit_mean``. ``dropped``: early-transient
+    points left out.
+    """
+
+    points: pd.DataFrame
+    coverage: pd.DataFrame
+    scores: pd.DataFrame
+    levels: tuple[float, ...]
+    dropped: int
+
+    def pit_histogram(self, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and edges of the PIT values in ``bins`` equal bins on [0, 1]."""
+        return np.histogram(self.points["pit"].to_numpy(), bins=bins, range=(0.0, 1.0))
+
+
+def _point_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float]) -> dict[str, np.ndarray]:
+    bands = quantile_bands(draws, levels)
+    out = {"median": bands[levels[0]][0], "pit": pit(draws, y), "crps": crps_sample(draws, y)}
+    for level, (_, lower, upper) in bands.items():
+        p = _pct(level)
+        out[f"lower_{p}"], out[f"upper_{p}"] = lower, upper
+        out[f"covered_{p}"] = (lower <= y) & (y <= upper)
+        out[f"interval_score_{p}"] = interval_score(lower, upper, y, level)
+    return out
+
+
+def _summaries(points: pd.DataFrame, levels: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    parts = [("all", points)] + [(str(b), part) for b, part in points.groupby("bin", observed=True)]
+    coverage, scores = [], []
+    for name, part in parts:
+        n = len(part)
+        for level in levels:
+            cov = float(part[f"covered_{_pct(level)}"].mean())
+            coverage.append({"bin": name, "nominal": level, "coverage": cov,
+                             "se": float(np.sqrt(level * (1 - level) / n)), "n": n})
+        scores.append({"bin": name, "n": n, "crps": float(part["crps"].mean()),
+                       **{f"interval_score_{_pct(lv)}": float(part[f"interval_score_{_pct(lv)}"].mean())
+                          for lv in levels},
+                       "pit_mean": float(part["pit"].mean())})
+    return pd.DataFrame(coverage), pd.DataFrame(scores)
+
+
+def calibrate(
+    posterior: Posterior,
+    runs: pd.DataFrame,
+    *,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    seed: int = 0,
+    scale_check: bool = True,
+) -> Calibration:
+    """Score the new-run predictive distribution against realized runs.
+
+    ``runs`` is a validated run table (:func:`bayescale.runs.load_runs`). Raises
+    ``ValueError`` on the input checks of the module docstring (``scale_check=False``
+    turns off the loss-scale check, for forecasts known to be far off).
+    """
+    levels = tuple(sorted(levels))
+    settings = posterior.meta.get("settings", {})
+    keep = transient_mask(runs, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
+    if not keep.any():
+        raise ValueError("every realized point lies in the early transient the fit drops; give longer runs")
+    table = runs.loc[keep].reset_index(drop=True)
+    groups = match_groups(posterior, table)
+    check_ranges(posterior, table)
+    y = table["loss"].to_numpy(float)
+    columns: dict[str, np.ndarray] = {}
+    for g in pd.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        draws = loss_draws(posterior, table["params"].to_numpy(float)[rows], table["batch_tokens"].to_numpy(float)[rows],
+                           table["step"].to_numpy(float)[rows], mode="new_run", group=str(g), seed=seed)
+        for name, values in _point_scores(draws, y[rows], levels).items():
+            columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
+    if scale_check:
+        check_scale(y, columns["median"])
+    ratio = table["params"].to_numpy(float) / posterior.meta["ranges"]["params"][1]
+    points = pd.DataFrame({"run": table["run"], "group": groups, "params": table["params"],
+                           "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,
+                           **columns, "ratio": ratio, "bin": distance_bin(ratio)})
+    coverage, scores = _summaries(points, levels)
+    return Calibration(points=points, coverage=coverage, scores=scores, levels=levels, dropped=int((~keep).sum()))

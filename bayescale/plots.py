@@ -1,0 +1,382 @@
+"""Figures of forecasts, budgets, calibration and posterior diagnostics (matplotlib).
+
+Every function takes its data first and keyword options after, draws on a new
+:class:`matplotlib.figure.Figure` (never through ``pyplot``, so nothing opens a window
+and no global figure state is touched; saving uses the Agg renderer) and returns it.
+Power laws get log axes; axes are labelled with units (tokens, steps, nats, FLOPs).
+Bands are central credible intervals from posterior draws (:mod:`bayescale.predict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bayescale.budget import BudgetPlan
+from bayescale.calibrate import Calibration
+from bayescale.posterior import Posterior
+from bayescale.predict import loss_draws, predict_critical_batch, predict_min_loss, predict_trajectory
+
+LOSS_LABEL = "loss (nats/token)"
+STEPS_LABEL = "optimizer steps S"
+PARAMS_LABEL = "non-embedding parameters N"
+#: Paper constants shown as log10 in pair plots (they span decades).
+SCALE_CONSTANTS = ("N_c", "S_c", "B_star")
+
+
+def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2, **kwargs):
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+
+
+def _plain_log(axis) -> None:
+    """Tick labels like ``2`` and ``3`` instead of ``2x10^0`` on a log axis spanning under a decade."""
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(fmt)
+
+
+def _band_alpha(levels: Sequence[float]) -> dict[float, float]:
+    """Lighter fills for wider intervals."""
+    return {lv: 0.15 + 0.25 * i / max(1, len(levels) - 1) for i, lv in enumerate(sorted(levels, reverse=True))}
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g}"
+
+
+def fitted_points(posterior: Posterior) -> pd.DataFrame:
+    """The fitted evaluation points: ``params, batch_tokens, step, loss, run, group``."""
+    cd, obs = posterior.idata.constant_data, posterior.idata.observed_data
+    return pd.DataFrame({
+        "params": np.exp(cd["log_N"].values.astype(float)), "batch_tokens": np.exp(cd["log_B"].values.astype(float)),
+        "step": np.exp(cd["log_S"].values.astype(float)), "loss": np.exp(obs["log_loss"].values.astype(float)),
+        "run": cd["run_idx"].values, "group": np.asarray(posterior.groups)[cd["group_idx"].values],
+    })
+
+
+def _groups(posterior: Posterior, group: str | None) -> list[str]:
+    return posterior.groups if group is None else [posterior.groups[posterior.group_index(group)]]
+
+
+def plot_trajectories(
+    posterior: Posterior,
+    *,
+    group: str | None = None,
+    level: float = 0.9,
+    mode: str = "new_run",
+    forecast_params: Sequence[float] = (),
+    forecast_steps: float | None = None,
+    points: int = 40,
+    seed: int = 0,
+) -> Figure:
+    """Fitted points with predictive bands of their curves, one panel per batch size.
+
+    Colours follow the model size. ``forecast_params`` adds bands (dashed medians) for
+    sizes that were not trained, up to ``forecast_steps`` (default: 3x the last fitted
+    step), at every panel's batch.
+    """
+    g = posterior.groups[posterior.group_index(group)]
+    data = fitted_points(posterior)
+    data = data[data["group"] == g]
+    batches = sorted(data["batch_tokens"].round(6).unique())
+    sizes = sorted(data["params"].unique())
+    all_sizes = np.array(sorted({*sizes, *forecast_params}))
+    cmap = colormaps["viridis"]
+    colour = {N: cmap(0.9 * (np.log(N) - np.log(all_sizes[0])) / max(1e-9, np.ptp(np.log(all_sizes))))
+              for N in all_sizes}
+    last = float(data["step"].max())
+    fig, axes = _figure(1, len(batches), width=4.6, sharey=True)
+    for ax, B in zip(axes[0], batches):
+        at_b = data[np.isclose(data["batch_tokens"], B)]
+        for N in sizes:
+            pts = at_b[np.isclose(at_b["params"], N)]
+            if pts.empty:
+                continue
+            grid = np.geomspace(pts["step"].min(), pts["step"].max(), points)
+            band = predict_trajectory(posterior, N, B, grid, levels=(level,), mode=mode, group=group, seed=seed)
+            ax.fill_between(band["step"], band["lower"], band["upper"], color=colour[N], alpha=0.3, linewidth=0)
+            ax.plot(band["step"], band["median"], color=colour[N], linewidth=1)
+            ax.scatter(pts["step"], pts["loss"], color=colour[N], s=9, zorder=3, label=f"N={N:.3g}")
+        for N in forecast_params:
+            grid = np.geomspace(data["step"].min(), forecast_steps or 3 * last, points)
+            band = predict_trajectory(posterior, N, B, grid, levels=(level,), mode=mode, group=group, seed=seed)
+            ax.fill_between(band["step"], band["lower"], band["upper"], color=colour[N], alpha=0.2, linewidth=0,
+                            hatch="//")
+            ax.plot(band["step"], band["median"], color=colour[N], linestyle="--", label=f"N={N:.3g} (forecast)")
+        ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, title=f"B = {B:g} tokens/step")
+        ax.grid(True, which="both", alpha=0.2)
+    axes[0, 0].set_ylabel(LOSS_LABEL)
+    _plain_log(axes[0, 0].yaxis)
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Loss curves: fitted points and {_pct(level)}% {mode.replace('_', '-')} bands ({g})")
+    return fig
+
+
+def plot_min_loss(
+    posterior: Posterior,
+    *,
+    params: Sequence[float] | None = None,
+    levels: Sequence[float] = (0.5, 0.9),
+    mode: str = "new_run",
+    group: str | None = None,
+    seed: int = 0,
+) -> Figure:
+    """Minimum reachable loss ``L_N`` against model size with bands, per group.
+
+    ``params`` defaults to a log grid from a third of the smallest fitted size to 100x
+    the largest; the fitted sizes are shaded and each fitted run's lowest loss (an upper
+    bound on ``L_N``) is marked.
+    """
+    lo, hi = posterior.meta["ranges"]["params"]
+    grid = np.geomspace(lo / 3, hi * 100, 60) if params is None else np.asarray(params, float)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    ax.axvspan(lo, hi, color="0.9", label="fitted sizes")
+    data = fitted_points(posterior)
+    alpha = _band_alpha(levels)
+    for i, g in enumerate(_groups(posterior, group)):
+        c = f"C{i}"
+        table = predict_min_loss(posterior, grid, levels=levels, mode=mode, group=g, seed=seed)
+        for level in sorted(levels, reverse=True):
+            part = table[table["level"] == level] if "level" in table else table
+            ax.fill_between(part["params"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
+                            label=f"{g}: {_pct(level)}% band")
+        ax.plot(part["params"], part["median"], color=c, label=f"{g}: median")
+        best = data[data["group"] == g].groupby("run").agg(params=("params", "first"), loss=("loss", "min"))
+        ax.scatter(best["params"], best["loss"], color=c, marker="x", s=20, label=f"{g}: lowest loss of each run")
+    ax.set(xscale="log", yscale="log", xlabel=PARAMS_LABEL, ylabel="minimum loss L_N (nats/token)",
+           title="Minimum reachable loss against model size")
+    _plain_log(ax.yaxis)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_critical_batch(
+    posterior: Posterior,
+    *,
+    losses: Sequence[float] | None = None,
+    levels: Sequence[float] = (0.5, 0.9),
+    group: str | None = None,
+) -> Figure:
+    """Critical batch ``B_crit(L) = B_* / L^(1/alpha_B)`` against the loss, with bands.
+
+    ``losses`` defaults to 0.7x the lowest to 1.3x the highest fitted loss; the fitted
+    batch sizes are shaded. The loss axis runs right to left (training progresses
+    towards lower losses, where the critical batch grows).
+    """
+    data = fitted_points(posterior)
+    grid = (np.geomspace(0.7 * data["loss"].min(), 1.3 * data["loss"].max(), 50) if losses is None
+            else np.asarray(losses, float))
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    ax.axhspan(*posterior.meta["ranges"]["batch_tokens"], color="0.9", label="fitted batches")
+    alpha = _band_alpha(levels)
+    for i, g in enumerate(_groups(posterior, group)):
+        c = f"C{i}"
+        table = predict_critical_batch(posterior, grid, levels=levels, group=g)
+        for level in sorted(levels, reverse=True):
+            part = table[table["level"] == level] if "level" in table else table
+            ax.fill_between(part["loss"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
+                            label=f"{g}: {_pct(level)}% band")
+        ax.plot(part["loss"], part["median"], color=c, label=f"{g}: median")
+    ax.set(xscale="log", yscale="log", xlabel=LOSS_LABEL, ylabel="critical batch B_crit (tokens)",
+           title="Critical batch size against loss")
+    ax.invert_xaxis()
+    _plain_log(ax.xaxis)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _band_levels(table: pd.DataFrame) -> list[float]:
+    """Levels of the ``lower_<pct>`` columns of a budget table, widest first."""
+    return sorted((float(c.removeprefix("lower_")) / 100 for c in table.columns if c.startswith("lower_")), reverse=True)
+
+
+def plot_frontier(
+    frontier: pd.DataFrame,
+    *,
+    plan: BudgetPlan | None = None,
+    target_loss: float | None = None,
+) -> Figure:
+    """Final loss of the risk-aware choice against compute, with its bands.
+
+    ``frontier`` is :func:`bayescale.budget.compute_frontier`'s table. With ``plan`` the
+    risk-aware and point-estimate choices at its budget are marked, with ``target_loss``
+    a horizontal line.
+    """
+    levels = _band_levels(frontier)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    alpha = _band_alpha(levels)
+    for level in levels:
+        ax.fill_between(frontier["budget"], frontier[f"lower_{_pct(level)}"], frontier[f"upper_{_pct(level)}"],
+                        color="C0", alpha=alpha[level], linewidth=0, label=f"{_pct(level)}% band")
+    ax.plot(frontier["budget"], frontier["median"], color="C0", marker=".", label="median (risk-aware choice)")
+    if plan is not None:
+        # the point-estimate marker sits a little to the right so that both stay visible
+        for row, marker, name, shift in ((plan.choice, "o", "risk-aware", 1.0),
+                                         (plan.point_choice, "s", "point estimate", 1.2)):
+            widest = _pct(_band_levels(plan.table)[0])
+            yerr = [[row["median"] - row[f"lower_{widest}"]], [row[f"upper_{widest}"] - row["median"]]]
+            ax.errorbar([plan.flops * shift], [row["median"]], yerr=yerr, fmt=marker, capsize=3,
+                        label=f"{name}: N={row['params']:.3g}, B={row['batch_tokens']:g}, S={row['steps']:.3g} "
+                              f"({widest}% band)")
+    target = target_loss if target_loss is not None else (plan.target_loss if plan is not None else None)
+    if target is not None:
+        ax.axhline(target, color="C3", linestyle=":", label=f"target {target:g} nats")
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=f"final {LOSS_LABEL}",
+           title="Compute-efficient frontier")
+    _plain_log(ax.yaxis)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_coverage(calibration: Calibration) -> Figure:
+    """Empirical coverage of the central intervals against their nominal level.
+
+    Overall with +-2 standard errors (independent points), and per extrapolation bin.
+    """
+    cov = calibration.coverage
+    fig, axes = _figure(width=5.0, height=4.6)
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
+    overall = cov[cov["bin"] == "all"]
+    ax.fill_between(overall["nominal"], overall["nominal"] - 2 * overall["se"], overall["nominal"] + 2 * overall["se"],
+                    color="0.8", alpha=0.6, label="+-2 s.e. (independent points)")
+    ax.plot(overall["nominal"], overall["coverage"], color="k", marker="o", label=f"all (n={overall['n'].iloc[0]})")
+    for i, (name, part) in enumerate((b, p) for b, p in cov.groupby("bin", sort=False) if b != "all"):
+        ax.plot(part["nominal"], part["coverage"], color=f"C{i}", marker=".", alpha=0.8,
+                label=f"N {name} (n={part['n'].iloc[0]})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal coverage of the central interval",
+           ylabel="empirical coverage (fraction of realized points)", title="Interval coverage")
+    ax.grid(True, alpha=0.2)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_pit(calibration: Calibration, *, bins: int = 10) -> Figure:
+    """Histogram of the PIT values with the uniform expectation and its +-2 sd band."""
+    counts, edges = calibration.pit_histogram(bins)
+    n = counts.sum()
+    expected = n / bins
+    sd = np.sqrt(n * (1 / bins) * (1 - 1 / bins))
+    fig, axes = _figure(width=5.0, height=4.0)
+    ax = axes[0, 0]
+    ax.fill_between([0, 1], expected - 2 * sd, expected + 2 * sd, color="0.8", alpha=0.6, label="uniform +-2 sd")
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", label="realized points")
+    ax.axhline(expected, color="0.3", linestyle="--", label="uniform (calibrated)")
+    ax.set(xlim=(0, 1), xlabel="PIT = predictive CDF at the realized loss", ylabel="number of realized points",
+           title="Probability integral transform")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_rank(posterior: Posterior) -> Figure:
+    """Rank plots of the paper constants: near-uniform histograms per chain mean mixed chains.
+
+    Rank plots replace trace plots for convergence checks (Vehtari et al. 2021, Bayesian
+    Analysis 16(2)): a chain stuck in one region shows as a sloped or spiked histogram.
+    """
+    names = posterior.constant_names()
+    n = len(names) * len(posterior.groups)
+    fig, axes = _figure(int(np.ceil(n / 3)), 3, width=3.6, height=2.6)
+    az.plot_rank(posterior.idata, var_names=names, ax=axes.ravel()[:n])
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle(f"Rank plots of the constants ({posterior.idata.posterior.sizes['chain']} chains)")
+    return fig
+
+
+def plot_pair(posterior: Posterior, *, group: str | None = None, max_points: int = 1000) -> Figure:
+    """Pair plot of the paper constants of one group: histograms on the diagonal, draws below.
+
+    ``N_c``, ``S_c`` and ``B_*`` are shown as log10 (they span decades); at most
+    ``max_points`` evenly thinned draws are scattered.
+    """
+    g = posterior.group_index(group)
+    step = max(1, posterior.n_draws // max_points)
+    values = {}
+    for name in posterior.constant_names():
+        draws = posterior.draws(name).reshape(posterior.n_draws, -1)[:, g]
+        values[f"log10 {name}" if name in SCALE_CONSTANTS else name] = (
+            np.log10(draws) if name in SCALE_CONSTANTS else draws)
+    names = list(values)
+    k = len(names)
+    fig, axes = _figure(k, k, width=1.9, height=1.9)
+    for i, row in enumerate(names):
+        for j, col in enumerate(names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(values[col], bins=30, color="C0", alpha=0.7)
+                ax.set_yticks([])
+            else:
+                ax.scatter(values[col][::step], values[row][::step], s=2, alpha=0.3, color="C0", linewidths=0)
+            ax.tick_params(labelsize=6)
+            if i == k - 1:
+                ax.set_xlabel(col, fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(row, fontsize=8)
+    fig.suptitle(f"Posterior of the constants ({posterior.groups[g]}; N_c in parameters, S_c in steps, "
+                 "B_* in tokens)")
+    return fig
+
+
+def _posterior_predictive(posterior: Posterior, seed: int) -> np.ndarray:
+    """New-run draws of log loss at every fitted point, ``(draws, points)``."""
+    data = fitted_points(posterior)
+    out = np.empty((posterior.n_draws, len(data)))
+    for g in posterior.groups:
+        rows = np.flatnonzero(data["group"].to_numpy() == g)
+        part = data.iloc[rows]
+        out[:, rows] = np.log(loss_draws(posterior, part["params"].to_numpy(), part["batch_tokens"].to_numpy(),
+                                         part["step"].to_numpy(), mode="new_run", group=g, seed=seed))
+    return out
+
+
+def plot_predictive_check(posterior: Posterior, *, kind: str = "posterior", num_pp_samples: int = 50,
+                          seed: int = 0) -> Figure:
+    """Prior or posterior predictive check of the log losses of the fitted points.
+
+    ``kind="prior"`` uses the prior predictive draws stored with the fit;
+    ``"posterior"`` draws new-run losses at the fitted points
+    (:func:`bayescale.predict.loss_draws`). The histogram density of the observed
+    ``log L`` is drawn over those of ``num_pp_samples`` predictive replicates, as in
+    ArviZ's ``plot_ppc``.
+    """
+    obs = posterior.idata.observed_data["log_loss"].values.astype(float).ravel()
+    if kind == "prior":
+        predictive = posterior.idata.prior_predictive["log_loss"].values.astype(float)
+        predictive = predictive.reshape(-1, predictive.shape[-1])
+    elif kind == "posterior":
+        predictive = _posterior_predictive(posterior, seed)
+    else:
+        raise ValueError(f"kind='{kind}' must be 'prior' or 'posterior'")
+    rng = np.random.default_rng(seed)
+    replicates = predictive[rng.choice(len(predictive), min(num_pp_samples, len(predictive)), replace=False)]
+    lo, hi = np.quantile(np.concatenate([replicates.ravel(), obs]), [0.005, 0.995])
+    edges = np.linspace(min(lo, obs.min()), max(hi, obs.max()), int(np.clip(2 * np.sqrt(len(obs)), 10, 40)))
+    fig, axes = _figure(width=6.0, height=4.0)
+    ax = axes[0, 0]
+    for i, rep in enumerate(replicates):
+        ax.stairs(np.histogram(rep, edges, density=True)[0], edges, color="C0", alpha=0.15,
+                  label=f"{kind} predictive ({len(replicates)} replicates)" if i == 0 else None)
+    ax.stairs(np.histogram(predictive.ravel(), edges, density=True)[0], edges, color="C1", linestyle="--",
+              label=f"{kind} predictive, all draws")
+    ax.stairs(np.histogram(obs, edges, density=True)[0], edges, color="k", linewidth=2, label="observed")
+    ax.set(xlabel="log loss (log nats/token)", ylabel="density",
+           title=f"{kind.capitalize()} predictive check of the {len(obs)} fitted points")
+    ax.legend(fontsize=7)
+    return fig
