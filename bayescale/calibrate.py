@@ -155,6 +155,13 @@ class Calibration:
     levels: tuple[float, ...]
     dropped: int
 
+    def coverage_table(self) -> pd.DataFrame:
+        """Coverage with one row per bin (``all`` first) and one column per nominal level."""
+        wide = self.coverage.pivot(index="bin", columns="nominal", values="coverage")
+        wide = wide.loc[self.coverage["bin"].unique()].reset_index()
+        wide.columns = ["N / largest fitted N", *(f"{level:.0%}" for level in wide.columns[1:])]
+        return wide
+
     def pit_histogram(self, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Counts and edges of the PIT values in ``bins`` equal bins on [0, 1]."""
         return np.histogram(self.points["pit"].to_numpy(), bins=bins, range=(0.0, 1.0))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bayescale.budget import BudgetPlan
 from bayescale.calibrate import Calibration
@@ -319,12 +319,14 @@ def plot_pair(posterior: Posterior, *, group: str | None = None, max_points: int
             if j > i:
                 ax.set_visible(False)
                 continue
+            ax.tick_params(labelsize=6)
+            ax.xaxis.set_major_locator(MaxNLocator(3))
             if i == j:
                 ax.hist(values[col], bins=30, color="C0", alpha=0.7)
                 ax.set_yticks([])
             else:
                 ax.scatter(values[col][::step], values[row][::step], s=2, alpha=0.3, color="C0", linewidths=0)
-            ax.tick_params(labelsize=6)
+                ax.yaxis.set_major_locator(MaxNLocator(4))
             if i == k - 1:
                 ax.set_xlabel(col, fontsize=8)
             if j == 0 and i > 0:

@@ -1,0 +1,146 @@
+"""``bayescale budget``: which model size, batch and steps for a FLOP budget, with known risk."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from bayescale.budget import (DEFAULT_RISK, SearchSpace, UnreachableTarget, compute_frontier, least_compute,
+                              plan_budget)
+from bayescale.commands.common import (FORMATTER, add_posterior_argument, format_table, level, note, positive_float,
+                                       print_json)
+from bayescale.plots import plot_frontier
+from bayescale.posterior import Posterior
+
+EPILOG = """\
+examples:
+  # the size, batch and steps whose final loss is lowest at the 90% risk level
+  bayescale budget --posterior p.nc --flops 1e18
+
+  # the best chance of reaching 2.1 nats, at most 20000 steps, batches of 2^17..2^20 tokens;
+  # also the least compute that reaches it with probability 0.95
+  bayescale budget --posterior p.nc --flops 1e18 --target-loss 2.1 --probability 0.95 \\
+      --max-steps 20000 --batch-tokens 2**17 --batch-tokens 2**18 --batch-tokens 2**19 --batch-tokens 2**20
+
+  # a wall-clock limit of 24 hours at 1.5M tokens/s, attention FLOPs counted, tables to a folder
+  bayescale budget --posterior p.nc --flops 3e19 --tokens-per-second 1.5e6 --max-hours 24 \\
+      --attention-flops-per-token 6*24*2048*1024 --out budget/
+
+Compute is C = (6 N + a) B S FLOPs (a = --attention-flops-per-token, default 0). Every
+candidate spends the budget unless --max-steps or the token limit stops it first.
+Candidates are ranked by P(final loss <= target) with --target-loss, else by the
+--risk quantile of the final loss (the new-run predictive: parameter uncertainty, seed
+noise and the law's error, which grows with the extrapolation). The point-estimate
+choice (lowest median of the law's curve) is printed next to the risk-aware one, with
+its own probability; then the frontier (risk-aware choice at budgets from C/100 to 100 C).
+"""
+
+
+def _product(text: str) -> float:
+    """``6*24*2048*1024`` -> 301989888.0; also a plain number or ``2**19``."""
+    if "**" in text or "*" not in text:
+        return positive_float(text)
+    return float(np.prod([positive_float(factor) for factor in text.split("*")]))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("budget", help="risk-aware choice of model size, batch and steps for a FLOP budget",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    add_posterior_argument(p)
+    p.add_argument("--flops", required=True, type=positive_float, metavar="C", help="compute budget in FLOPs")
+    p.add_argument("--target-loss", type=positive_float, metavar="L",
+                   help="rank by the probability of a final loss <= L nats (and find the least compute for it)")
+    p.add_argument("--risk", type=level, default=DEFAULT_RISK, metavar="Q",
+                   help=f"quantile of the final loss to minimise; ties under a target (default: {DEFAULT_RISK})")
+    p.add_argument("--probability", type=level, default=0.9, metavar="P",
+                   help="with --target-loss: find the least compute that reaches it with this probability (default: 0.9)")
+    p.add_argument("--max-flops", type=positive_float, metavar="C",
+                   help="largest compute the least-compute search tries (default: 1e6 x --flops)")
+    limits = p.add_argument_group("search space")
+    limits.add_argument("--min-params", type=positive_float, metavar="N", help="smallest model (default: smallest fitted)")
+    limits.add_argument("--max-params", type=positive_float, metavar="N",
+                        help="largest model (default: the largest that trains --min-steps)")
+    limits.add_argument("--batch-tokens", type=positive_float, action="append", metavar="B",
+                        help="a batch choice in tokens; repeat (default: powers of two from 1/4 of the smallest to "
+                             "16x the largest fitted batch)")
+    limits.add_argument("--min-steps", type=positive_float, default=100.0, help="fewest steps a run may take (default: 100)")
+    limits.add_argument("--max-steps", type=positive_float, help="most steps a run may take")
+    limits.add_argument("--max-tokens", type=positive_float, help="most tokens a run may see (e.g. the dataset size)")
+    limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
+                        help="training throughput; with --max-hours caps tokens at R x hours x 3600")
+    limits.add_argument("--max-hours", type=positive_float, metavar="H", help="wall-clock limit (needs --tokens-per-second)")
+    limits.add_argument("--attention-flops-per-token", type=_product, default=0.0, metavar="A",
+                        help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn (default: 0)")
+    limits.add_argument("--params-per-decade", type=int, default=8, help="model sizes per decade (default: 8)")
+    p.add_argument("--group", help="which group to plan for when the posterior has several")
+    p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
+    p.add_argument("--top", type=int, default=10, help="candidates printed (default: 10)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write candidates.csv, frontier.csv and frontier.png here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _space(args: argparse.Namespace) -> SearchSpace:
+    if (args.tokens_per_second is None) != (args.max_hours is None):
+        raise ValueError("--tokens-per-second and --max-hours go together: the wall-clock limit is their product")
+    tokens = [t for t in (args.max_tokens, args.tokens_per_second and args.tokens_per_second * args.max_hours * 3600)
+              if t]
+    return SearchSpace(min_params=args.min_params, max_params=args.max_params,
+                       batch_tokens=tuple(args.batch_tokens) if args.batch_tokens else None,
+                       min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=min(tokens) if tokens else None,
+                       attention_flops_per_token=args.attention_flops_per_token,
+                       params_per_decade=args.params_per_decade)
+
+
+COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "median", "lower_90", "upper_90", "loss_q"]
+
+
+def run(args: argparse.Namespace) -> int:
+    posterior = Posterior.load(args.posterior)
+    space = _space(args)
+    common = dict(space=space, group=args.group, seed=args.seed)
+    plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
+    frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, args.flops * 100, 9), risk=args.risk,
+                                target_loss=args.target_loss, progress=not args.quiet, **common)
+    cheapest, unreachable = None, None
+    if args.target_loss is not None:
+        try:
+            cheapest = least_compute(posterior, args.target_loss, args.probability,
+                                     max_flops=args.max_flops or 1e6 * args.flops, progress=not args.quiet, **common)
+        except UnreachableTarget as err:  # the plan above still answers the question asked
+            unreachable = str(err)
+    columns = COLUMNS + (["p_target"] if args.target_loss is not None else [])
+    summary = plan.summary()[["choice", *columns, "point_loss"]]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plan.table.to_csv(args.out / "candidates.csv", index=False)
+        frontier.to_csv(args.out / "frontier.csv", index=False)
+        plot_frontier(frontier, plan=plan).savefig(args.out / "frontier.png", dpi=110)
+        note(f"wrote candidates.csv, frontier.csv and frontier.png to {args.out}")
+    if args.json:
+        print_json({"flops": args.flops, "criterion": plan.criterion, "risk": args.risk, "target_loss": args.target_loss,
+                    "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
+                    "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
+                    "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
+        return 0
+    compute = f"(6N + {space.attention_flops_per_token:.3g}) B S" if space.attention_flops_per_token else "6 N B S"
+    print(f"budget {args.flops:.3g} FLOPs (C = {compute}): {len(plan.table)} "
+          f"candidates x {plan.n_draws} draws, ranked by {plan.criterion}")
+    print(format_table(summary))
+    if args.target_loss is not None:
+        p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
+        print(f"P(loss <= {args.target_loss:g}): risk-aware {p_risk:.3g}, point estimate {p_point:.3g}")
+        if cheapest is not None:
+            print(f"least compute reaching {args.target_loss:g} nats with probability {args.probability:g}: "
+                  f"{cheapest['budget']:.3g} FLOPs (N={cheapest['params']:.3g}, B={cheapest['batch_tokens']:g}, "
+                  f"S={cheapest['steps']:.4g}, P={cheapest['p_target']:.3g})")
+        else:
+            note(unreachable)
+    print("\nfrontier (risk-aware choice per budget):")
+    print(format_table(frontier[["budget", *columns]]))
+    print(f"\ntop {min(args.top, len(plan.table))} candidates:")
+    print(format_table(plan.table[columns].head(args.top)))
+    return 0

@@ -1,0 +1,54 @@
+"""``bayescale report``: figures and one self-contained HTML page for a posterior."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayescale.budget import DEFAULT_RISK
+from bayescale.commands.common import FORMATTER, add_posterior_argument, level, note, positive_float
+from bayescale.posterior import Posterior
+from bayescale.report import write_report
+from bayescale.runs import load_runs
+
+EPILOG = """\
+examples:
+  # diagnostics, constants, forecasts and figures: report/report.html plus one PNG per figure
+  bayescale report --posterior p.nc --out report/
+
+  # add a calibration section (realized runs) and a budgeting section (1e18 FLOPs, target 2.1 nats)
+  bayescale report --posterior p.nc --out report/ --runs realized.csv --flops 1e18 --target-loss 2.1
+
+The HTML page embeds its images (base64 PNG) and needs no network, CSS or JavaScript
+files: open it in any browser or send it as one file.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("report", help="figures and a self-contained HTML summary of a posterior",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    add_posterior_argument(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for report.html and the figures")
+    p.add_argument("--level", type=level, default=0.9, help="central interval of tables and bands (default: 0.9)")
+    p.add_argument("--runs", type=Path, metavar="REALIZED_FILE", help="realized runs: add a calibration section")
+    p.add_argument("--flops", type=positive_float, metavar="C", help="a FLOP budget: add a budgeting section")
+    p.add_argument("--target-loss", type=positive_float, metavar="L", help="target loss of the budgeting section")
+    p.add_argument("--risk", type=level, default=DEFAULT_RISK, help=f"risk quantile of the budgeting section "
+                                                                      f"(default: {DEFAULT_RISK})")
+    p.add_argument("--group", help="group of the budgeting section when the posterior has several")
+    p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target_loss is not None and args.flops is None:
+        raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
+    posterior = Posterior.load(args.posterior)
+    runs = load_runs(args.runs) if args.runs else None
+    path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
+                        target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
+                        progress=not args.quiet)
+    note(f"wrote {path} and its figures (PNG) to {args.out}")
+    print(path)
+    return 0
