@@ -14,7 +14,7 @@ import warnings
 from bayescale import __version__
 
 #: Subcommand modules under ``bayescale.commands``, in the order of ``--help``.
-COMMANDS = ("fit", "predict", "budget", "calibrate", "report")
+COMMANDS = ("demo", "fit", "predict", "budget", "calibrate", "report")
 
 DESCRIPTION = """\
 Forecast language-model training runs before they are trained, with credible bands.
@@ -39,15 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"bayescale: warning: {message}", file=sys.stderr if file is None else file)
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"bayescale: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayescale`` script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.showwarning = _show_warning
+    warnings.formatwarning = _format_warning
     try:
         return int(args.func(args))
     except (ValueError, OSError) as err:

@@ -16,7 +16,9 @@ and falls back to vectorized otherwise.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -67,6 +69,54 @@ def _dims(data: CurveData, irreducible: bool) -> tuple[dict, dict]:
     return coords, dims
 
 
+def check_settings(chains: int, warmup: int, draws: int, target_accept: float) -> None:
+    """Raise ``ValueError`` for sampler settings NUTS cannot use."""
+    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
+        if value < 1:
+            raise ValueError(f"{name}={value} must be at least 1")
+    if not 0.5 <= target_accept < 1.0:
+        raise ValueError(f"target_accept={target_accept} must be in [0.5, 1)")
+
+
+def sample(
+    model: Callable[..., None],
+    model_args: tuple,
+    data: CurveData,
+    coords: dict,
+    dims: dict,
+    *,
+    chains: int,
+    warmup: int,
+    draws: int,
+    seed: int,
+    target_accept: float,
+    chain_method: str,
+    progress: bool,
+) -> tuple[az.InferenceData, float, str]:
+    """Run NUTS on ``model(data, *model_args, log_loss=...)`` and assemble the ``InferenceData``.
+
+    Also draws :data:`PRIOR_DRAWS` prior and prior-predictive samples, stores the fitted
+    points' N, B, S, run and group as ``constant_data`` and the pointwise log-likelihood
+    (for PSIS-LOO). Returns the data, the sampling wall time in seconds and the chain
+    method used.
+    """
+    method = _chain_method(chain_method, chains)
+    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True,
+                  init_strategy=init_to_median(num_samples=15))
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
+                progress_bar=progress)
+    key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed))
+    start = time.perf_counter()
+    mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, extra_fields=("diverging",))
+    seconds = time.perf_counter() - start
+    prior = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args)
+    constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
+                     "run_idx": data.run_idx, "group_idx": data.group_idx}
+    idata = az.from_numpyro(mcmc, prior=prior, coords=coords, dims=dims, constant_data=constant_data,
+                            log_likelihood=True)
+    return idata, seconds, method
+
+
 def fit(
     runs: pd.DataFrame,
     *,
@@ -90,29 +140,13 @@ def fit(
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
-    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
-        if value < 1:
-            raise ValueError(f"{name}={value} must be at least 1")
-    if not 0.5 <= target_accept < 1.0:
-        raise ValueError(f"target_accept={target_accept} must be in [0.5, 1)")
+    check_settings(chains, warmup, draws, target_accept)
     priors = priors or KaplanPriors()
     data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
-    method = _chain_method(chain_method, chains)
-    kernel = NUTS(kaplan_model, target_accept_prob=target_accept, dense_mass=True,
-                  init_strategy=init_to_median(num_samples=15))
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
-                progress_bar=progress)
-    key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed))
-    start = time.perf_counter()
-    mcmc.run(key_mcmc, data, priors, irreducible, log_loss=data.log_loss, extra_fields=("diverging",))
-    seconds = time.perf_counter() - start
-    prior = Predictive(kaplan_model, num_samples=PRIOR_DRAWS)(key_prior, data, priors, irreducible)
-
     coords, dims = _dims(data, irreducible)
-    constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
-                     "run_idx": data.run_idx, "group_idx": data.group_idx}
-    idata = az.from_numpyro(mcmc, prior=prior, coords=coords, dims=dims, constant_data=constant_data,
-                            log_likelihood=True)
+    idata, seconds, method = sample(kaplan_model, (priors, irreducible), data, coords, dims, chains=chains,
+                                    warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
+                                    chain_method=chain_method, progress=progress)
     meta = {
         "model": "kaplan",
         "irreducible": irreducible,
@@ -130,9 +164,10 @@ def fit(
                      "priors": dataclasses.asdict(priors), "bayescale_version": __version__,
                      "sampling_seconds": seconds},
     }
-    posterior = Posterior(idata=idata, meta=meta)
-    var_names = [*CONSTANTS, *(["L_inf"] if irreducible else []), "sigma", "rho"]
-    diagnostics = diagnose(idata, var_names)
+    posterior = Posterior(idata=idata, meta=json.loads(json.dumps(meta)))  # as it will read back from disk
+    # The gate covers the constants that forecasts are made of; nuisance parameters
+    # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
+    diagnostics = diagnose(idata, [*CONSTANTS, *(["L_inf"] if irreducible else [])])
     if warn:
         check(diagnostics)
     return FitResult(posterior=posterior, diagnostics=diagnostics, seconds=seconds)

@@ -25,7 +25,7 @@ def small_runs():
 @pytest.fixture(scope="session")
 def small_fit(small_runs):
     """One quick fit of ``small_runs`` shared by every test that needs a posterior."""
-    return fit(small_runs, chains=2, warmup=300, draws=300, seed=0, progress=False, warn=False)
+    return fit(small_runs, chains=2, warmup=300, draws=700, seed=0, progress=False, warn=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,117 @@
+"""Speed of fitting and of trajectory bands, on this machine's CPU.
+
+1. Fit about 2,000 synthetic points (4 chains x 1,000 draws by default) and time it.
+2. Trajectory bands for every draw (4,000) x 512 steps with ``predict_trajectory``, and
+   the same numbers from a per-draw loop of SciPy's vectorised Newton solver (timed on
+   a subset of draws and scaled), measured in the same run.
+
+Prints a table and appends it, with the date, machine and conditions, to
+benchmarks/RESULTS.md. Run: ``python benchmarks/fit_speed.py [--chains 4 --draws 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import newton
+
+from bayescale import fit, laws
+from bayescale.predict import predict_trajectory
+from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _scipy_bands(c: laws.KaplanConstants, N: float, B: float, steps: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """The per-draw baseline: SciPy's array Newton on L for each draw, then quantiles."""
+    out = np.empty((len(draws), len(steps)))
+    for row, d in enumerate(draws):
+        log_Nc, aN, log_Sc, aS, log_Bs, aB = (float(np.asarray(v)[d]) for v in c[:6])
+        L_N = np.exp(aN * (log_Nc - np.log(N)))
+
+        def f(L):
+            return L - L_N - np.exp(aS * (log_Sc + np.log1p(np.exp(log_Bs - np.log(L) / aB) / B) - np.log(steps)))
+
+        start = L_N + np.exp(aS * (log_Sc - np.log(steps))) * 1.5
+        out[row] = newton(f, start, maxiter=100, tol=1e-10)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--chain-method", default="vectorized", choices=("vectorized", "parallel", "sequential"))
+    ap.add_argument("--baseline-draws", type=int, default=100, help="draws timed for the SciPy loop (scaled up)")
+    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+
+    runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=[1.5e4, 3e4, 6e4, 1.2e5, 2.5e5, 5e5], batches=[256, 1024, 4096],
+                         final_step=3000, points=150, seed=0)
+    start = time.perf_counter()
+    result = fit(runs, chains=args.chains, warmup=args.warmup, draws=args.draws, chain_method=args.chain_method,
+                 progress=False, warn=False)
+    fit_seconds = time.perf_counter() - start
+    n_points = int(result.posterior.idata.observed_data["log_loss"].size)
+    post = result.posterior
+
+    steps = np.geomspace(10, 1e5, 512)
+    predict_trajectory(post, 1e7, 4096.0, steps)  # compile
+    band_times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        predict_trajectory(post, 1e7, 4096.0, steps, mode="mean")
+        band_times.append(time.perf_counter() - t)
+    band_seconds = float(np.median(band_times))
+
+    c = post.constants()
+    subset = np.arange(args.baseline_draws)
+    t = time.perf_counter()
+    scipy_draws = _scipy_bands(c, 1e7, 4096.0, steps, subset)
+    scipy_seconds = (time.perf_counter() - t) * post.n_draws / len(subset)
+    ours = np.asarray(laws.trajectory(laws.expand(c), 1e7, 4096.0, steps[None, :]))[subset]
+    agreement = float(np.max(np.abs(ours / scipy_draws - 1)))
+
+    rows = [
+        ("fit: points (after the transient cut)", f"{n_points}"),
+        (f"fit: {args.chains} chains x {args.draws} draws ({args.warmup} warmup, {args.chain_method})",
+         f"{fit_seconds:.1f} s (target <= 60 s)"),
+        ("fit: diagnostics", result.diagnostics.format().splitlines()[0]),
+        (f"bands: {post.n_draws} draws x 512 steps (median of 5)", f"{band_seconds:.3f} s (target < 1 s)"),
+        (f"SciPy per-draw Newton loop, scaled from {len(subset)} draws", f"{scipy_seconds:.1f} s"),
+        ("speed-up of bands over the SciPy loop", f"{scipy_seconds / band_seconds:.0f}x (target >= 50x)"),
+        ("largest relative difference, solver vs SciPy", f"{agreement:.1e}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    table = "\n".join(f"| {name:<{width}} | {value} |" for name, value in rows)
+    header = (f"\n## fit_speed — {dt.date.today().isoformat()}\n\n"
+              f"Machine: {os.cpu_count()} CPU cores ({_cpu_model()}), {platform.system()}, "
+              f"Python {platform.python_version()}; load average at start {load:.2f}. Synthetic curves from "
+              f"`EXAMPLE_CONSTANTS` (6 sizes x 3 batches, 150 log-spaced evaluations each).\n\n"
+              f"| measurement | value |\n|---|---|\n")
+    print(header + table)
+    if not args.no_append:
+        with RESULTS.open("a") as fh:
+            fh.write(header + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

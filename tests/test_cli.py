@@ -1,0 +1,91 @@
+"""The command line: every entry point with tiny budgets, machine-readable output, errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.cli import COMMANDS, build_parser, main
+from bayescale.diagnostics import ConvergenceWarning
+
+
+def test_every_command_has_help_with_examples(capsys):
+    names = [*COMMANDS, "train", "sweep"]
+    for name in names:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert "example" in capsys.readouterr().out.lower(), name
+    assert set(names) <= set(build_parser()._subparsers._group_actions[0].choices)
+
+
+@pytest.fixture(scope="module")
+def posterior_file(small_posterior, tmp_path_factory):
+    return small_posterior.save(tmp_path_factory.mktemp("post") / "p.nc")
+
+
+def test_fit_writes_a_posterior_and_prints_json(small_runs, tmp_path, capsys):
+    small_runs.to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.warns(ConvergenceWarning, match="did not pass its convergence checks"):
+        code = main(["fit", "--runs", str(tmp_path / "runs.csv"), "--chains", "1", "--warmup", "20", "--draws", "20",
+                     "--out", str(tmp_path / "p.nc"), "--json", "--quiet"])
+    assert code == 0 and (tmp_path / "p.nc").exists()
+    out = json.loads(capsys.readouterr().out)
+    assert {row["constant"] for row in out["summary"]} == {"N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B"}
+    assert out["dropped"]["early_transient"] > 0
+
+
+def test_predict_trajectory_csv(posterior_file, tmp_path):
+    out = tmp_path / "traj.csv"
+    assert main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "2**10",
+                 "--steps", "5000", "--points", "12", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["step", "median", "lower", "upper"]
+    assert len(df) == 12 and df["step"].iloc[-1] == 5000
+    assert np.all((df["lower"] <= df["median"]) & (df["median"] <= df["upper"]))
+    assert main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "1024",
+                 "--steps", "5000", "--points", "12", "--level", "0.5", "--level", "0.9", "--out", str(out)]) == 0
+    assert list(pd.read_csv(out).columns) == ["step", "median", "lower", "upper", "level"]
+
+
+def test_predict_until_loss_json(posterior_file, capsys):
+    assert main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "1024",
+                 "--until-loss", "1.2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    quantities = {row["quantity"] for row in out["bands"]}
+    assert quantities == {"steps", "tokens", "min_steps", "min_tokens", "critical_batch"}
+    assert "size x4" in out["extrapolation"]
+
+
+def _bad_table(tmp_path, column, value):
+    df = pd.DataFrame({"run": ["a"] * 3, "params": 1e5, "batch_tokens": 1024.0,
+                       "step": [100.0, 200.0, 300.0], "loss": [2.0, 1.9, 1.8]})
+    df.loc[1, column] = value
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    return tmp_path / "bad.csv"
+
+
+@pytest.mark.parametrize("column,value,pattern", [
+    ("loss", np.inf, "row 2: loss=inf is not finite"),
+    ("step", -200.0, "row 2: step=-200 must be > 0"),
+])
+def test_bad_run_tables_exit_non_zero_with_one_line(tmp_path, capsys, column, value, pattern):
+    code = main(["fit", "--runs", str(_bad_table(tmp_path, column, value)), "--out", str(tmp_path / "p.nc")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("bayescale: error: ") and pattern in err[0]
+
+
+def test_a_file_that_is_not_a_posterior(tmp_path, capsys):
+    (tmp_path / "p.nc").write_bytes(b"\x00garbage")
+    code = main(["predict", "--posterior", str(tmp_path / "p.nc"), "--params", "1e6", "--batch-tokens", "1024",
+                 "--steps", "100"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a netCDF posterior" in err[0]
+
+
+def test_bad_numbers_are_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--posterior", "p.nc", "--params", "-3", "--batch-tokens", "1024", "--steps", "100"])
+    assert exit_info.value.code == 2
+    assert "expected a positive number" in capsys.readouterr().err

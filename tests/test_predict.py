@@ -1,0 +1,106 @@
+"""Predictive bands: calibration on a held-out larger size, modes, shapes and errors."""
+
+import numpy as np
+import pytest
+
+from bayescale import fit
+from bayescale import predict as P
+from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
+
+from .conftest import SIZES
+
+
+def _held_out_coverage(posterior, seed):
+    """Coverage of 90% new-run bands and median relative error on fresh runs at 4x the
+    largest fitted size (three batches, two seeds each, points after the transient)."""
+    N = 4 * SIZES[-1]
+    held_out = simulate_runs(EXAMPLE_CONSTANTS, sizes=[N], batches=[256.0, 1024.0, 4096.0], final_step=3000,
+                             points=40, seeds=2, seed=seed)
+    held_out = held_out[held_out["step"] >= 300]
+    inside, rel = [], []
+    for (B, _), run in held_out.groupby(["batch_tokens", "run"]):
+        bands = P.predict_trajectory(posterior, N, B, run["step"].to_numpy(), levels=(0.9,))
+        loss = run["loss"].to_numpy()
+        inside += list((loss >= bands["lower"]) & (loss <= bands["upper"]))
+        rel += list(np.abs(bands["median"] / loss - 1))
+    return float(np.mean(inside)), float(np.median(rel))
+
+
+def test_new_run_bands_hold_a_held_out_size_four_times_larger(small_posterior):
+    """With the default law-error term the bands do not under-cover, and medians are close."""
+    coverage, rel = _held_out_coverage(small_posterior, seed=123)
+    assert coverage >= 0.80, f"coverage {coverage:.2f}"
+    assert rel < 0.01
+
+
+@pytest.mark.slow
+def test_new_run_bands_are_calibrated_over_datasets():
+    """Synthetic runs follow the law exactly, so the law-error term is switched off: the
+    parameter, seed and noise parts alone must give 80-98% coverage at 4x, averaged over
+    datasets (one dataset's parameter error moves all its held-out points together)."""
+    coverages = []
+    for seed in (11, 12, 13):
+        runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=(256.0, 1024.0, 4096.0), final_step=3000,
+                             points=30, seed=seed)
+        post = fit(runs, chains=2, warmup=300, draws=700, seed=seed, progress=False, warn=False,
+                   extrapolation_error=0.0).posterior
+        coverages.append(_held_out_coverage(post, seed=100 + seed)[0])
+    assert 0.80 <= np.mean(coverages) <= 0.98, coverages
+
+
+def test_law_error_widens_bands_with_extrapolation_distance(small_posterior):
+    steps = np.geomspace(*small_posterior.meta["ranges"]["step"], 3)
+    near = P.predict_trajectory(small_posterior, SIZES[-1], 1024.0, steps)
+    far = P.predict_trajectory(small_posterior, 100 * SIZES[-1], 1024.0, steps)
+    width = lambda df: float(np.log(df["upper"].iloc[-1] / df["lower"].iloc[-1]))  # noqa: E731
+    assert width(far) > 2 * width(near)
+    assert "size x100" in far.attrs["extrapolation"]
+    assert near.attrs["extrapolation"] == "inside the fitted ranges"
+
+
+def test_mean_mode_is_narrower_than_new_run(small_posterior):
+    kw = dict(levels=(0.9,), points=8)
+    mean = P.predict_trajectory(small_posterior, 1e6, 1024.0, 3000, mode="mean", **kw)
+    new = P.predict_trajectory(small_posterior, 1e6, 1024.0, 3000, mode="new_run", **kw)
+    assert np.all(new["upper"] - new["lower"] > mean["upper"] - mean["lower"])
+
+
+def test_trajectory_grid_ends_exactly_at_the_requested_step(small_posterior):
+    df = P.predict_trajectory(small_posterior, 1e6, 2048.0, 12345, points=17, levels=(0.5, 0.9))
+    assert list(df.columns) == ["step", "median", "lower", "upper", "level"]
+    assert len(df) == 34 and df["step"].iloc[16] == 12345.0
+    five, ninety = df[df["level"] == 0.5], df[df["level"] == 0.9]
+    assert np.all(ninety["lower"].to_numpy() <= five["lower"].to_numpy())
+
+
+def test_steps_to_loss_and_minimum_loss(small_posterior):
+    c = EXAMPLE_CONSTANTS
+    floor = P.predict_min_loss(small_posterior, [1e5, 1e6], levels=(0.98,))
+    true_floor = np.exp(c.alpha_N * (c.log_N_c - np.log([1e5, 1e6])))
+    assert np.all((floor["lower"] <= true_floor) & (true_floor <= floor["upper"]))
+    target = 1.05 * true_floor[1]
+    df = P.predict_steps_to_loss(small_posterior, 1e6, 1024.0, target, levels=(0.9,)).set_index("quantity")
+    assert set(df.index) == {"steps", "tokens", "min_steps", "min_tokens", "critical_batch"}
+    np.testing.assert_allclose(df.loc["tokens", "median"], 1024.0 * df.loc["steps", "median"], rtol=1e-6)
+    assert df.loc["min_steps", "median"] < df.loc["steps", "median"]
+    unreachable = P.predict_steps_to_loss(small_posterior, 1e6, 1024.0, 0.5 * true_floor[1])
+    assert unreachable["p_reachable"].iloc[0] == 0.0 and np.isinf(unreachable["median"].iloc[0])
+
+
+def test_critical_batch_bands_contain_truth(small_posterior):
+    df = P.predict_critical_batch(small_posterior, [1.5, 2.0], levels=(0.98,))
+    truth = np.exp(EXAMPLE_CONSTANTS.log_B_star - np.log([1.5, 2.0]) / EXAMPLE_CONSTANTS.alpha_B)
+    assert np.all((df["lower"] <= truth) & (truth <= df["upper"]))
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(params=-1.0), "params=-1.0 must be positive"),
+    (dict(mode="best"), "mode='best' is not one of"),
+    (dict(levels=(1.5,)), "level=1.5 must be in"),
+    (dict(group="other"), "group 'other' is not in the posterior"),
+])
+def test_bad_requests_raise_clear_errors(small_posterior, kwargs, pattern):
+    args = dict(params=1e6, batch_tokens=1024.0, steps=3000)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=pattern):
+        P.predict_trajectory(small_posterior, args.pop("params"), args.pop("batch_tokens"), args.pop("steps"), **args)

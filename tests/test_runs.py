@@ -1,0 +1,113 @@
+"""Run-table loading and validation: every rule names the file, the row and the fix."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.curves import IdentifiabilityWarning, prepare_curves
+from bayescale.runs import RunTableError, load_runs, validate_runs
+
+
+def _table(**changes):
+    df = pd.DataFrame({
+        "run": ["a", "a", "a", "b", "b"],
+        "params": [1e5, 1e5, 1e5, 2e5, 2e5],
+        "batch_tokens": [1024.0] * 5,
+        "step": [100.0, 200.0, 300.0, 100.0, 200.0],
+        "loss": [2.0, 1.8, 1.7, 1.9, 1.7],
+    })
+    df["tokens"] = df["batch_tokens"] * df["step"]
+    for col, (row, value) in changes.items():
+        df.loc[row, col] = value
+    return df
+
+
+def test_valid_table_round_trips_through_every_format(tmp_path):
+    df = _table()
+    df.to_csv(tmp_path / "r.csv", index=False)
+    df.to_json(tmp_path / "r.jsonl", orient="records", lines=True)
+    df.to_parquet(tmp_path / "r.parquet")
+    for name in ("r.csv", "r.jsonl", "r.parquet"):
+        out = load_runs(tmp_path / name)
+        assert len(out) == 5 and list(out["run"].unique()) == ["a", "b"]
+
+
+def test_missing_column_names_it_and_the_fix():
+    with pytest.raises(RunTableError, match=r"missing required column\(s\) loss.*column mapping"):
+        validate_runs(_table().drop(columns="loss"), source="x.csv")
+
+
+@pytest.mark.parametrize("col,value,pattern", [
+    ("loss", np.nan, r"x.csv: row 3: loss=nan is not finite"),
+    ("loss", np.inf, r"row 3: loss=inf is not finite"),
+    ("step", -5.0, r"row 3: step=-5 must be > 0"),
+    ("params", 0.0, r"row 3: params=0 must be > 0"),
+    ("batch_tokens", -1.0, r"row 3: batch_tokens=-1 must be > 0"),
+])
+def test_bad_values_give_file_row_and_fix(col, value, pattern):
+    with pytest.raises(RunTableError, match=pattern):
+        validate_runs(_table(**{col: (2, value)}), source="x.csv")
+
+
+def test_non_numeric_value():
+    df = _table()
+    df["loss"] = df["loss"].astype(object)
+    df.loc[1, "loss"] = "oops"
+    with pytest.raises(RunTableError, match=r"row 2: loss='oops' is not a number"):
+        validate_runs(df)
+
+
+def test_duplicated_rows():
+    df = pd.concat([_table(), _table().iloc[[1]]], ignore_index=True)
+    with pytest.raises(RunTableError, match=r"row 6: duplicates an earlier row"):
+        validate_runs(df)
+
+
+def test_params_changing_mid_run():
+    with pytest.raises(RunTableError, match=r"run 'a' changes params mid-run"):
+        validate_runs(_table(params=(1, 3e5)))
+
+
+def test_tokens_inconsistent_with_batch_times_steps():
+    with pytest.raises(RunTableError, match=r"row 2: tokens=1 but batch_tokens\*step=204800"):
+        validate_runs(_table(tokens=(1, 1.0)))
+
+
+def test_drop_mode_counts_and_reports_dropped_rows():
+    with pytest.warns(UserWarning, match=r"dropped 2 of 5 rows"):
+        out = validate_runs(_table(loss=(0, np.nan), step=(4, -1.0)), on_invalid="drop")
+    assert len(out) == 3
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(RunTableError, match="no such file"):
+        load_runs(tmp_path / "nope.csv")
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(RunTableError, match="unknown table format"):
+        load_runs(tmp_path / "t.xlsx")
+
+
+def test_column_mapping(tmp_path):
+    _table().rename(columns={"params": "N_no_embed"}).to_csv(tmp_path / "r.csv", index=False)
+    assert "params" in load_runs(tmp_path / "r.csv", columns={"params": "N_no_embed"}).columns
+    with pytest.raises(RunTableError, match="absent column"):
+        load_runs(tmp_path / "r.csv", columns={"params": "nope"})
+
+
+def test_one_size_or_one_batch_warns_that_the_prior_decides():
+    df = validate_runs(_table(params=(slice(0, 4), 1e5)).assign(params=1e5))
+    with pytest.warns(IdentifiabilityWarning) as record:
+        prepare_curves(df, min_step_fraction=0.0)
+    messages = " ".join(str(w.message) for w in record)
+    assert "alpha_N and N_c are decided by their priors" in messages
+    assert "B_star and alpha_B" in messages
+
+
+def test_transient_cut_counts_dropped_points(small_runs):
+    data = prepare_curves(small_runs)
+    assert data.dropped["early_transient"] > 0
+    assert data.n_points + data.dropped["early_transient"] == len(small_runs)
+    assert np.all(np.exp(data.log_S) >= 300 - 1e-3)  # 10% of the final step 3000
+    # AR(1) links only consecutive points of one run
+    linked = data.has_prev
+    assert np.all(data.run_idx[linked] == data.run_idx[data.prev_idx[linked]])
