@@ -14,7 +14,7 @@ import warnings
 from bayescale import __version__
 
 #: Subcommand modules under ``bayescale.commands``, in the order of ``--help``.
-COMMANDS = ("demo", "fit", "predict", "budget", "calibrate", "report")
+COMMANDS = ("demo", "fit", "compare", "predict", "budget", "calibrate", "report")
 
 DESCRIPTION = """\
 Forecast language-model training runs before they are trained, with credible bands.

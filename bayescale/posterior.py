@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bayescale import laws
-from bayescale.models import CONSTANTS, constants_from_latents
+from bayescale.models import (CHINCHILLA_LATENTS, CONSTANTS, ChinchillaConstants, chinchilla_constants_from_latents,
+                              constants_from_latents)
 
 META_ATTR = "bayescale"
 
@@ -77,6 +78,14 @@ class Posterior:
                                                                   "log_alpha_S", "log_B_ref", "log_inv_alpha_B")}
         L_inf = self.draws("L_inf")[:, g] if self.meta.get("irreducible") else 0.0
         return constants_from_latents(latents, self.meta["references"], L_inf)
+
+    def chinchilla_constants(self, group: str | None = None) -> ChinchillaConstants:
+        """Chinchilla constants (E, A, B, alpha, beta) of one group, one value per posterior draw."""
+        if self.model != "chinchilla":
+            raise ValueError(f"a {self.model} posterior has no Chinchilla constants; fit with --model chinchilla")
+        g = self.group_index(group)
+        latents = {name: self.draws(name)[:, g] for name in CHINCHILLA_LATENTS}
+        return chinchilla_constants_from_latents(latents, self.meta["references"])
 
     def constant_names(self) -> list[str]:
         """Names of the paper constants this posterior reports per group."""

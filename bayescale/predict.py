@@ -18,6 +18,11 @@ runs it is checked on. A posterior that carries parameter uncertainty alone is b
 over-confident in extrapolation: real curves fit the laws so well that the fitted
 noise is tiny, while the law itself drifts from the truth as sizes grow.
 
+A Chinchilla posterior (``L(N, D) = E + A/N^alpha + B/D^beta``, :mod:`bayescale.chinchilla`)
+evaluates a request at ``(N, B, S)`` at ``D = B S`` tokens, with ``d = sqrt(d_N^2 + d_D^2)``
+and ``d_D`` measured from the fitted token range; the critical batch has no Chinchilla
+meaning and asking for it raises ``ValueError``.
+
 Targets in loss are treated consistently: a law error ``eta`` on log loss means the
 true curve reaches ``L`` when the law's curve reaches ``L exp(-eta)``.
 """
@@ -33,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale import laws
+from bayescale.models import chinchilla_log_floor, chinchilla_log_loss, chinchilla_log_tokens
 from bayescale.posterior import Posterior
 
 MODES = ("mean", "new_run")
@@ -45,10 +51,11 @@ class Extrapolation:
     params: float
     steps: float
     batch_tokens: float
+    tokens: float = 0.0
 
     @property
     def distance(self) -> float:
-        return float(np.sqrt(self.params**2 + self.steps**2 + self.batch_tokens**2))
+        return float(np.sqrt(self.params**2 + self.steps**2 + self.batch_tokens**2 + self.tokens**2))
 
     @property
     def extrapolates(self) -> bool:
@@ -58,7 +65,8 @@ class Extrapolation:
         if not self.extrapolates:
             return "inside the fitted ranges"
         parts = [f"{name} x{np.exp(v):.3g}" for name, v in
-                 (("size", self.params), ("steps", self.steps), ("batch", self.batch_tokens)) if v > 0]
+                 (("size", self.params), ("steps", self.steps), ("batch", self.batch_tokens),
+                  ("tokens", self.tokens)) if v > 0]
         return "extrapolates beyond the fitted data: " + ", ".join(parts) + f" (log-distance {self.distance:.2f})"
 
 
@@ -69,8 +77,15 @@ def _outside(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def extrapolation(posterior: Posterior, params: float, batch_tokens: float | None = None,
                   steps: float | np.ndarray | None = None) -> Extrapolation:
-    """Distance of a request from the fitted sizes, steps and batches (largest over ``steps``)."""
+    """Distance of a request from the fitted sizes, steps and batches (largest over ``steps``).
+
+    For a Chinchilla posterior: from the fitted sizes and token counts ``B S``.
+    """
     r = posterior.meta["ranges"]
+    if posterior.model == "chinchilla":
+        d_tokens = 0.0 if batch_tokens is None or steps is None else float(
+            np.max(_outside(np.asarray(batch_tokens, float) * np.asarray(steps, float), *r["tokens"])))
+        return Extrapolation(float(_outside(np.asarray(params, float), *r["params"])), 0.0, 0.0, d_tokens)
     d_steps = 0.0 if steps is None else float(np.max(_outside(np.asarray(steps, float), *r["step"])))
     d_batch = 0.0 if batch_tokens is None else float(_outside(np.asarray(batch_tokens, float), *r["batch_tokens"]))
     return Extrapolation(float(_outside(np.asarray(params, float), *r["params"])), d_steps, d_batch)
@@ -116,7 +131,9 @@ class _Draws:
         self.rng = np.random.default_rng(seed)
         self.n = posterior.n_draws
         self.sigma = posterior.draws("sigma").reshape(self.n, -1)[:, 0]
-        self.tau = posterior.draws("run_offset_scale").reshape(self.n, -1)[:, 0]
+        # Chinchilla fits of final losses have no run offsets: sigma is the run-to-run noise.
+        self.tau = (posterior.draws("run_offset_scale").reshape(self.n, -1)[:, 0]
+                    if "run_offset_scale" in posterior.idata.posterior else np.zeros(self.n))
         self.nu = float(posterior.meta["settings"]["priors"]["nu"])
         self.kappa = float(posterior.meta["extrapolation_error"])
         self.group = g
@@ -175,13 +192,18 @@ def loss_draws(
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
                (("params", params), ("batch_tokens", batch_tokens), ("steps", steps)))
     N, B, S = np.broadcast_arrays(N, B, S)
-    c = posterior.constants(group)
-    log_L = np.log(np.asarray(_trajectory_draws(c, *(jnp.asarray(v, jnp.float32) for v in (N, B, S))), float))
-    if mode == "new_run":
-        extra = _Draws(posterior, group, seed)
-        r = posterior.meta["ranges"]
+    r = posterior.meta["ranges"]
+    if posterior.model == "chinchilla":
+        c = posterior.chinchilla_constants(group).expand()
+        log_L = np.asarray(chinchilla_log_loss(c, np.log(N)[None, :], np.log(B * S)[None, :]), float)
+        d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(B * S, *r["tokens"]) ** 2)
+    else:
+        c = posterior.constants(group)
+        log_L = np.log(np.asarray(_trajectory_draws(c, *(jnp.asarray(v, jnp.float32) for v in (N, B, S))), float))
         d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(S, *r["step"]) ** 2
                     + _outside(B, *r["batch_tokens"]) ** 2)
+    if mode == "new_run":
+        extra = _Draws(posterior, group, seed)
         log_L = log_L + extra.law_error(d) + extra.run_and_noise(len(S))
     return np.exp(log_L)
 
@@ -230,12 +252,20 @@ def predict_min_loss(
     group: str | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Bands for the minimum reachable loss ``L_N`` of one or more model sizes."""
+    """Bands for the minimum reachable loss ``L_N`` of one or more model sizes.
+
+    For a Chinchilla posterior this is the unlimited-data loss ``E + A/N^alpha``.
+    """
     _check_mode(mode)
     sizes = np.atleast_1d(_positive("params", params))
-    c = posterior.constants(group)
-    floors = np.stack([np.asarray(laws.loss_floor(c, N), float) * np.exp(_law_shift(posterior, group, mode, N, seed)[:, 0])
-                       for N in sizes], axis=1)
+    if posterior.model == "chinchilla":
+        c = posterior.chinchilla_constants(group).expand()
+        law = np.exp(np.asarray(chinchilla_log_floor(c, np.log(sizes)[None, :]), float))
+    else:
+        c = posterior.constants(group)
+        law = np.stack([np.asarray(laws.loss_floor(c, N), float) for N in sizes], axis=1)
+    shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
+    floors = law * np.exp(shift)
     return _frame(floors, levels, {"params": sizes})
 
 
@@ -246,7 +276,10 @@ def predict_critical_batch(
     levels: Sequence[float] = (0.9,),
     group: str | None = None,
 ) -> pd.DataFrame:
-    """Bands for the critical batch size in tokens at one or more loss values."""
+    """Bands for the critical batch size in tokens at one or more loss values (Kaplan posteriors)."""
+    if posterior.model == "chinchilla":
+        raise ValueError("the Chinchilla law L(N, D) has no batch size, so no critical batch; "
+                         "fit the Kaplan model to curves at several batch sizes (bayescale fit --model kaplan)")
     losses = np.atleast_1d(_positive("loss", loss))
     c = posterior.constants(group)
     values = np.stack([np.asarray(laws.critical_batch(c, L), float) for L in losses], axis=1)
@@ -270,20 +303,29 @@ def predict_steps_to_loss(
     ``min_tokens`` (small-batch limit), ``critical_batch`` at the target. Draws for
     which the target lies below the size's minimum loss give infinite steps; the
     column ``p_reachable`` is the posterior probability that the target is reachable.
+    A Chinchilla posterior gives the rows ``steps`` and ``tokens`` only, from
+    ``D = (B / (L - E - A/N^alpha))^(1/beta)``: the law has no batch dependence.
     """
     _check_mode(mode)
     N = float(_positive("params", params))
     B = float(_positive("batch_tokens", batch_tokens))
     L = float(_positive("target_loss", target_loss))
-    c = posterior.constants(group)
     L_law = L * np.exp(-_law_shift(posterior, group, mode, N, seed)[:, 0])
-    s_min = np.asarray(laws.min_steps(c, N, L_law), float)
-    b_crit = np.asarray(laws.critical_batch(c, L_law), float)
-    steps = s_min * (1.0 + b_crit / B)
-    quantities = {"steps": steps, "tokens": B * steps, "min_steps": s_min,
-                  "min_tokens": b_crit * s_min, "critical_batch": b_crit}
+    if posterior.model == "chinchilla":
+        tokens = np.exp(np.asarray(chinchilla_log_tokens(posterior.chinchilla_constants(group), np.log(N), L_law),
+                                   float))
+        quantities = {"steps": tokens / B, "tokens": tokens}
+        reachable = np.isfinite(tokens)
+    else:
+        c = posterior.constants(group)
+        s_min = np.asarray(laws.min_steps(c, N, L_law), float)
+        b_crit = np.asarray(laws.critical_batch(c, L_law), float)
+        steps = s_min * (1.0 + b_crit / B)
+        quantities = {"steps": steps, "tokens": B * steps, "min_steps": s_min,
+                      "min_tokens": b_crit * s_min, "critical_batch": b_crit}
+        reachable = np.isfinite(s_min)
     values = np.stack(list(quantities.values()), axis=1)
     df = _frame(values, levels, {"quantity": np.array(list(quantities))})
-    df["p_reachable"] = float(np.mean(np.isfinite(s_min)))
+    df["p_reachable"] = float(np.mean(reachable))
     df.attrs["extrapolation"] = extrapolation(posterior, N, B).describe()
     return df

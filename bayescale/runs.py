@@ -174,10 +174,16 @@ def load_runs(
 def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.DataFrame:
     """Final losses of Gadre et al. (2024), "Language models scale reliably with over-training".
 
-    One row per run: ``params`` = ``N_no_embed``, ``batch_tokens`` =
-    ``global_bs_seqs * seq_len``, ``tokens`` = ``D_tokens``, ``step`` = tokens / batch
-    (fractional where the published token count is not a whole number of batches),
-    ``loss`` = ``loss_column`` (C4 validation by default), ``group`` = ``dataset``.
+    One row per run: ``params`` = ``N_no_embed``, ``params_total`` = ``N``,
+    ``batch_tokens`` = ``global_bs_seqs * seq_len``, ``tokens`` = ``D_tokens``, ``step`` =
+    tokens / batch (fractional where the published token count is not a whole number of
+    batches), ``loss`` = ``loss_column`` (C4 validation by default), ``group`` =
+    ``dataset``.
+
+    Where the recorded batch disagrees with the published step count (``D_tokens !=
+    global_bs_seqs * seq_len * steps``) and the launch arguments' batch
+    (``global_bs_from_args``) agrees with it, the launch arguments' batch is used: the
+    6.9B runs record a batch of one sequence but ran 2,048 per step.
     """
     raw = read_table(path)
     need = ["name", "dataset", "N", "N_no_embed", "D_tokens", "global_bs_seqs", "seq_len", loss_column]
@@ -185,6 +191,12 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     if missing:
         raise RunTableError(f"{path}: not a Gadre et al. 2024 table (missing {', '.join(missing)})")
     batch = raw["global_bs_seqs"].astype(float) * raw["seq_len"].astype(float)
+    if {"steps", "global_bs_from_args"} <= set(raw.columns):
+        implied = raw["D_tokens"].astype(float) / raw["steps"].astype(float)
+        from_args = raw["global_bs_from_args"].astype(float) * raw["seq_len"].astype(float)
+        use_args = ((np.abs(batch - implied) > TOKENS_RTOL * implied)
+                    & (np.abs(from_args - implied) <= TOKENS_RTOL * implied))
+        batch = batch.where(~use_args, from_args)
     table = pd.DataFrame({
         "run": raw["name"].astype(str),
         "params": raw["N_no_embed"].astype(float),
@@ -209,10 +221,12 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
     """Training-loss curves of McLeish et al. (2025), "Gemstones".
 
     ``params_active_precise`` counts embeddings; the non-embedding count is
-    ``params_active_precise - 2 * 50304 * width`` (untied input and output embeddings;
-    the remainder equals ``depth * (15 width^2 + 2 width) + width`` for every model,
-    i.e. attention, gated MLP and norms). The batch is 2048 x 2048 tokens and the loss
-    is the training loss, so ``split`` is ``train``.
+    ``params_active_precise - 2 * 50304 * width`` (untied input and output embeddings).
+    The remainder equals ``depth * (15 width^2 + 2 width) + width`` (attention, gated
+    MLP and norms) for 20 of the 22 published models; the two of width 384 have 49,152
+    (= 384 x 128) fewer per layer, a detail of their blocks that does not touch the
+    embeddings. The batch is ``tokens / step`` (2048 x 2048 tokens) and the loss is the
+    training loss, so ``split`` is ``train``.
     """
     raw = read_table(path)
     need = ["run_name", "params_active_precise", "width", "depth", "tokens", "step", "final_loss"]

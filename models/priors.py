@@ -46,16 +46,31 @@ class KaplanPriors:
 class ChinchillaPriors:
     """Priors of :func:`bayescale.models.chinchilla_model`, ``L = E + A/N^alpha + B/D^beta``.
 
-    Defaults follow the Epoch re-estimate (Besiroglu et al. 2024) with wide spreads.
-    ``E`` is centred on a fraction of the smallest observed loss by the model.
+    Exponents follow the Epoch re-estimate (Besiroglu et al. 2024: alpha 0.35, beta
+    0.37). The published scales (E 1.82, A 482, B 2085) move with the parameter
+    convention, tokenizer and data, so the re-centred scales are set relative to the
+    data: the size term at ``N_ref`` and the data term at ``D_ref`` are centred on a
+    quarter of the median observed loss each (their share at the Epoch constants'
+    compute-optimal point), and ``E`` is a fraction of the smallest observed loss whose
+    logit is Normal(0, 1.1), which matches the mean and variance of the logit of a
+    Beta(2, 2) fraction.
     """
 
-    log_A: tuple[float, float] = (math.log(482.0), 2.5)
-    log_B: tuple[float, float] = (math.log(2085.0), 2.5)
+    #: log alpha: Epoch's 0.35.
     log_alpha: tuple[float, float] = (math.log(0.35), 0.5)
+    #: log beta: Epoch's 0.37.
     log_beta: tuple[float, float] = (math.log(0.37), 0.5)
-    #: Beta prior of E as a fraction of the smallest observed loss.
-    E_fraction: tuple[float, float] = (2.0, 2.0)
+    #: log of the size term A / N_ref^alpha as a fraction of the median observed loss.
+    log_A_ref_fraction: tuple[float, float] = (math.log(0.25), 1.0)
+    #: log of the data term B / D_ref^beta as a fraction of the median observed loss.
+    log_B_ref_fraction: tuple[float, float] = (math.log(0.25), 1.0)
+    #: logit of E as a fraction of the smallest observed loss.
+    logit_E_fraction: tuple[float, float] = (0.0, 1.1)
+    #: half-normal scale of the between-group spread of every latent.
     group_sd: float = 0.25
+    #: half-normal scale of the observation noise on log loss.
     noise_sd: float = 0.05
+    #: half-normal scale of per-run offsets on log loss (curve data only).
+    run_sd: float = 0.02
+    #: Student-t degrees of freedom of the observation noise.
     nu: float = 4.0

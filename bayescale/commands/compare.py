@@ -1,0 +1,101 @@
+"""``bayescale compare``: choose between law forms by PSIS-LOO on the same observations."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayescale.commands.common import FORMATTER, column_map, format_table, note, print_json
+from bayescale.commands.fit import FORMATS
+from bayescale.compare import MODELS, PARETO_K_MAX, compare_models
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
+from bayescale.runs import load_runs
+
+EPILOG = """\
+examples:
+  # the three law forms on a sweep's curves, 4 chains x 1000 draws each
+  bayescale compare --runs sweep/runs.csv
+
+  # final losses of a public ladder: Kaplan with an irreducible loss against Chinchilla,
+  # one group per dataset, quick budgets, posteriors kept
+  bayescale compare --runs final_losses.csv --format gadre2024 --models kaplan_irreducible,chinchilla \\
+      --group-by group --chains 2 --warmup 500 --draws 500 --out-dir posteriors/
+
+Prints one row per model, best first: elpd_loo (expected log pointwise predictive
+density, higher is better), se, p_loo (effective number of parameters), elpd_diff and
+dse (difference to the best and its standard error), weight (stacking) and
+pareto_k_bad (points with Pareto k > 0.7, whose LOO estimate is unreliable; a warning
+names the fix). Every model is fitted to the same points (the early transient of each
+curve is dropped for all of them); a difference smaller than about 2 dse is not
+evidence for either model.
+"""
+
+
+def model_list(text: str) -> list[str]:
+    """``kaplan,chinchilla`` -> ``["kaplan", "chinchilla"]``, checked against the known models."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or len(names) < 2:
+        raise argparse.ArgumentTypeError(
+            f"expected two or more of {', '.join(MODELS)} separated by commas, got {text!r}")
+    return names
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="compare law forms (Kaplan, Kaplan + L_inf, Chinchilla) by PSIS-LOO",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
+                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
+    p.add_argument("--format", choices=sorted(FORMATS), default="table",
+                   help="input format: the run-table schema, or an adapter for public data (default: table)")
+    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
+                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    p.add_argument("--models", type=model_list, default=list(MODELS), metavar="M1,M2,...",
+                   help=f"models to compare (default: {','.join(MODELS)})")
+    p.add_argument("--group-by", default="auto", metavar="COL",
+                   help="column whose values get their own constants (default: split when the table has several, "
+                        "'none' for one group)")
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains per model (default: 4)")
+    p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: 0.9)")
+    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
+                   help=f"drop points before this fraction of each run's final step, for every model "
+                        f"(default: {DEFAULT_MIN_STEP_FRACTION})")
+    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    p.add_argument("--out-dir", type=Path, metavar="DIR", help="also write each posterior to DIR/MODEL.nc")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loader = FORMATS[args.format]
+    if loader is None:
+        runs = load_runs(args.runs, columns=args.column_map)
+    else:
+        if args.column_map:
+            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
+        runs = loader(args.runs)
+    comparison, fits = compare_models(
+        runs, args.models, group_by=None if args.group_by == "none" else args.group_by, chains=args.chains,
+        warmup=args.warmup, draws=args.draws, seed=args.seed, target_accept=args.target_accept,
+        min_step_fraction=args.min_step_fraction, min_step=args.min_step, progress=not args.quiet)
+    written = {}
+    if args.out_dir:
+        written = {name: str(f.posterior.save(args.out_dir / f"{name}.nc")) for name, f in fits.items()}
+    diagnostics = {name: f.diagnostics.passed for name, f in fits.items()}
+    if args.json:
+        print_json({"n_points": comparison.n_points, "table": comparison.table, "diagnostics_passed": diagnostics,
+                    "posteriors": written})
+        return 0
+    print(format_table(comparison.table))
+    note(f"{comparison.n_points} points per model; elpd_loo higher is better, differences under about 2 dse "
+         f"are not evidence; pareto_k_bad counts points with k > {PARETO_K_MAX}")
+    for name, passed in diagnostics.items():
+        if not passed:
+            note(f"{name}: the fit failed its convergence checks (see the warning); its elpd_loo is unreliable")
+    for name, path in written.items():
+        note(f"{name} posterior written to {path}")
+    return 0

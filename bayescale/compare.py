@@ -1,0 +1,173 @@
+"""Choose between law forms on evidence: PSIS-LOO over identical observations.
+
+Candidates: ``kaplan`` (``L_N = (N_c/N)^alpha_N``), ``kaplan_irreducible`` (``L_N =
+L_inf + (N_c/N)^alpha_N``) and ``chinchilla`` (``L = E + A/N^alpha + B/D^beta``). Each
+is fitted with NUTS and scored by its expected log pointwise predictive density,
+estimated by Pareto-smoothed importance sampling leave-one-out cross-validation
+(``az.loo`` on the ``log_loss`` log-likelihood every bayescale posterior carries), and
+the models are ranked and weighted by stacking (``az.compare``).
+
+Two conditions make the numbers meaningful:
+
+* **Identical observations.** ELPD sums over points, so models must score the same
+  points: the Kaplan fit drops each curve's early transient, and the Chinchilla fit
+  applies the same rule (:func:`bayescale.chinchilla.prepare_chinchilla`), given the
+  same run table and ``min_step_fraction``/``min_step``. :func:`compare_posteriors`
+  checks the observed log losses and the fitted (N, B, S) of every posterior and
+  refuses with :class:`IncomparableError` when they differ.
+* **Reliable importance weights.** A point whose Pareto shape ``k`` exceeds 0.7 is so
+  influential that PSIS cannot estimate its LOO density; such points are counted per
+  model and reported in a :class:`ParetoKWarning` that names the fix.
+
+For curves the pointwise terms are AR(1) conditionals ``p(y_i | y_{i-1}, theta)``
+(both model families use the same factorisation), so the sum is the joint log density
+and the comparison is between models of the same data; leaving a point out is then
+"one checkpoint given the previous one".
+
+References: Vehtari, Gelman, Gabry (2017), "Practical Bayesian model evaluation using
+leave-one-out cross-validation and WAIC", Statistics and Computing 27; Yao, Vehtari,
+Simpson, Gelman (2018), "Using stacking to average Bayesian predictive
+distributions", Bayesian Analysis 13.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from bayescale.chinchilla import fit_chinchilla
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
+from bayescale.fit import FitResult, fit
+from bayescale.posterior import Posterior
+
+#: Model names accepted by :func:`compare_models`, in their default order.
+MODELS = ("kaplan", "kaplan_irreducible", "chinchilla")
+#: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
+PARETO_K_MAX = 0.7
+
+
+class IncomparableError(ValueError):
+    """The posteriors were fitted to different observations, so their ELPDs cannot be compared."""
+
+
+class ParetoKWarning(UserWarning):
+    """Some points have Pareto k above 0.7: their PSIS-LOO estimates are unreliable."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The comparison table (one row per model, best first) and the LOO objects behind it.
+
+    Table columns: ``model``, ``rank``, ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``
+    (to the best), ``dse`` (its standard error), ``weight`` (stacking) and
+    ``pareto_k_bad`` (points with k > 0.7).
+    """
+
+    table: pd.DataFrame
+    loo: dict[str, az.ELPDData]
+    n_points: int
+
+
+def check_same_observations(posteriors: Mapping[str, Posterior]) -> int:
+    """Raise :class:`IncomparableError` unless every posterior saw the same points; return their number."""
+    names = list(posteriors)
+    if len(names) < 2:
+        raise ValueError(f"compare needs at least two models, got {len(names)} ({', '.join(names)})")
+
+    def observations(p: Posterior) -> dict[str, np.ndarray]:
+        out = {"log_loss": p.idata.observed_data["log_loss"].values}
+        out.update({k: p.idata.constant_data[k].values for k in ("log_N", "log_B", "log_S")})
+        return out
+
+    first = observations(posteriors[names[0]])
+    for name in names[1:]:
+        other = observations(posteriors[name])
+        if other["log_loss"].shape != first["log_loss"].shape:
+            raise IncomparableError(
+                f"'{names[0]}' was fitted to {first['log_loss'].size} points and '{name}' to "
+                f"{other['log_loss'].size}: PSIS-LOO compares models only on identical observations; fit both "
+                "to the same run table with the same min_step_fraction and min_step")
+        differ = [k for k in first if not np.array_equal(first[k], other[k])]
+        if differ:
+            raise IncomparableError(
+                f"'{names[0]}' and '{name}' were fitted to different points (they differ in {', '.join(differ)}): "
+                "PSIS-LOO compares models only on identical observations; fit both to the same run table "
+                "with the same min_step_fraction and min_step")
+    return int(first["log_loss"].size)
+
+
+def _loo(posterior: Posterior) -> az.ELPDData:
+    """PSIS-LOO of one posterior; ArviZ's own high-k warning is replaced by :class:`ParetoKWarning`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        return az.loo(posterior.idata, pointwise=True, var_name="log_loss", scale="log")
+
+
+def compare_posteriors(posteriors: Mapping[str, Posterior]) -> Comparison:
+    """PSIS-LOO of each posterior and the stacking comparison (see the module docstring).
+
+    Warns with :class:`ParetoKWarning` when some model has points with ``k > 0.7``.
+    """
+    n_points = check_same_observations(posteriors)
+    loo = {name: _loo(p) for name, p in posteriors.items()}
+    bad = {name: int(np.sum(np.asarray(elpd.pareto_k) > PARETO_K_MAX)) for name, elpd in loo.items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        compared = az.compare(loo, ic="loo", method="stacking", scale="log")
+    table = compared.rename_axis("model").reset_index()
+    table = table[["model", "rank", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"]]
+    table["pareto_k_bad"] = table["model"].map(bad)
+    flagged = {name: count for name, count in bad.items() if count}
+    if flagged:
+        warnings.warn(
+            "PSIS-LOO is unreliable for "
+            + ", ".join(f"{count} of {n_points} points under {name}" for name, count in flagged.items())
+            + f" (Pareto k > {PARETO_K_MAX}): those points are highly influential (often the largest sizes or "
+            "the ends of curves); draw more (--draws), refit leaving each influential run out (exact LOO or "
+            "K-fold over runs), or read the ranking as indicative only",
+            ParetoKWarning, stacklevel=2)
+    return Comparison(table=table.reset_index(drop=True), loo=loo, n_points=n_points)
+
+
+def fit_models(
+    runs: pd.DataFrame,
+    models: Sequence[str] = MODELS,
+    *,
+    group_by: str | None = "auto",
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
+    min_step: float = 0.0,
+    target_accept: float = 0.9,
+    progress: bool = True,
+    warn: bool = True,
+) -> dict[str, FitResult]:
+    """Fit each named model to the same points of ``runs`` (names from :data:`MODELS`)."""
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    if len(set(models)) != len(models):
+        raise ValueError(f"models {', '.join(models)} name a model twice; list each once")
+    options = dict(group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                   min_step_fraction=min_step_fraction, min_step=min_step, target_accept=target_accept,
+                   progress=progress, warn=warn)
+    fits = {}
+    for name in models:
+        if name == "chinchilla":
+            fits[name] = fit_chinchilla(runs, **options)
+        else:
+            fits[name] = fit(runs, irreducible=name == "kaplan_irreducible", **options)
+    return fits
+
+
+def compare_models(runs: pd.DataFrame, models: Sequence[str] = MODELS, **options) -> tuple[Comparison, dict[str, FitResult]]:
+    """Fit ``models`` to ``runs`` (``options`` as in :func:`fit_models`) and compare them by PSIS-LOO."""
+    fits = fit_models(runs, models, **options)
+    return compare_posteriors({name: f.posterior for name, f in fits.items()}), fits
