@@ -26,8 +26,9 @@ from bayescale.predict import loss_draws, predict_critical_batch, predict_min_lo
 LOSS_LABEL = "loss (nats/token)"
 STEPS_LABEL = "optimizer steps S"
 PARAMS_LABEL = "non-embedding parameters N"
-#: Paper constants shown as log10 in pair plots (they span decades).
-SCALE_CONSTANTS = ("N_c", "S_c", "B_star")
+#: Constants shown as log10 in pair plots (they span decades): Kaplan's scales and
+#: Chinchilla's amplitudes.
+SCALE_CONSTANTS = ("N_c", "S_c", "B_star", "A", "B")
 
 
 def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2, **kwargs):

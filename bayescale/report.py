@@ -125,7 +125,8 @@ def _overview(posterior: Posterior) -> Section:
 
 
 def _diagnostics(posterior: Posterior) -> Section:
-    diag = diagnose(posterior.idata, [*posterior.constant_names(), "sigma", "rho"])
+    noise = [v for v in ("sigma", "rho") if v in posterior.idata.posterior]
+    diag = diagnose(posterior.idata, [*posterior.constant_names(), *noise])
     verdict = (f'<span class="{"pass" if diag.passed else "fail"}">{"PASS" if diag.passed else "FAIL"}</span>: '
                f"R-hat max {diag.max_rhat:.3f} (&le; {RHAT_MAX}), bulk ESS min {diag.min_ess_bulk:.0f}, tail ESS min "
                f"{diag.min_ess_tail:.0f} (&ge; {ESS_MIN}), {diag.divergences} divergences of {diag.n_draws} draws.")
@@ -149,39 +150,41 @@ def _constants(posterior: Posterior, level: float) -> Section:
         tables=[("Constants", posterior.summary(level))], figures=figures)
 
 
+def _per_group(posterior: Posterior, make: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
+    """``make(group)`` for every group, stacked, with a leading ``group`` column."""
+    return pd.concat([make(g).assign(group=g).set_index("group").reset_index() for g in posterior.groups],
+                     ignore_index=True)
+
+
 def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
     r = posterior.meta["ranges"]
     sizes = np.array(FORECAST_MULTIPLES) * r["params"][1]
     batch, last = r["batch_tokens"][1], r["step"][1]
-    steps = np.array([last, 3 * last, 10 * last])
-    min_loss, bcrit, traj, figures = [], [], [], []
-    for g in posterior.groups:
-        table = predict_min_loss(posterior, sizes, levels=(level,), group=g, seed=seed)
-        table.insert(0, "group", g)
-        table["extrapolation"] = [extrapolation(posterior, n).describe() for n in sizes]
-        min_loss.append(table)
-        losses = np.exp(np.quantile(posterior.idata.observed_data["log_loss"].values, [0.0, 0.5, 1.0]))
-        table = predict_critical_batch(posterior, np.concatenate([[0.8 * losses[0]], losses]), levels=(level,), group=g)
-        table.insert(0, "group", g)
-        bcrit.append(table)
-        table = predict_trajectory(posterior, sizes[2], batch, steps, levels=(level,), group=g, seed=seed)
-        table.insert(0, "group", g)
-        traj.append(table)
-        figures.append((f"trajectories_{_slug(g)}", f"Fitted points with {level:.0%} bands of their curves, and forecasts for "
-                        f"N = {sizes[1]:.3g} and {sizes[2]:.3g} ({g}).",
-                        lambda g=g: plots.plot_trajectories(posterior, group=g, level=level,
-                                                            forecast_params=sizes[1:3], seed=seed)))
-    figures += [("min_loss", "Minimum reachable loss L_N against model size.",
-                 lambda: plots.plot_min_loss(posterior, seed=seed)),
-                ("critical_batch", "Critical batch size against loss.", lambda: plots.plot_critical_batch(posterior))]
+    band = dict(levels=(level,), seed=seed)
+    min_loss = _per_group(posterior, lambda g: predict_min_loss(posterior, sizes, group=g, **band).assign(
+        extrapolation=[extrapolation(posterior, n).describe() for n in sizes]))
+    trajectory = _per_group(posterior, lambda g: predict_trajectory(
+        posterior, sizes[2], batch, np.array([last, 3 * last, 10 * last]), group=g, **band))
+    tables = [("Minimum reachable loss L_N (nats/token)", min_loss),
+              (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens (nats/token)", trajectory)]
+    figures = [(f"trajectories_{_slug(g)}", f"Fitted points with {level:.0%} bands of their curves, and forecasts "
+                f"for N = {sizes[1]:.3g} and {sizes[2]:.3g} ({g}).",
+                lambda g=g: plots.plot_trajectories(posterior, group=g, level=level, forecast_params=sizes[1:3],
+                                                    seed=seed))
+               for g in posterior.groups]
+    figures.append(("min_loss", "Minimum reachable loss L_N against model size.",
+                    lambda: plots.plot_min_loss(posterior, seed=seed)))
+    if posterior.model == "kaplan":  # the critical batch is a quantity of the Kaplan laws only
+        fitted = np.exp(np.quantile(posterior.idata.observed_data["log_loss"].values, [0.0, 0.5, 1.0]))
+        losses = np.concatenate([[0.8 * fitted[0]], fitted])
+        tables.insert(1, ("Critical batch B_crit (tokens)", _per_group(
+            posterior, lambda g: predict_critical_batch(posterior, losses, levels=(level,), group=g))))
+        figures.append(("critical_batch", "Critical batch size against loss.",
+                        lambda: plots.plot_critical_batch(posterior)))
     return Section("Forecasts", paragraphs=[
         f"Minimum reachable loss of sizes 1-100x the largest fitted size, the critical batch at losses from the fitted "
         f"range and below it, and the loss of a {sizes[2]:.3g}-parameter model at B = {batch:g} tokens "
-        f"({level:.0%} intervals)."],
-        tables=[("Minimum reachable loss L_N (nats/token)", pd.concat(min_loss, ignore_index=True)),
-                ("Critical batch B_crit (tokens)", pd.concat(bcrit, ignore_index=True)),
-                (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens (nats/token)", pd.concat(traj, ignore_index=True))],
-        figures=figures)
+        f"({level:.0%} intervals)."], tables=tables, figures=figures)
 
 
 def _budget(posterior: Posterior, flops: float, target_loss: float | None, risk: float, group: str | None,
