@@ -113,7 +113,7 @@ class SearchSpace:
 
     def params_grid(self, ranges: dict, flops: float) -> np.ndarray:
         """Sizes on the log lattice between ``min_params`` and the largest useful size."""
-        lo = self.min_params or ranges["params"][0]
+        lo = self.min_params or min(ranges["params"][0], self.max_params or np.inf)
         smallest_batch = float(self.batches(ranges)[0])
         hi = self.max_params or max(lo, (flops / (smallest_batch * self.min_steps) - self.attention_flops_per_token) / 6)
         k = np.arange(np.ceil(np.log10(lo) * self.params_per_decade), np.floor(np.log10(hi) * self.params_per_decade) + 1)

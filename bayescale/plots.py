@@ -332,8 +332,8 @@ def plot_pair(posterior: Posterior, *, group: str | None = None, max_points: int
                 ax.set_xlabel(col, fontsize=8)
             if j == 0 and i > 0:
                 ax.set_ylabel(row, fontsize=8)
-    fig.suptitle(f"Posterior of the constants ({posterior.groups[g]}; N_c in parameters, S_c in steps, "
-                 "B_* in tokens)")
+    units = "; N_c in parameters, S_c in steps, B_* in tokens" if posterior.model == "kaplan" else ""
+    fig.suptitle(f"Posterior of the constants ({posterior.groups[g]}{units})")
     return fig
 
 

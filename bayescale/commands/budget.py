@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--target-loss", type=positive_float, metavar="L",
                    help="rank by the probability of a final loss <= L nats (and find the least compute for it)")
     p.add_argument("--risk", type=level, default=DEFAULT_RISK, metavar="Q",
-                   help=f"quantile of the final loss to minimise; ties under a target (default: {DEFAULT_RISK})")
+                   help=f"quantile of the final loss to minimise; with --target-loss it breaks ties "
+                        f"(default: {DEFAULT_RISK})")
     p.add_argument("--probability", type=level, default=0.9, metavar="P",
                    help="with --target-loss: find the least compute that reaches it with this probability (default: 0.9)")
     p.add_argument("--max-flops", type=positive_float, metavar="C",
