@@ -1,0 +1,111 @@
+"""Adapters for the public run formats, on small excerpts written by the tests themselves."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.runs import GEMSTONES_VOCAB, RunTableError, load_gadre2024, load_gemstones2025
+
+
+def _gadre_rows() -> pd.DataFrame:
+    """Four rows in the Gadre et al. (2024) layout; the last records the 7B runs' wrong batch."""
+    return pd.DataFrame({
+        "name": ["c4-d=96-0.5", "c4-d=96-1.0", "rpj-d=512-1.0", "c4-open_lm_7b-1.0"],
+        "dataset": ["c4_original", "c4_original", "rpj", "c4_original"],
+        "model": ["d=96", "d=96", "d=512", "open_lm_7b"],
+        "N": [10569312, 10569312, 78914048, 6889410560],
+        "N_no_embed": [5727840, 5727840, 53092864, 6682841088],
+        "D_tokens": [105693120, 211386240, 1578280960, 137788211200],
+        "global_bs_seqs": [64, 64, 512, 1],
+        "seq_len": [2048, 2048, 2048, 2048],
+        "lr": [3e-3, 3e-3, 3e-3, 3e-4],
+        "loss_c4_val": [5.55, 5.22, 3.80, 2.38],
+        "loss_openlm": [6.1, 5.9, 4.4, 3.1],
+        "steps": [806.3745, 1612.749, 1505.166, 32851.27],
+        "global_bs_from_args": [64, 64, 512, 2048],
+        "lr_from_args": [3e-3, 3e-3, 3e-3, 3e-3],
+    })
+
+
+def test_gadre_maps_columns(tmp_path):
+    path = tmp_path / "final_losses.csv"
+    raw = _gadre_rows()
+    raw.to_csv(path, index=False)
+    runs = load_gadre2024(path).set_index("run").loc[raw["name"]]
+    np.testing.assert_array_equal(runs["params"], raw["N_no_embed"])
+    np.testing.assert_array_equal(runs["params_total"], raw["N"])
+    np.testing.assert_array_equal(runs["tokens"], raw["D_tokens"])
+    np.testing.assert_array_equal(runs["loss"], raw["loss_c4_val"])
+    assert list(runs["group"]) == list(raw["dataset"])
+    np.testing.assert_allclose(runs["batch_tokens"] * runs["step"], raw["D_tokens"], rtol=1e-9)
+
+
+def test_gadre_takes_the_launch_batch_where_the_recorded_one_contradicts_the_steps(tmp_path):
+    path = tmp_path / "final_losses.csv"
+    _gadre_rows().to_csv(path, index=False)
+    runs = load_gadre2024(path).set_index("run")
+    assert runs.loc["c4-open_lm_7b-1.0", "batch_tokens"] == 2048 * 2048
+    np.testing.assert_allclose(runs.loc["c4-open_lm_7b-1.0", "step"], 32851.27, rtol=1e-6)
+    assert runs.loc["c4-d=96-0.5", "batch_tokens"] == 64 * 2048
+
+
+def test_gadre_without_step_columns_keeps_the_recorded_batch(tmp_path):
+    path = tmp_path / "final_losses.csv"
+    _gadre_rows().drop(columns=["steps", "global_bs_from_args"]).to_csv(path, index=False)
+    runs = load_gadre2024(path).set_index("run")
+    assert runs.loc["c4-open_lm_7b-1.0", "batch_tokens"] == 2048
+
+
+def test_gadre_other_loss_column_and_missing_columns(tmp_path):
+    path = tmp_path / "final_losses.csv"
+    _gadre_rows().to_csv(path, index=False)
+    runs = load_gadre2024(path, loss_column="loss_openlm").set_index("run")
+    assert runs.loc["rpj-d=512-1.0", "loss"] == pytest.approx(4.4)
+    _gadre_rows().drop(columns=["N_no_embed"]).to_csv(path, index=False)
+    with pytest.raises(RunTableError, match="N_no_embed"):
+        load_gadre2024(path)
+
+
+def test_gadre_bad_loss_names_the_row(tmp_path):
+    path = tmp_path / "final_losses.csv"
+    raw = _gadre_rows()
+    raw.loc[2, "loss_c4_val"] = -1.0
+    raw.to_csv(path, index=False)
+    with pytest.raises(RunTableError, match="row 3.*loss"):
+        load_gadre2024(path)
+
+
+def _gemstones_rows() -> list[dict]:
+    rows = []
+    for name, total, width, depth in (("PyGemma-256x23_pretrain", 48377600, 256, 23),
+                                      ("PyGemma-1024x28_pretrain", 543482880, 1024, 28)):
+        for step in (477, 954, 1431):
+            rows.append({"run_name": name, "params_active_precise": total, "width": width, "depth": depth,
+                         "tokens": step * 4194304, "step": step, "num_nodes": 32, "seconds_per_step": 1.4,
+                         "final_loss": 4.0 - 0.1 * step / 477})
+    return rows
+
+
+def test_gemstones_derives_non_embedding_parameters(tmp_path):
+    path = tmp_path / "train_loss_curves.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _gemstones_rows()))
+    runs = load_gemstones2025(path)
+    assert len(runs) == 6 and set(runs["split"]) == {"train"}
+    first = runs.groupby("run").first()
+    for name, width, depth in (("PyGemma-256x23_pretrain", 256, 23), ("PyGemma-1024x28_pretrain", 1024, 28)):
+        # untied embeddings: total - 2 V w; the rest is depth (15 w^2 + 2 w) + w for these shapes
+        assert first.loc[name, "params"] == first.loc[name, "params_total"] - 2 * GEMSTONES_VOCAB * width
+        assert first.loc[name, "params"] == depth * (15 * width**2 + 2 * width) + width
+    assert set(runs["batch_tokens"]) == {4194304.0}
+    np.testing.assert_array_equal(runs["step"], [477, 954, 1431] * 2)
+    np.testing.assert_allclose(runs.loc[runs["step"] == 954, "loss"], 3.8)
+
+
+def test_gemstones_missing_columns(tmp_path):
+    path = tmp_path / "train_loss_curves.jsonl"
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "width"}) + "\n"
+                            for r in _gemstones_rows()))
+    with pytest.raises(RunTableError, match="width"):
+        load_gemstones2025(path)
