@@ -266,15 +266,25 @@ def plot_coverage(calibration: Calibration) -> Figure:
 
 
 def plot_pit(calibration: Calibration, *, bins: int = 10) -> Figure:
-    """Histogram of the PIT values with the uniform expectation and its +-2 sd band."""
-    counts, edges = calibration.pit_histogram(bins)
-    n = counts.sum()
+    """Histogram of the PIT values, stacked by extrapolation bin, with the uniform expectation.
+
+    The grey band is the uniform count +-2 binomial standard deviations; colours match
+    :func:`plot_coverage`.
+    """
+    points = calibration.points
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    n = len(points)
     expected = n / bins
     sd = np.sqrt(n * (1 / bins) * (1 - 1 / bins))
     fig, axes = _figure(width=5.0, height=4.0)
     ax = axes[0, 0]
     ax.fill_between([0, 1], expected - 2 * sd, expected + 2 * sd, color="0.8", alpha=0.6, label="uniform +-2 sd")
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", label="realized points")
+    bottom = np.zeros(bins)
+    for i, (name, part) in enumerate(points.groupby("bin", observed=True)):
+        counts = np.histogram(part["pit"], bins=edges)[0]
+        ax.bar(edges[:-1], counts, width=np.diff(edges), bottom=bottom, align="edge", color=f"C{i}", edgecolor="white",
+               label=f"N {name} (n={len(part)})")
+        bottom += counts
     ax.axhline(expected, color="0.3", linestyle="--", label="uniform (calibrated)")
     ax.set(xlim=(0, 1), xlabel="PIT = predictive CDF at the realized loss", ylabel="number of realized points",
            title="Probability integral transform")

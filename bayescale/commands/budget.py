@@ -66,15 +66,15 @@ def register(subparsers) -> None:
     limits.add_argument("--batch-tokens", type=positive_float, action="append", metavar="B",
                         help="a batch choice in tokens; repeat (default: powers of two from 1/4 of the smallest to "
                              "16x the largest fitted batch)")
-    limits.add_argument("--min-steps", type=positive_float, default=100.0, help="fewest steps a run may take (default: 100)")
-    limits.add_argument("--max-steps", type=positive_float, help="most steps a run may take")
-    limits.add_argument("--max-tokens", type=positive_float, help="most tokens a run may see (e.g. the dataset size)")
+    limits.add_argument("--min-steps", type=positive_float, default=100.0, metavar="S", help="fewest steps a run may take (default: 100)")
+    limits.add_argument("--max-steps", type=positive_float, metavar="S", help="most steps a run may take")
+    limits.add_argument("--max-tokens", type=positive_float, metavar="E", help="most tokens a run may see (e.g. the dataset size)")
     limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
                         help="training throughput; with --max-hours caps tokens at R x hours x 3600")
     limits.add_argument("--max-hours", type=positive_float, metavar="H", help="wall-clock limit (needs --tokens-per-second)")
     limits.add_argument("--attention-flops-per-token", type=_product, default=0.0, metavar="A",
                         help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn (default: 0)")
-    limits.add_argument("--params-per-decade", type=int, default=8, help="model sizes per decade (default: 8)")
+    limits.add_argument("--params-per-decade", type=int, default=8, metavar="K", help="model sizes per decade (default: 8)")
     p.add_argument("--group", help="which group to plan for when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--top", type=int, default=10, help="candidates printed (default: 10)")
