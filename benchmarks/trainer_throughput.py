@@ -81,8 +81,36 @@ CUDA_CASES = (
 )
 
 
-def trainer_run(case: Case, corpus: Corpus, device: str, threads: int | None) -> tuple[float, float, float | None]:
-    """(tokens/s of training steps, tokens/s end to end, MFU) of one ``train`` call."""
+@dataclass(frozen=True)
+class Rate:
+    """Tokens per wall-clock second and per process CPU-second."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    """Wall and process CPU time since ``start()``; CUDA work is synchronized first."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device == "cuda"
+        self.wall = self.cpu = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def start(self) -> None:
+        self._sync()
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rate(self, tokens: int) -> Rate:
+        self._sync()
+        return Rate(tokens / (time.perf_counter() - self.wall), tokens / (time.process_time() - self.cpu))
+
+
+def trainer_run(case: Case, corpus: Corpus, device: str, threads: int | None) -> tuple[Rate, float, float | None]:
+    """(rate of the training steps, tokens/s end to end, MFU) of one ``train`` call."""
     config = TrainConfig(
         width=case.width,
         depth=case.depth,
@@ -100,11 +128,11 @@ def trainer_run(case: Case, corpus: Corpus, device: str, threads: int | None) ->
     with tempfile.TemporaryDirectory() as out:
         timing = train(config, out, quiet=True, corpus=corpus).metadata["timing"]
     end_to_end = case.batch_tokens * case.steps / timing["session_wall_time_s"]
-    return timing["tokens_per_s"], end_to_end, timing["mfu"]
+    return Rate(timing["tokens_per_s"], timing["tokens_per_cpu_s"]), end_to_end, timing["mfu"]
 
 
-def plain_run(case: Case, corpus: Corpus, device: str) -> float:
-    """Tokens/s of a minimal training loop of the same model and batch."""
+def plain_run(case: Case, corpus: Corpus, device: str) -> Rate:
+    """Rate of a minimal training loop of the same model and batch, after its first step."""
     torch.manual_seed(0)
     dev = torch.device(device)
     model = GPT(GPTConfig(case.width, case.depth, default_heads(case.width), case.context)).to(dev)
@@ -112,7 +140,7 @@ def plain_run(case: Case, corpus: Corpus, device: str) -> float:
     data = torch.from_numpy(np.array(corpus.train))  # a writable copy
     seqs = case.batch_tokens // case.context
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    start = 0.0
+    watch = Stopwatch(device)
     for step in range(case.steps):
         ix = torch.randint(len(data) - case.context - 1, (seqs,))
         xy = torch.stack([data[i : i + case.context + 1] for i in ix.tolist()]).long().to(dev)
@@ -122,14 +150,12 @@ def plain_run(case: Case, corpus: Corpus, device: str) -> float:
         loss.backward()
         optimizer.step()
         if step == 0:
-            loss.item()
-            start = time.perf_counter()
-    loss.item()
-    return case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
+            watch.start()
+    return watch.rate(case.batch_tokens * (case.steps - 1))
 
 
-def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[float, float]:
-    """Tokens/s per model of K models trained one after another, and of K trained batched."""
+def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[Rate, Rate]:
+    """Rates per model of K models trained one after another, and of K trained batched."""
     config = TrainConfig(
         width=case.width, depth=case.depth, context=case.context, batch_tokens=case.batch_tokens, steps=case.steps
     )
@@ -141,13 +167,14 @@ def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[float, fl
     seqs = case.batch_tokens // case.context
     span = np.arange(case.context + 1)
     rng = np.random.default_rng(0)
+    per_model_tokens = case.batch_tokens * (case.steps - 1)
 
     def windows(count: int) -> torch.Tensor:
         starts = rng.integers(0, corpus.train.size - case.context, size=count)
         return torch.from_numpy(corpus.train[starts[:, None] + span].astype(np.int64))
 
     optimizers = [build_optimizer(m, config, torch.device("cpu")) for m in models]
-    start = 0.0
+    watch = Stopwatch("cpu")
     for step in range(case.steps):
         for model, optimizer in zip(models, optimizers, strict=True):
             xy = windows(seqs)
@@ -156,8 +183,8 @@ def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[float, fl
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if step == 0:
-            start = time.perf_counter()
-    sequential = case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
+            watch.start()
+    sequential = watch.rate(per_model_tokens)
 
     batched = BatchedGPT(models)
     optimizer = build_batched_optimizer(
@@ -170,9 +197,8 @@ def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[float, fl
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if step == 0:
-            start = time.perf_counter()
-    together = case.batch_tokens * (case.steps - 1) / (time.perf_counter() - start)
-    return sequential, together
+            watch.start()
+    return sequential, watch.rate(per_model_tokens)
 
 
 def cpu_model() -> str:
@@ -222,65 +248,74 @@ def main() -> None:
     started = time.perf_counter()
 
     lines = [
-        "| size | N (non-emb.) | width×depth | context | batch tokens | steps | trainer tokens/s | "
-        "trainer e2e tokens/s | plain tokens/s | ratio | MFU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | N (non-emb.) | width×depth | context | batch tokens | steps | trainer tokens/s | plain tokens/s "
+        "| ratio | trainer tokens/CPU-s | plain tokens/CPU-s | CPU-time ratio | trainer e2e tokens/s | MFU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    print("\n".join(lines), flush=True)
     for case in cases:
         n = param_counts(GPT(GPTConfig(case.width, case.depth, default_heads(case.width), case.context))).non_embedding
-        ours, e2e, plain, mfus = [], [], [], []
+        ours: list[Rate] = []
+        plain: list[Rate] = []
+        e2e: list[float] = []
+        mfus: list[float] = []
         for repeat in range(args.repeats):
             order = ("trainer", "plain") if repeat % 2 == 0 else ("plain", "trainer")
             for which in order:
                 if which == "trainer":
-                    tps, end_to_end, mfu = trainer_run(case, corpus, device, threads)
-                    ours.append(tps)
+                    rate, end_to_end, mfu = trainer_run(case, corpus, device, threads)
+                    ours.append(rate)
                     e2e.append(end_to_end)
                     if mfu is not None:
                         mfus.append(mfu)
                 else:
                     plain.append(plain_run(case, corpus, device))
-        mine, base = statistics.median(ours), statistics.median(plain)
+        wall = [statistics.median(r.wall for r in rates) for rates in (ours, plain)]
+        cpu = [statistics.median(r.cpu for r in rates) for rates in (ours, plain)]
         mfu_text = f"{statistics.median(mfus):.1%}" if mfus else "n/a"
         line = (
             f"| {case.label} | {n:,} | {case.width}×{case.depth} | {case.context} | {case.batch_tokens:,} | "
-            f"{case.steps} | {mine:,.0f} | {statistics.median(e2e):,.0f} | {base:,.0f} | {mine / base:.2f} | "
-            f"{mfu_text} |"
+            f"{case.steps} | {wall[0]:,.0f} | {wall[1]:,.0f} | {wall[0] / wall[1]:.2f} | {cpu[0]:,.0f} | "
+            f"{cpu[1]:,.0f} | {cpu[0] / cpu[1]:.2f} | {statistics.median(e2e):,.0f} | {mfu_text} |"
         )
         lines.append(line)
-        print(line if len(lines) > 3 else "\n".join(lines), flush=True)
+        print(line, flush=True)
 
     if device == "cpu" and args.batched > 1:
         lines += [
             "",
             f"{args.batched} same-shape models (seeds 0..{args.batched - 1}) trained together by `BatchedGPT` "
             "(stacked weights, one batched forward/backward, fused AdamW, per-model clipping) vs one after another "
-            "with the trainer's step (fused AdamW, clipping); tokens/s per model, medians:",
+            "with the trainer's step (fused AdamW, clipping); tokens per second and per CPU-second per model, "
+            "medians:",
             "",
-            "| size | width×depth | batch tokens per model | steps | sequential tokens/s per model | "
-            "batched tokens/s per model | speed-up |",
-            "|---|---|---|---|---|---|---|",
+            "| size | width×depth | batch tokens per model | steps | sequential tokens/s | batched tokens/s | "
+            "speed-up | sequential tokens/CPU-s | batched tokens/CPU-s | CPU-time speed-up |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for case in BATCHED_CASES:
+        print("\n".join(lines[-4:]), flush=True)
+        for base_case in BATCHED_CASES:
             case = Case(
-                case.label,
-                case.width,
-                case.depth,
-                case.context,
-                case.batch_tokens,
-                max(4, round(case.steps * args.scale)),
+                base_case.label,
+                base_case.width,
+                base_case.depth,
+                base_case.context,
+                base_case.batch_tokens,
+                max(4, round(base_case.steps * args.scale)),
             )
             results = [batched_vs_sequential(case, corpus, args.batched) for _ in range(args.repeats)]
-            one_by_one = statistics.median(r[0] for r in results)
-            together = statistics.median(r[1] for r in results)
+            wall = [statistics.median(r[i].wall for r in results) for i in (0, 1)]
+            cpu = [statistics.median(r[i].cpu for r in results) for i in (0, 1)]
             line = (
                 f"| {case.label} | {case.width}×{case.depth} | {case.batch_tokens:,} | {case.steps} | "
-                f"{one_by_one:,.0f} | {together:,.0f} | {together / one_by_one:.2f} |"
+                f"{wall[0]:,.0f} | {wall[1]:,.0f} | {wall[1] / wall[0]:.2f} | {cpu[0]:,.0f} | {cpu[1]:,.0f} | "
+                f"{cpu[1] / cpu[0]:.2f} |"
             )
             lines.append(line)
             print(line, flush=True)
 
     elapsed = time.perf_counter() - started
+    end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     if device == "cuda":
         name = torch.cuda.get_device_name()
         peak = peak_flops(TrainConfig(width=32, depth=1, context=32, batch_tokens=32, steps=2), torch.device("cuda"))
@@ -297,8 +332,9 @@ def main() -> None:
         f"{' --repeats ' + str(args.repeats) if args.repeats != 3 else ''}"
         f"{' --scale ' + str(args.scale) if args.scale != 1.0 else ''}`: machine {machine}; "
         f"torch {torch.__version__}, Python {platform.python_version()}; {threads} thread(s); "
-        f"load average {load:.1f} at the start; {conditions}. Medians of {args.repeats} alternating repeats "
-        f"in one process; ratio = trainer / plain; MFU only where the device peak is known. "
+        f"load average {load:.1f} at the start, {end_load:.1f} at the end; {conditions}. Medians of "
+        f"{args.repeats} alternating repeats in one process; ratio = trainer / plain (tokens per wall-clock "
+        f"second; per process CPU-second, steadier on a shared machine); MFU only where the device peak is known. "
         f"Measured in {elapsed / 60:.1f} min.",
         "",
     ]
