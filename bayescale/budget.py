@@ -115,8 +115,10 @@ class SearchSpace:
         """Sizes on the log lattice between ``min_params`` and the largest useful size."""
         lo = self.min_params or min(ranges["params"][0], self.max_params or np.inf)
         smallest_batch = float(self.batches(ranges)[0])
-        hi = self.max_params or max(lo, (flops / (smallest_batch * self.min_steps) - self.attention_flops_per_token) / 6)
-        k = np.arange(np.ceil(np.log10(lo) * self.params_per_decade), np.floor(np.log10(hi) * self.params_per_decade) + 1)
+        largest = (flops / (smallest_batch * self.min_steps) - self.attention_flops_per_token) / 6
+        hi = self.max_params or max(lo, largest)
+        k = np.arange(np.ceil(np.log10(lo) * self.params_per_decade),
+                      np.floor(np.log10(hi) * self.params_per_decade) + 1)
         return np.unique(np.concatenate([[lo], 10.0 ** (k / self.params_per_decade),
                                          [hi] if self.max_params else []]))
 
@@ -271,8 +273,9 @@ def plan_budget(
     if target_loss is not None and table["p_target"].iloc[0] == 0.0:
         best = table.loc[table["median"].idxmin()]
         raise UnreachableTarget(
-            f"target_loss={target_loss:g} nats is out of reach with {flops:.3g} FLOPs: no candidate reaches it in any of "
-            f"{posterior.n_draws} draws (lowest median final loss {best['median']:.4g} nats at N={best['params']:.3g}); "
+            f"target_loss={target_loss:g} nats is out of reach with {flops:.3g} FLOPs: no candidate reaches it in any "
+            f"of {posterior.n_draws} draws (lowest median final loss {best['median']:.4g} nats at "
+            f"N={best['params']:.3g}); "
             "raise the budget or the target loss")
     return BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws)
 
@@ -362,8 +365,9 @@ def least_compute(
         failed, closest = float(c), row
     if found is None:
         raise UnreachableTarget(
-            f"target_loss={target_loss:g} nats is not reached with probability {probability:g} by any candidate up to "
-            f"{scan[-1]:.3g} FLOPs (best probability {closest['p_target']:.3g}, median loss {closest['median']:.4g} nats "
+            f"target_loss={target_loss:g} nats is not reached with probability {probability:g} by any candidate up "
+            f"to {scan[-1]:.3g} FLOPs (best probability {closest['p_target']:.3g}, median loss "
+            f"{closest['median']:.4g} nats "
             f"at N={closest['params']:.3g}); it may lie below the minimum reachable loss: raise the target, "
             "or allow larger models or more compute")
     if failed is not None:

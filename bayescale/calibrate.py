@@ -103,8 +103,8 @@ def match_groups(posterior: Posterior, runs: pd.DataFrame) -> np.ndarray:
     values = runs[group_by].astype(str).to_numpy()
     unknown = sorted(set(values) - set(groups))
     if unknown:
-        raise ValueError(f"the realized runs have {group_by} value(s) {', '.join(unknown)} that the posterior was not "
-                         f"fitted on (its groups: {', '.join(groups)}); drop those rows or refit with them")
+        raise ValueError(f"the realized runs have {group_by} value(s) {', '.join(unknown)} that the posterior was "
+                         f"not fitted on (its groups: {', '.join(groups)}); drop those rows or refit with them")
     return values
 
 
@@ -220,8 +220,9 @@ def calibrate(
     columns: dict[str, np.ndarray] = {}
     for g in pd.unique(groups):
         rows = np.flatnonzero(groups == g)
-        draws = loss_draws(posterior, table["params"].to_numpy(float)[rows], table["batch_tokens"].to_numpy(float)[rows],
-                           table["step"].to_numpy(float)[rows], mode="new_run", group=str(g), seed=seed)
+        part = table.iloc[rows]
+        draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
+                           part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed)
         for name, values in _point_scores(draws, y[rows], levels).items():
             columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:

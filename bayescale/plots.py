@@ -199,7 +199,8 @@ def plot_critical_batch(
 
 def _band_levels(table: pd.DataFrame) -> list[float]:
     """Levels of the ``lower_<pct>`` columns of a budget table, widest first."""
-    return sorted((float(c.removeprefix("lower_")) / 100 for c in table.columns if c.startswith("lower_")), reverse=True)
+    return sorted((float(c.removeprefix("lower_")) / 100 for c in table.columns if c.startswith("lower_")),
+                  reverse=True)
 
 
 def plot_frontier(
@@ -252,7 +253,8 @@ def plot_coverage(calibration: Calibration) -> Figure:
     ax = axes[0, 0]
     ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
     overall = cov[cov["bin"] == "all"]
-    ax.fill_between(overall["nominal"], overall["nominal"] - 2 * overall["se"], overall["nominal"] + 2 * overall["se"],
+    nominal, se = overall["nominal"], overall["se"]
+    ax.fill_between(nominal, nominal - 2 * se, nominal + 2 * se,
                     color="0.8", alpha=0.6, label="+-2 s.e. (independent points)")
     ax.plot(overall["nominal"], overall["coverage"], color="k", marker="o", label=f"all (n={overall['n'].iloc[0]})")
     for i, (name, part) in enumerate((b, p) for b, p in cov.groupby("bin", sort=False) if b != "all"):
@@ -282,8 +284,8 @@ def plot_pit(calibration: Calibration, *, bins: int = 10) -> Figure:
     bottom = np.zeros(bins)
     for i, (name, part) in enumerate(points.groupby("bin", observed=True)):
         counts = np.histogram(part["pit"], bins=edges)[0]
-        ax.bar(edges[:-1], counts, width=np.diff(edges), bottom=bottom, align="edge", color=f"C{i}", edgecolor="white",
-               label=f"N {name} (n={len(part)})")
+        ax.bar(edges[:-1], counts, width=np.diff(edges), bottom=bottom, align="edge", color=f"C{i}",
+               edgecolor="white", label=f"N {name} (n={len(part)})")
         bottom += counts
     ax.axhline(expected, color="0.3", linestyle="--", label="uniform (calibrated)")
     ax.set(xlim=(0, 1), xlabel="PIT = predictive CDF at the realized loss", ylabel="number of realized points",

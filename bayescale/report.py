@@ -107,12 +107,14 @@ def _overview(posterior: Posterior) -> Section:
     rows = pd.DataFrame([
         ("model", f"{meta['model']}{' with irreducible loss' if meta.get('irreducible') else ''}"),
         ("groups", f"{', '.join(posterior.groups)} (by {meta.get('group_by') or 'none'})"),
-        ("fitted runs / points", f"{len(meta.get('runs', []))} / {posterior.idata.observed_data.sizes.get('obs', 0)}"),
+        ("fitted runs / points",
+         f"{len(meta.get('runs', []))} / {posterior.idata.observed_data.sizes.get('obs', 0)}"),
         ("fitted sizes N", f"{r['params'][0]:.3g} .. {r['params'][1]:.3g} parameters"),
         ("fitted steps S", f"{r['step'][0]:.3g} .. {r['step'][1]:.3g}"),
         ("fitted batches B", f"{r['batch_tokens'][0]:g} .. {r['batch_tokens'][1]:g} tokens"),
         ("draws", f"{post.sizes['chain']} chains x {post.sizes['draw']} draws"),
-        ("law error (kappa)", f"{meta.get('extrapolation_error', 0):g} on log loss per unit log-distance outside the fit"),
+        ("law error (kappa)",
+         f"{meta.get('extrapolation_error', 0):g} on log loss per unit log-distance outside the fit"),
         ("fitted with", f"bayescale {meta.get('settings', {}).get('bayescale_version', '?')}; "
                         f"report by bayescale {__version__}"),
     ], columns=["item", "value"])
@@ -146,7 +148,8 @@ def _constants(posterior: Posterior, level: float) -> Section:
                 ("posterior_predictive", "Posterior predictive check: new-run draws at the fitted points.",
                  lambda: plots.plot_predictive_check(posterior, kind="posterior"))]
     return Section("Constants", paragraphs=[
-        f"Median and central {level:.0%} interval of each constant (N_c in parameters, S_c in steps, B_star in tokens)."],
+        f"Median and central {level:.0%} interval of each constant "
+        "(Kaplan: N_c in parameters, S_c in steps, B_star in tokens)."],
         tables=[("Constants", posterior.summary(level))], figures=figures)
 
 
@@ -208,7 +211,8 @@ def _calibration(posterior: Posterior, runs: pd.DataFrame, seed: int) -> Section
     return Section("Calibration against realized runs", paragraphs=[
         f"{len(result.points)} realized points ({result.dropped} early-transient points left out) compared with the "
         "new-run predictive distribution; bins by realized N over the largest fitted N."],
-        tables=[("Empirical coverage of central intervals", result.coverage_table()), ("Scores (nats; lower is better)", result.scores)],
+        tables=[("Empirical coverage of central intervals", result.coverage_table()),
+                ("Scores (nats; lower is better)", result.scores)],
         figures=[("calibration_coverage", "Coverage against nominal level.", lambda: plots.plot_coverage(result)),
                  ("calibration_pit", "PIT histogram: flat when calibrated.", lambda: plots.plot_pit(result))])
 

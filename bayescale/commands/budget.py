@@ -56,25 +56,32 @@ def register(subparsers) -> None:
                    help=f"quantile of the final loss to minimise; with --target-loss it breaks ties "
                         f"(default: {DEFAULT_RISK})")
     p.add_argument("--probability", type=level, default=0.9, metavar="P",
-                   help="with --target-loss: find the least compute that reaches it with this probability (default: 0.9)")
+                   help="with --target-loss: find the least compute that reaches it with this probability "
+                        "(default: 0.9)")
     p.add_argument("--max-flops", type=positive_float, metavar="C",
                    help="largest compute the least-compute search tries (default: 1e6 x --flops)")
     limits = p.add_argument_group("search space")
-    limits.add_argument("--min-params", type=positive_float, metavar="N", help="smallest model (default: smallest fitted)")
+    limits.add_argument("--min-params", type=positive_float, metavar="N",
+                        help="smallest model (default: smallest fitted)")
     limits.add_argument("--max-params", type=positive_float, metavar="N",
                         help="largest model (default: the largest that trains --min-steps)")
     limits.add_argument("--batch-tokens", type=positive_float, action="append", metavar="B",
                         help="a batch choice in tokens; repeat (default: powers of two from 1/4 of the smallest to "
                              "16x the largest fitted batch)")
-    limits.add_argument("--min-steps", type=positive_float, default=100.0, metavar="S", help="fewest steps a run may take (default: 100)")
+    limits.add_argument("--min-steps", type=positive_float, default=100.0, metavar="S",
+                        help="fewest steps a run may take (default: 100)")
     limits.add_argument("--max-steps", type=positive_float, metavar="S", help="most steps a run may take")
-    limits.add_argument("--max-tokens", type=positive_float, metavar="E", help="most tokens a run may see (e.g. the dataset size)")
+    limits.add_argument("--max-tokens", type=positive_float, metavar="E",
+                        help="most tokens a run may see (e.g. the dataset size)")
     limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
                         help="training throughput; with --max-hours caps tokens at R x hours x 3600")
-    limits.add_argument("--max-hours", type=positive_float, metavar="H", help="wall-clock limit (needs --tokens-per-second)")
+    limits.add_argument("--max-hours", type=positive_float, metavar="H",
+                        help="wall-clock limit (needs --tokens-per-second)")
     limits.add_argument("--attention-flops-per-token", type=_product, default=0.0, metavar="A",
-                        help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn (default: 0)")
-    limits.add_argument("--params-per-decade", type=int, default=8, metavar="K", help="model sizes per decade (default: 8)")
+                        help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn "
+                             "(default: 0)")
+    limits.add_argument("--params-per-decade", type=int, default=8, metavar="K",
+                        help="model sizes per decade (default: 8)")
     p.add_argument("--group", help="which group to plan for when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--top", type=int, default=10, help="candidates printed (default: 10)")
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         plot_frontier(frontier, plan=plan).savefig(args.out / "frontier.png", dpi=110)
         note(f"wrote candidates.csv, frontier.csv and frontier.png to {args.out}")
     if args.json:
-        print_json({"flops": args.flops, "criterion": plan.criterion, "risk": args.risk, "target_loss": args.target_loss,
+        print_json({"flops": args.flops, "criterion": plan.criterion, "risk": args.risk,
+                    "target_loss": args.target_loss,
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
