@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from bayescale import __version__
+from bayescale.fit import use_cpu_cores
 
 #: Subcommand modules under ``bayescale.commands``, in the order of ``--help``.
 COMMANDS = ("demo", "fit", "compare", "predict", "budget", "calibrate", "report")
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayescale`` script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    use_cpu_cores()  # before the first JAX computation: parallel chains
     warnings.formatwarning = _format_warning
     try:
         return int(args.func(args))

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 ArrayLike = jax.typing.ArrayLike
@@ -65,7 +66,7 @@ class KaplanConstants(NamedTuple):
         L_inf: ArrayLike = 0.0,
     ) -> "KaplanConstants":
         """Build from the constants as the papers print them (not logged)."""
-        return cls(jnp.log(N_c), alpha_N, jnp.log(S_c), alpha_S, jnp.log(B_star), alpha_B, L_inf)
+        return cls(np.log(N_c), alpha_N, np.log(S_c), alpha_S, np.log(B_star), alpha_B, L_inf)
 
 
 #: Kaplan et al. (2020), Table 5 (WebText2, BPE tokens; B_* in tokens).

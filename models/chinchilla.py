@@ -59,6 +59,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
@@ -94,7 +95,7 @@ class ChinchillaConstants(NamedTuple):
     def from_paper(cls, E: ArrayLike, A: ArrayLike, B: ArrayLike, alpha: ArrayLike,
                    beta: ArrayLike) -> "ChinchillaConstants":
         """Build from the constants as the papers print them (not logged)."""
-        return cls(jnp.log(E), jnp.log(A), alpha, jnp.log(B), beta)
+        return cls(np.log(E), np.log(A), alpha, np.log(B), beta)
 
     def expand(self, axis: int = -1) -> "ChinchillaConstants":
         """Insert a broadcasting axis into every constant (draws x points layouts)."""

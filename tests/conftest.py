@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpyro
 import pytest
 
-numpyro.set_platform("cpu")
+from bayescale.fit import fit, use_cpu_cores
 
-from bayescale import fit  # noqa: E402
+numpyro.set_platform("cpu")
+use_cpu_cores(2)  # before JAX starts: two chains in parallel, patient rendezvous
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs  # noqa: E402
 
 #: Sizes and batches of the shared synthetic sweep (1.5 decades of N, batches on both

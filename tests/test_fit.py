@@ -1,5 +1,8 @@
 """Recovery of known constants, diagnostics and posterior files."""
 
+import subprocess
+import sys
+
 import arviz as az
 import numpy as np
 import pytest
@@ -69,3 +72,24 @@ def test_fit_rejects_bad_settings(small_runs):
         fit(small_runs, chains=0)
     with pytest.raises(ValueError, match="group-by column 'nope'"):
         fit(small_runs, group_by="nope", chains=1, warmup=1, draws=1, progress=False)
+
+
+def test_importing_bayescale_leaves_jax_unstarted():
+    """use_cpu_cores only works before JAX starts, so no import may start it."""
+    code = ("import bayescale, bayescale.cli, bayescale.demo, bayescale.predict\n"
+            "from jax._src import xla_bridge\nassert not xla_bridge.backends_are_initialized()\n"
+            "bayescale.use_cpu_cores(3)\nimport jax\nassert jax.local_device_count() == 3\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_parallel_chains_survive_a_saturated_cpu(small_runs):
+    """Two busy processes hold both cores while two parallel chains run: slow, not dead."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        result = fit(small_runs, chains=2, warmup=150, draws=150, chain_method="parallel", progress=False, warn=False)
+    finally:
+        for p in burners:
+            p.kill()
+    assert result.posterior.meta["settings"]["chain_method"] == "parallel"
+    assert result.posterior.n_draws == 300

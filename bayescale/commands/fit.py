@@ -56,8 +56,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-accept", type=float, default=0.9,
                    help="NUTS target acceptance; raise towards 0.95 if there are divergences (default: 0.9)")
-    p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"), default="vectorized",
-                   help="how chains run; vectorized never aborts on a busy machine (default: vectorized)")
+    p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"), default="parallel",
+                   help="how chains run: parallel uses one CPU device per chain (default: parallel)")
     p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
                    help="drop points before this fraction of each run's final step "
                         f"(the early transient; default: {DEFAULT_MIN_STEP_FRACTION})")

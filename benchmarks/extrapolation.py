@@ -1,0 +1,94 @@
+"""Honest extrapolation: leave the largest sizes of real curves out, with and without the law-error term.
+
+Fits the Kaplan model on Gemstones (McLeish et al. 2025) training-loss curves of models
+up to about 0.6B parameters (each curve thinned to ``--points`` log-spaced checkpoints)
+and predicts the held-out 1-2B curves at every checkpoint past the early transient. For
+the law-error scale ``kappa`` = 0 (parameter and noise uncertainty only) and the default,
+it reports the coverage of the 50% and 90% new-run bands, their median width and the
+median absolute relative error. Appends the table to benchmarks/RESULTS.md.
+
+Run: ``python benchmarks/extrapolation.py [--data ../shared/data]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayescale import fit
+from bayescale.curves import transient_mask
+from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.predict import predict_trajectory
+from bayescale.runs import load_gemstones2025
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def thin(runs: pd.DataFrame, points: int) -> pd.DataFrame:
+    """Keep about ``points`` log-spaced checkpoints of every run."""
+    keep = []
+    for _, run in runs.groupby("run"):
+        idx = np.unique(np.round(np.geomspace(1, len(run), points)).astype(int) - 1)
+        keep.append(run.iloc[idx])
+    return pd.concat(keep, ignore_index=True)
+
+
+def score(post, held: pd.DataFrame) -> dict[str, float]:
+    in50, in90, w90, err = [], [], [], []
+    for _, run in held.groupby("run"):
+        N, B = float(run["params"].iloc[0]), float(run["batch_tokens"].iloc[0])
+        bands = predict_trajectory(post, N, B, run["step"].to_numpy(), levels=(0.5, 0.9))
+        loss = run["loss"].to_numpy()
+        b50, b90 = bands[bands["level"] == 0.5], bands[bands["level"] == 0.9]
+        in50 += list((loss >= b50["lower"].to_numpy()) & (loss <= b50["upper"].to_numpy()))
+        in90 += list((loss >= b90["lower"].to_numpy()) & (loss <= b90["upper"].to_numpy()))
+        w90 += list((b90["upper"] - b90["lower"]).to_numpy() / b90["median"].to_numpy())
+        err += list(np.abs(b90["median"].to_numpy() / loss - 1))
+    return {"coverage_50": np.mean(in50), "coverage_90": np.mean(in90),
+            "median_width_90_rel": np.median(w90), "median_abs_rel_error": np.median(err)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--max-fit-params", type=float, default=6e8, help="largest total size fitted")
+    ap.add_argument("--points", type=int, default=15, help="checkpoints kept per fitted curve")
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args()
+    runs = load_gemstones2025(args.data / "gemstones2025" / "train_loss_curves.jsonl")
+    train = thin(runs[runs["params_total"] <= args.max_fit_params], args.points)
+    held = runs[runs["params_total"] > args.max_fit_params]
+    held = held.loc[transient_mask(held)]
+    start = time.perf_counter()
+    result = fit(train, chains=args.chains, warmup=args.draws, draws=args.draws, progress=False, warn=False)
+    seconds = time.perf_counter() - start
+    rows = []
+    for kappa in (0.0, DEFAULT_EXTRAPOLATION_ERROR):
+        post = dataclasses.replace(result.posterior, meta={**result.posterior.meta, "extrapolation_error": kappa})
+        rows.append({"law_error_kappa": kappa, **score(post, held)})
+    table = pd.DataFrame(rows)
+    header = (f"\n## extrapolation (Gemstones, leave the 1-2B sizes out) — {dt.date.today().isoformat()}\n\n"
+              f"Machine: {os.cpu_count()} CPU cores; fit on {train['run'].nunique()} curves up to "
+              f"{args.max_fit_params:.2g} total parameters ({len(train)} points, {args.points} per curve), "
+              f"{args.chains} chains x {args.draws} draws, {seconds:.0f} s; held out {held['run'].nunique()} curves, "
+              f"{len(held)} points past the transient. Diagnostics: {result.diagnostics.format().splitlines()[0]}\n\n")
+    body = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n" + "\n".join(
+        "| " + " | ".join(f"{v:.4g}" for v in row) + " |" for row in table.itertuples(index=False))
+    print(header + body)
+    if not args.no_append:
+        with RESULTS.open("a") as fh:
+            fh.write(header + body + "\n")
+
+
+if __name__ == "__main__":
+    main()
