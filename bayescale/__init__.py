@@ -18,7 +18,9 @@ __version__ = "0.1.0"
 from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs  # noqa: E402
 from bayescale.laws import KaplanConstants  # noqa: E402
 from bayescale.posterior import Posterior, PosteriorFileError  # noqa: E402
-from bayescale.fit import FitResult, fit  # noqa: E402
+from bayescale.fit import FitResult, fit, use_cpu_cores  # noqa: E402
+from bayescale.chinchilla import fit_chinchilla  # noqa: E402
+from bayescale.compare import compare_models  # noqa: E402
 from bayescale.budget import least_compute, plan_budget  # noqa: E402
 from bayescale.calibrate import calibrate  # noqa: E402
 from bayescale.report import write_report  # noqa: E402
@@ -30,7 +32,9 @@ __all__ = [
     "PosteriorFileError",
     "RunTableError",
     "calibrate",
+    "compare_models",
     "fit",
+    "fit_chinchilla",
     "least_compute",
     "load_gadre2024",
     "load_gemstones2025",
@@ -38,4 +42,5 @@ __all__ = [
     "plan_budget",
     "validate_runs",
     "write_report",
+    "use_cpu_cores",
 ]

@@ -16,7 +16,6 @@ beta), the references (``log_N_ref``, ``log_D_ref``, ...) and the fitted ranges 
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -24,10 +23,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from bayescale import __version__
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, IdentifiabilityWarning, prepare_curves
 from bayescale.diagnostics import check, diagnose
-from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, FitResult, check_settings, sample
+from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, FitResult, check_settings, posterior_meta, sample
 from bayescale.models import (CHINCHILLA_CONSTANTS, CHINCHILLA_LATENTS, ChinchillaConstants, ChinchillaPriors,
                               chinchilla_log_loss, chinchilla_model)
 from bayescale.models.chinchilla import has_curves
@@ -88,7 +86,7 @@ def fit_chinchilla(
     min_step: float = 0.0,
     priors: ChinchillaPriors | None = None,
     target_accept: float = 0.9,
-    chain_method: Literal["vectorized", "parallel", "sequential"] = "vectorized",
+    chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
     progress: bool = True,
     warn: bool = True,
@@ -108,25 +106,11 @@ def fit_chinchilla(
     idata, seconds, method = sample(chinchilla_model, (priors,), data, coords, dims, chains=chains, warmup=warmup,
                                     draws=draws, seed=seed, target_accept=target_accept,
                                     chain_method=chain_method, progress=progress)
-    meta = {
-        "model": "chinchilla",
-        "constants": list(CHINCHILLA_CONSTANTS),
-        "curves": has_curves(data),
-        "groups": data.groups,
-        "group_by": data.group_by,
-        "sizes": data.sizes,
-        "runs": data.runs,
-        "references": data.references,
-        "ranges": data.ranges,
-        "dropped": data.dropped,
-        "extrapolation_error": extrapolation_error,
-        "settings": {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
-                     "min_step_fraction": min_step_fraction, "min_step": min_step,
-                     "target_accept": target_accept, "chain_method": method,
-                     "priors": dataclasses.asdict(priors), "bayescale_version": __version__,
-                     "sampling_seconds": seconds},
-    }
-    posterior = Posterior(idata=idata, meta=json.loads(json.dumps(meta)))  # as it will read back from disk
+    settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
+                    min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
+    meta = posterior_meta("chinchilla", data, priors, settings, extrapolation_error,
+                          constants=list(CHINCHILLA_CONSTANTS), curves=has_curves(data))
+    posterior = Posterior(idata=idata, meta=meta)
     # As for the Kaplan fit, the gate covers the constants forecasts are made of; the
     # nuisance parameters (noise scale, AR(1) correlation, seed spread) are not gated.
     diagnostics = diagnose(idata, list(CHINCHILLA_CONSTANTS))

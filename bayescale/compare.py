@@ -35,13 +35,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import arviz as az
 import numpy as np
 import pandas as pd
 
 from bayescale.chinchilla import fit_chinchilla
-from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
 from bayescale.fit import FitResult, fit
 from bayescale.posterior import Posterior
 
@@ -117,7 +117,9 @@ def compare_posteriors(posteriors: Mapping[str, Posterior]) -> Comparison:
     loo = {name: _loo(p) for name, p in posteriors.items()}
     bad = {name: int(np.sum(np.asarray(elpd.pareto_k) > PARETO_K_MAX)) for name, elpd in loo.items()}
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        # ArviZ 0.23 sorts its table with pandas' deprecated ``inplace=True`` (pandas >= 3 warns).
+        warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.sort_values",
+                                category=DeprecationWarning)
         compared = az.compare(loo, ic="loo", method="stacking", scale="log")
     table = compared.rename_axis("model").reset_index()
     table = table[["model", "rank", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"]]
@@ -134,30 +136,20 @@ def compare_posteriors(posteriors: Mapping[str, Posterior]) -> Comparison:
     return Comparison(table=table.reset_index(drop=True), loo=loo, n_points=n_points)
 
 
-def fit_models(
-    runs: pd.DataFrame,
-    models: Sequence[str] = MODELS,
-    *,
-    group_by: str | None = "auto",
-    chains: int = 4,
-    warmup: int = 1000,
-    draws: int = 1000,
-    seed: int = 0,
-    min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
-    min_step: float = 0.0,
-    target_accept: float = 0.9,
-    progress: bool = True,
-    warn: bool = True,
-) -> dict[str, FitResult]:
-    """Fit each named model to the same points of ``runs`` (names from :data:`MODELS`)."""
+def fit_models(runs: pd.DataFrame, models: Sequence[str] = MODELS, **options: Any) -> dict[str, FitResult]:
+    """Fit each named model (from :data:`MODELS`) to the same points of ``runs``.
+
+    ``options`` are the keyword arguments :func:`bayescale.fit.fit` and
+    :func:`bayescale.chinchilla.fit_chinchilla` share (``group_by``, ``chains``,
+    ``warmup``, ``draws``, ``seed``, ``min_step_fraction``, ``min_step``,
+    ``target_accept``, ``progress``, ``warn``, ...); the point selection options must be
+    the same for every model, which passing them once guarantees.
+    """
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     if len(set(models)) != len(models):
         raise ValueError(f"models {', '.join(models)} name a model twice; list each once")
-    options = dict(group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                   min_step_fraction=min_step_fraction, min_step=min_step, target_accept=target_accept,
-                   progress=progress, warn=warn)
     fits = {}
     for name in models:
         if name == "chinchilla":
@@ -167,7 +159,8 @@ def fit_models(
     return fits
 
 
-def compare_models(runs: pd.DataFrame, models: Sequence[str] = MODELS, **options) -> tuple[Comparison, dict[str, FitResult]]:
+def compare_models(runs: pd.DataFrame, models: Sequence[str] = MODELS,
+                   **options: Any) -> tuple[Comparison, dict[str, FitResult]]:
     """Fit ``models`` to ``runs`` (``options`` as in :func:`fit_models`) and compare them by PSIS-LOO."""
     fits = fit_models(runs, models, **options)
     return compare_posteriors({name: f.posterior for name, f in fits.items()}), fits

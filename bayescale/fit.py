@@ -117,6 +117,29 @@ def sample(
     return idata, seconds, method
 
 
+def posterior_meta(model: str, data: CurveData, priors: object, settings: dict, extrapolation_error: float,
+                   **extra: object) -> dict:
+    """The ``meta`` of a :class:`~bayescale.posterior.Posterior` as it will read back from disk (JSON).
+
+    ``settings`` holds the sampler settings; the priors (a dataclass) and the package
+    version are added to them. ``extra`` adds model-specific keys (e.g. ``irreducible``).
+    """
+    meta = {
+        "model": model,
+        **extra,
+        "groups": data.groups,
+        "group_by": data.group_by,
+        "sizes": data.sizes,
+        "runs": data.runs,
+        "references": data.references,
+        "ranges": data.ranges,
+        "dropped": data.dropped,
+        "extrapolation_error": extrapolation_error,
+        "settings": {**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
+    }
+    return json.loads(json.dumps(meta))
+
+
 def fit(
     runs: pd.DataFrame,
     *,
@@ -147,24 +170,10 @@ def fit(
     idata, seconds, method = sample(kaplan_model, (priors, irreducible), data, coords, dims, chains=chains,
                                     warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
                                     chain_method=chain_method, progress=progress)
-    meta = {
-        "model": "kaplan",
-        "irreducible": irreducible,
-        "groups": data.groups,
-        "group_by": data.group_by,
-        "sizes": data.sizes,
-        "runs": data.runs,
-        "references": data.references,
-        "ranges": data.ranges,
-        "dropped": data.dropped,
-        "extrapolation_error": extrapolation_error,
-        "settings": {"chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
-                     "min_step_fraction": min_step_fraction, "min_step": min_step,
-                     "target_accept": target_accept, "chain_method": method,
-                     "priors": dataclasses.asdict(priors), "bayescale_version": __version__,
-                     "sampling_seconds": seconds},
-    }
-    posterior = Posterior(idata=idata, meta=json.loads(json.dumps(meta)))  # as it will read back from disk
+    settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
+                    min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
+    meta = posterior_meta("kaplan", data, priors, settings, extrapolation_error, irreducible=irreducible)
+    posterior = Posterior(idata=idata, meta=meta)
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
     diagnostics = diagnose(idata, [*CONSTANTS, *(["L_inf"] if irreducible else [])])
