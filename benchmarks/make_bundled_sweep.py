@@ -68,7 +68,7 @@ def train_grid(grid: Path, out: Path, threads: int) -> None:
     atomic_write_bytes(sessions_path, (json.dumps(sessions, indent=2) + "\n").encode())
 
 
-def collect(grid: Path, out: Path, dest: Path, threads: int) -> dict[str, Any]:
+def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = None) -> dict[str, Any]:
     """Write ``dest/sweep_runs.csv`` and ``dest/sweep_runs.json`` from ``out``."""
     spec = load_grid(grid)
     configs = expand_grid(spec)
@@ -96,6 +96,7 @@ def collect(grid: Path, out: Path, dest: Path, threads: int) -> dict[str, Any]:
             "standard library; one row per evaluation step and split (in_domain: held-out "
             "stdlib files, out_of_domain: pydoc topic prose); loss in nats per byte."
         ),
+        "conditions": note,
         "grid_file": _relative(grid),
         "grid": spec,
         "commands": [
@@ -164,11 +165,12 @@ def main() -> None:
     parser.add_argument("--dest", type=Path, default=ROOT / DEST, help="where the packaged files go")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (default: 1)")
     parser.add_argument("--collect-only", action="store_true", help="only package the finished runs in --out")
+    parser.add_argument("--note", help="free-text conditions recorded in sweep_runs.json (e.g. other load)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.collect_only:
         train_grid(args.grid, args.out, args.threads)
-    record = collect(args.grid, args.out, args.dest, args.threads)
+    record = collect(args.grid, args.out, args.dest, args.threads, args.note)
     print(
         f"wrote {record['rows']} rows of {record['runs']} runs to {args.dest / 'sweep_runs.csv'} "
         f"(sweep wall time {record['total_wall_time_s'] / 60:.1f} min)"
