@@ -5,18 +5,20 @@ the Kaplan/Su model (:mod:`bayescale.models`) with NumPyro's NUTS (Hoffman & Gel
 2014), draws the prior and prior predictive, assembles an ArviZ ``InferenceData`` and
 gates the result on R-hat, ESS and divergences (:mod:`bayescale.diagnostics`).
 
-Chains: ``chain_method="vectorized"`` (the default) runs all chains in one XLA program.
-It needs no host devices and no cross-device rendezvous, so a fit on a machine that
-another process saturates runs slowly instead of aborting (XLA's parallel map waits
-40 s for all device threads, then kills the process). ``"parallel"`` uses one CPU
-device per chain when ``numpyro.set_host_device_count`` was called before JAX started,
-and falls back to vectorized otherwise.
+Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
+has one CPU device unless :func:`use_cpu_cores` (or ``numpyro.set_host_device_count``)
+ran before JAX started; with too few devices the fit falls back to ``"vectorized"``
+(all chains in one XLA program). On a CPU that another process saturates, XLA's
+parallel map used to wait 40 s for all device threads and then abort the process;
+:func:`use_cpu_cores` therefore also raises XLA's CPU rendezvous timeouts to a day, so
+a busy machine makes a fit slow, never dead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -48,6 +50,26 @@ class FitResult:
     posterior: Posterior
     diagnostics: Diagnostics
     seconds: float
+
+
+#: XLA flags that make CPU collectives wait instead of aborting the process.
+_PATIENT_COLLECTIVES = ("--xla_cpu_collective_call_terminate_timeout_seconds=86400",
+                        "--xla_cpu_collective_call_warn_stuck_timeout_seconds=86400",
+                        "--xla_cpu_collective_timeout_seconds=86400")
+
+
+def use_cpu_cores(devices: int | None = None) -> None:
+    """Expose ``devices`` CPU devices to JAX (default: the larger of 4 and the core count)
+    so chains run in parallel, with patient rendezvous timeouts.
+
+    Must run before JAX initialises its backend (before the first JAX computation);
+    afterwards it has no effect and fits fall back to vectorized chains.
+    """
+    devices = devices or max(4, os.cpu_count() or 1)
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith(("--xla_force_host_platform_device_count", *(p.split("=")[0] for p in _PATIENT_COLLECTIVES)))]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={devices}",
+                                        *_PATIENT_COLLECTIVES])
 
 
 def _chain_method(requested: str, chains: int) -> str:
@@ -153,7 +175,7 @@ def fit(
     min_step: float = 0.0,
     priors: KaplanPriors | None = None,
     target_accept: float = 0.9,
-    chain_method: Literal["vectorized", "parallel", "sequential"] = "vectorized",
+    chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
     progress: bool = True,
     warn: bool = True,
