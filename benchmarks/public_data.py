@@ -52,6 +52,7 @@ from bayescale import fit  # noqa: E402
 from bayescale.bootstrap import fit_bootstrap  # noqa: E402
 from bayescale.chinchilla import fit_chinchilla  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
+from bayescale.fit import use_cpu_cores  # noqa: E402
 from bayescale.predict import loss_draws  # noqa: E402
 from bayescale.runs import load_gadre2024, load_gemstones2025  # noqa: E402
 
@@ -94,7 +95,7 @@ def _timed(call: Callable[[], object]) -> tuple[object, float, list[str]]:
     return value, time.perf_counter() - start, messages
 
 
-def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[dict], pd.DataFrame]:
+def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[dict], pd.DataFrame, str]:
     runs = load_gadre2024(path)
     train, held = runs[runs["params_total"] <= GADRE_FIT_MAX_TOTAL], runs[runs["params_total"] > GADRE_FIT_MAX_TOTAL]
     result, seconds, messages = _timed(lambda: fit_chinchilla(
@@ -125,7 +126,7 @@ def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[
                            "bootstrap [90%]": f"{q_boot[2, i]:.3f} [{q_boot[0, i]:.3f}, {q_boot[4, i]:.3f}]"})
     notes.append(f"Gadre: the one hierarchical bayescale fit took {seconds:.1f} s for the three datasets "
                  "(shared equally in the table, plus each dataset's prediction time)")
-    return rows, pd.DataFrame(detail)
+    return rows, pd.DataFrame(detail), result.posterior.meta["settings"]["chain_method"]
 
 
 def gemstones(path: Path, args: argparse.Namespace, notes: list[str]) -> list[dict]:
@@ -193,11 +194,12 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per Gemstones curve (default: 15)")
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args()
+    use_cpu_cores()  # one chain per core where JAX can still be configured (falls back to vectorized otherwise)
     data = args.data if args.data.is_absolute() else ROOT / args.data
     load = os.getloadavg()[0]
     start = time.perf_counter()
     notes: list[str] = []
-    rows, detail = gadre(data / "gadre2024" / "final_losses.csv", args, notes)
+    rows, detail, chain_method = gadre(data / "gadre2024" / "final_losses.csv", args, notes)
     rows += gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes)
     total = time.perf_counter() - start
     table = pd.DataFrame(rows)
@@ -211,8 +213,8 @@ def main() -> None:
         f"Machine: {os.cpu_count()} CPU cores ({_cpu_model()}), {platform.system()}, Python "
         f"{platform.python_version()}; load average at start {load:.2f}; OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS {args.chains} chains x {args.draws} draws "
-        f"({args.warmup} warmup, vectorized), seed {args.seed}; bootstrap {args.n_boot} run-resamples, L-BFGS-B "
-        f"from the 20 best of Hoffmann et al.'s 4,500 grid starts (each resample: the full-data optimum and its "
+        f"({args.warmup} warmup, {chain_method} chains), seed {args.seed}; bootstrap {args.n_boot} run-resamples, "
+        f"L-BFGS-B from the 20 best of Hoffmann et al.'s 4,500 grid starts (each resample: the full-data optimum and its "
         f"own best grid start), Huber delta 1e-3 on log loss. Gadre: fit on total N <= 411.6M (non-embedding "
         f"N in the law), predict 1.4B and 6.9B, C4 validation loss. Gemstones: fit on total N <= 0.6B, "
         f"{args.points} log-spaced checkpoints per curve past the first 10% of steps; evaluated on every "
