@@ -101,7 +101,9 @@ def _forecast(result: FitResult, sizes: list[float], target: float, group: str) 
             row.update({q: need.loc[q, "median"], f"{q}_lower": need.loc[q, "lower"], f"{q}_upper": need.loc[q, "upper"]})
         rows.append(row)
         final = need.loc["steps", "median"] * 2 if np.isfinite(need.loc["steps", "median"]) else 1e5
-        trajectories.append((N, B, predict_trajectory(post, N, B, final, levels=(0.5, 0.9), group=group, points=80)))
+        # from the first fitted step: the laws do not describe the early transient
+        grid = np.geomspace(post.meta["ranges"]["step"][0], max(final, 2 * post.meta["ranges"]["step"][0]), 80)
+        trajectories.append((N, B, predict_trajectory(post, N, B, grid, levels=(0.5, 0.9), group=group)))
     return pd.DataFrame(rows), trajectories
 
 
@@ -176,6 +178,7 @@ def run_demo(
     seed: int = 0,
     target_loss: float | None = None,
     progress: bool = True,
+    warn: bool = True,
 ) -> DemoResult:
     """Run the demo (see the module docstring) and write its outputs to ``out_dir``."""
     out = Path(out_dir)
@@ -190,7 +193,7 @@ def run_demo(
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
     result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 progress=False)
+                 progress=False, warn=warn)
     stages.update()
     stages.set_postfix_str("checking the held-out size")
     held_table, curves = _held_out_check(result, held if group_by else held.assign(split="all"), "split")
