@@ -151,7 +151,7 @@ def _markdown(res: DemoResult, held_n: float, sizes: list[float], group: str, me
     d = res.fit.diagnostics
     lines = [
         "# bayescale demo", "",
-        f"Bundled runs: {meta.get('description', 'CPU sweep of the bundled trainer')}.", "",
+        f"Bundled runs: {meta.get('description', 'CPU sweep of the bundled trainer').rstrip('.')}.", "",
         f"Fitted every size but the largest (held out: N = {held_n:.4g} non-embedding parameters), "
         f"{res.fit.posterior.meta['settings']['chains']} chains x {res.fit.posterior.meta['settings']['draws']} draws "
         f"in {res.fit.seconds:.1f} s.", "",
