@@ -24,7 +24,7 @@ the mean 90% width and the wall time of the whole method (fit, including JIT
 compilation, and prediction) measured in this run. Prints the tables and appends them,
 dated, with the machine and settings, to benchmarks/RESULTS.md.
 
-Run: ``python benchmarks/public_data.py [--data ../shared/data] [--chains 2 --warmup 500 --draws 500]``.
+Run: ``python benchmarks/public_data.py [--data ../shared/data] [--chains 2 --warmup 1000 --draws 1000]``.
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ def main() -> None:
                     help="folder with gadre2024/ and gemstones2025/, relative to the repository root unless absolute "
                          "(default: ../shared/data)")
     ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default: 200)")
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per Gemstones curve (default: 15)")
