@@ -24,6 +24,11 @@ the practice being measured, not a choice of this module.
 
 Points are selected with the early-transient rule of :func:`bayescale.curves.transient_mask`,
 so the baseline and bayescale see the same observations.
+
+Speed: the objective and its gradient are a few vectorised NumPy lines (about 20 us for
+30 points); on a CPU shared with other processes, L-BFGS-B's small LAPACK calls can
+spend 50 times longer waking OpenBLAS threads than computing, so run with
+``OPENBLAS_NUM_THREADS=1`` (benchmarks/public_data.py does).
 """
 
 from __future__ import annotations
