@@ -26,7 +26,7 @@ from typing import Literal
 import jax
 import numpy as np
 import pandas as pd
-from numpyro.infer import MCMC, NUTS, Predictive, init_to_median
+from numpyro.infer import MCMC, NUTS, Predictive
 
 import arviz as az
 
@@ -35,6 +35,7 @@ from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, prepare_curve
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.models import CONSTANTS, KaplanPriors, kaplan_model
 from bayescale.posterior import Posterior
+from bayescale.start import starting_points
 
 #: Default law-error growth per unit of log-distance outside the fitted ranges,
 #: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
@@ -117,19 +118,20 @@ def sample(
 ) -> tuple[az.InferenceData, float, str]:
     """Run NUTS on ``model(data, *model_args, log_loss=...)`` and assemble the ``InferenceData``.
 
-    Also draws :data:`PRIOR_DRAWS` prior and prior-predictive samples, stores the fitted
-    points' N, B, S, run and group as ``constant_data`` and the pointwise log-likelihood
-    (for PSIS-LOO). Returns the data, the sampling wall time in seconds and the chain
+    Chains start near a posterior mode, each with its own small offset
+    (:func:`~bayescale.start.starting_points`). Also draws :data:`PRIOR_DRAWS` prior and
+    prior-predictive samples, stores the fitted points' N, B, S, run and group as
+    ``constant_data`` and the pointwise log-likelihood (for PSIS-LOO). Returns the data, the sampling wall time in seconds and the chain
     method used.
     """
     method = _chain_method(chain_method, chains)
-    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True,
-                  init_strategy=init_to_median(num_samples=15))
+    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
                 progress_bar=progress)
-    key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed))
+    key_start, key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
     start = time.perf_counter()
-    mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, extra_fields=("diverging",))
+    init = starting_points(key_start, model, (data, *model_args), {"log_loss": data.log_loss}, chains)
+    mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, init_params=init, extra_fields=("diverging",))
     seconds = time.perf_counter() - start
     prior = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args)
     constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
