@@ -3,6 +3,8 @@
 Usage (from the repository root; about 40-50 minutes on one CPU thread)::
 
     python benchmarks/make_bundled_sweep.py                 # train (resumable), then package
+    python benchmarks/make_bundled_sweep.py --shard 0/2 &   # or split it over two cores ...
+    python benchmarks/make_bundled_sweep.py --shard 1/2     # ... (each shard packages when done)
     python benchmarks/make_bundled_sweep.py --collect-only  # package what OUT holds
 
 The grid is ``bayescale/data/sweep_grid.toml``; training is the same as::
@@ -28,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from bayescale.trainer import expand_grid, load_grid, run_sweep
+from bayescale.trainer.sweep import parse_shard
 from bayescale.trainer.records import COLUMNS, atomic_write_bytes, read_json, read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = Path("bayescale/data/sweep_grid.toml")
 DEST = Path("bayescale/data")
-SESSIONS = "bundled_sweep_sessions.json"
+SESSIONS = "bundled_sweep_sessions{}.json"  # one log per shard: "" or "-0of2", "-1of2", ...
 
 
 def _cpu_model() -> str:
@@ -46,14 +49,14 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def train_grid(grid: Path, out: Path, threads: int) -> None:
-    """Run (or resume) the sweep and log this session's wall time in ``OUT``."""
+def train_grid(grid: Path, out: Path, threads: int, shard: tuple[int, int] = (0, 1)) -> None:
+    """Run (or resume) one shard of the sweep and log this session's wall time in ``OUT``."""
     spec = load_grid(grid)
     spec["threads"] = threads
     configs = expand_grid(spec)
     started = time.time()
-    result = run_sweep(configs, out)
-    sessions_path = out / SESSIONS
+    result = run_sweep(configs, out, shard=shard)
+    sessions_path = out / SESSIONS.format("" if shard == (0, 1) else f"-{shard[0]}of{shard[1]}")
     sessions = read_json(sessions_path) or {"sessions": []}
     sessions["sessions"].append(
         {
@@ -89,7 +92,7 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
     if len(fingerprints) != 1:
         raise SystemExit(f"runs disagree on the corpus fingerprint: {sorted(fingerprints)}")
     first = next(iter(metas.values()))
-    sessions = (read_json(out / SESSIONS) or {"sessions": []})["sessions"]
+    sessions = [s for path in sorted(out.glob(SESSIONS.format("*"))) for s in read_json(path)["sessions"]]
     record = {
         "description": (
             "CPU sweep of byte-level GPT decoders trained by bayescale.trainer on the Python "
@@ -116,7 +119,9 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
         "versions": first["versions"],
         "git": first["git"],
         "flops_convention": first["flops"]["convention"],
-        "total_wall_time_s": sum(s["wall_time_s"] for s in sessions),
+        # shards run side by side: the sweep took as long as its slowest shard
+        "total_wall_time_s": _sweep_wall_time(sessions),
+        "total_core_time_s": sum(s["wall_time_s"] for s in sessions),
         "sessions": sessions,
         "per_run": [
             {
@@ -145,6 +150,13 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
     return record
 
 
+def _sweep_wall_time(sessions: list[dict[str, Any]]) -> float:
+    """Wall time from the first session's start to the last one's end."""
+    if not sessions:
+        return 0.0
+    return max(s["started_unix"] + s["wall_time_s"] for s in sessions) - min(s["started_unix"] for s in sessions)
+
+
 def _relative(path: Path) -> str:
     """``path`` relative to the repository root when inside it, else its file name."""
     resolved = path.resolve()
@@ -164,12 +176,17 @@ def main() -> None:
     )
     parser.add_argument("--dest", type=Path, default=ROOT / DEST, help="where the packaged files go")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (default: 1)")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="I/N",
+                        help="train shard I of N (compute-balanced, as `bayescale sweep --shard`); default 0/1")
     parser.add_argument("--collect-only", action="store_true", help="only package the finished runs in --out")
     parser.add_argument("--note", help="free-text conditions recorded in sweep_runs.json (e.g. other load)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.collect_only:
-        train_grid(args.grid, args.out, args.threads)
+        train_grid(args.grid, args.out, args.threads, args.shard)
+        if args.shard != (0, 1):
+            print(f"shard {args.shard[0]}/{args.shard[1]} done; package with --collect-only when all shards are")
+            return
     record = collect(args.grid, args.out, args.dest, args.threads, args.note)
     print(
         f"wrote {record['rows']} rows of {record['runs']} runs to {args.dest / 'sweep_runs.csv'} "
