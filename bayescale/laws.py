@@ -160,7 +160,10 @@ def _solve(base, a, k, L_N, log_ratio, max_iterations, tol):
         lo = jnp.where(f <= 0, u, lo)
         hi = jnp.where(f >= 0, u, hi)
         newton = u - f / df
-        inside = (newton > lo) & (newton < hi)
+        # a converged point's Newton step is below float resolution and may touch the
+        # bracket; bisecting it would throw the root away, so a tiny step is always taken
+        tiny = jnp.abs(newton - u) <= tol * (1.0 + jnp.abs(u))
+        inside = ((newton > lo) & (newton < hi)) | tiny
         new = jnp.where(inside, newton, 0.5 * (lo + hi))
         return i + 1, new, lo, hi, jnp.max(jnp.abs(new - u) / (1.0 + jnp.abs(u)))
 
