@@ -87,8 +87,7 @@ def _dims(data: CurveData, irreducible: bool) -> tuple[dict, dict]:
     if irreducible:
         group_sites += ["L_inf", "L_inf_fraction"]
     dims = {s: ["group"] for s in group_sites}
-    dims.update({"run_offset": ["run"], "run_offset_decentered": ["run"],
-                 "log_loss": ["obs"]})
+    dims.update({"run_offset": ["run"], "log_loss": ["obs"]})
     return coords, dims
 
 

@@ -17,7 +17,7 @@ point ``i`` (all logs natural)::
     B_*  = B_ref * L_ref^(1/alpha_B)   (L_ref here the median observed loss)
 
     # offsets and noise
-    run_offset[r]  ~ Normal(0, tau_run),   tau_run ~ HalfNormal(0.02)    # seed noise
+    run_offset[r]  ~ Normal(0, tau_run),   tau_run ~ HalfNormal(0.02)    # seed noise (centred)
     mu_i  = log L(S_i; N_i, B_i | constants[g_i]) + run_offset[r_i]
     r_i   = log_loss_i - mu_i
     log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
@@ -33,6 +33,13 @@ the stationary marginal ``StudentT(nu, mu_i, sigma)``.
 The law's own error (how far real curves depart from the power laws, which grows
 with the distance of an extrapolation) is not a parameter here: the predictor adds
 it (:mod:`bayescale.predict`), since the fitted sizes cannot reveal it.
+
+Parametrisation for NUTS: the group latents are non-centred (``LocScaleReparam``),
+since two or three groups say little about their spread; the run offsets are centred,
+because every run has tens of points that pin its offset down. Measured: on the
+bundled runs the non-centred offsets gave a divergence and took 91 s against 62 s
+(2 chains x 2,000 iterations); on the speed benchmark's 2,070 synthetic points they
+took 186 leapfrog steps per draw against 114.
 
 The re-centring (DESIGN.md section 4) removes the near non-identifiability of
 (log N_c, alpha_N), (log S_c, alpha_S) and (log B_*, alpha_B) pairs that stalls NUTS.
@@ -152,6 +159,6 @@ def kaplan_model(
     ``log_loss`` defaults to ``None`` (prior predictive); pass ``data.log_loss`` to
     condition. ``irreducible=True`` adds ``L_inf`` to the loss floor.
     """
-    reparam = {name: LocScaleReparam(0) for name in (*LATENTS, "run_offset")}
+    reparam = {name: LocScaleReparam(0) for name in LATENTS}
     with handlers.reparam(config=reparam):
         _model(data, priors, irreducible, log_loss)

@@ -54,7 +54,7 @@ def test_interval_coverage_rate_over_seeds():
     hits = []
     for seed in (1, 2, 3):
         runs = simulate_chinchilla_runs(EPOCH_2024, SIZES, RATIOS, noise=0.005, seed=seed)
-        result = fit_chinchilla(runs, chains=2, warmup=500, draws=500, seed=seed, progress=False, warn=False)
+        result = fit_chinchilla(runs, chains=2, warmup=500, draws=1000, seed=seed, progress=False, warn=False)
         assert result.diagnostics.passed, result.diagnostics.format()
         summary = result.posterior.summary(0.9).set_index("constant")
         hits += [summary.loc[n, "lower"] <= v <= summary.loc[n, "upper"] for n, v in TRUTH.items()]

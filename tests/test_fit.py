@@ -39,7 +39,7 @@ def test_interval_coverage_rate_over_seeds():
     hits = []
     for seed in (1, 2, 3):
         runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=seed)
-        result = fit(runs, chains=2, warmup=300, draws=700, seed=seed, progress=False, warn=False)
+        result = fit(runs, chains=2, warmup=500, draws=700, seed=seed, progress=False, warn=False)
         assert result.diagnostics.passed, result.diagnostics.format()
         hits += list(_inside(result.posterior, 0.9).values())
     # 18 Bernoulli(0.9) trials: P(fewer than 13 hits) is about 3%

@@ -10,7 +10,7 @@ from bayescale.commands.common import FORMATTER, format_table, note, positive_fl
 EPILOG = """\
 examples:
   bayescale demo                        # writes demo-output/
-  bayescale demo --out /tmp/demo --draws 1000 --target-loss 1.0
+  bayescale demo --out /tmp/demo --draws 2000 --target-loss 1.0
 
 What it does: loads the bundled CPU sweep (byte-level GPTs trained by bayescale's own
 trainer on the Python standard library, evaluated in-domain and out-of-domain), fits
@@ -27,8 +27,8 @@ def register(subparsers) -> None:
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     p.add_argument("--chains", type=int, default=2, help="NUTS chains (default: 2)")
-    p.add_argument("--warmup", type=int, default=500, help="warmup iterations per chain (default: 500)")
-    p.add_argument("--draws", type=int, default=500, help="draws per chain (default: 500)")
+    p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-loss", type=positive_float, metavar="L",
                    help="loss the forecasts aim at (default: 90%% of the best bundled in-domain loss)")
