@@ -120,7 +120,8 @@ def sample(
     Chains start near a posterior mode, each with its own small offset
     (:func:`~bayescale.start.starting_points`). Also draws :data:`PRIOR_DRAWS` prior and
     prior-predictive samples, stores the fitted points' N, B, S, run and group as
-    ``constant_data`` and the pointwise log-likelihood (for PSIS-LOO). Returns the data, the sampling wall time in seconds and the chain
+    ``constant_data`` and the pointwise log-likelihood (for PSIS-LOO). Returns the data,
+    the wall time of finding starting points and sampling in seconds, and the chain
     method used.
     """
     method = _chain_method(chain_method, chains)
@@ -130,7 +131,9 @@ def sample(
     key_start, key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
     start = time.perf_counter()
     init = starting_points(key_start, model, (data, *model_args), {"log_loss": data.log_loss}, chains)
-    mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, init_params=init, extra_fields=("diverging",))
+    mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, init_params=init,
+             extra_fields=("diverging", "num_steps"))
+    jax.block_until_ready(mcmc.get_samples(group_by_chain=True))  # sampling is dispatched asynchronously
     seconds = time.perf_counter() - start
     prior = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args)
     constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
