@@ -32,8 +32,9 @@ from jax import lax
 
 ArrayLike = jax.typing.ArrayLike
 
-#: Most Newton iterations of :func:`trajectory`; typical constants converge in about
-#: 5, the hardest cases of the wide test grid (steep B_crit laws) in about 24.
+#: Most Newton iterations of :func:`trajectory`; the example constants of
+#: :mod:`bayescale.synthetic` converge in 3, the hardest cases of the wide test grid
+#: (steep B_crit laws) take more.
 SOLVER_MAX_ITERATIONS = 40
 #: Convergence tolerance on the Newton step in ``u = log(L - L_N)``, relative to ``1 + |u|``.
 SOLVER_TOL = 1e-6
