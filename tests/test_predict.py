@@ -10,19 +10,23 @@ from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from .conftest import SIZES
 
 
-def _held_out_coverage(posterior, seed):
-    """Coverage of 90% new-run bands and median relative error on fresh runs at 4x the
-    largest fitted size (three batches, two seeds each, points after the transient)."""
+def _held_out_coverage(posterior, seed, level=0.9):
+    """Coverage of new-run bands at ``level`` and median relative error on fresh runs at
+    4x the largest fitted size (three batches, ten seeds each, points after the
+    transient). Ten seeds per batch: every run has its own offset, so with two the
+    coverage of one dataset is decided by six offsets and swings by +-0.05."""
     N = 4 * SIZES[-1]
     held_out = simulate_runs(EXAMPLE_CONSTANTS, sizes=[N], batches=[256.0, 1024.0, 4096.0], final_step=3000,
-                             points=40, seeds=2, seed=seed)
+                             points=40, seeds=10, seed=seed)
     held_out = held_out[held_out["step"] >= 300]
     inside, rel = [], []
-    for (B, _), run in held_out.groupby(["batch_tokens", "run"]):
-        bands = P.predict_trajectory(posterior, N, B, run["step"].to_numpy(), levels=(0.9,))
-        loss = run["loss"].to_numpy()
-        inside += list((loss >= bands["lower"]) & (loss <= bands["upper"]))
-        rel += list(np.abs(bands["median"] / loss - 1))
+    for B, runs in held_out.groupby("batch_tokens"):
+        steps = np.sort(runs["step"].unique())
+        bands = P.predict_trajectory(posterior, N, B, steps, levels=(level,)).set_index("step")
+        lower, upper, median = (bands.loc[runs["step"], k].to_numpy() for k in ("lower", "upper", "median"))
+        loss = runs["loss"].to_numpy()
+        inside += list((loss >= lower) & (loss <= upper))
+        rel += list(np.abs(median / loss - 1))
     return float(np.mean(inside)), float(np.median(rel))
 
 
@@ -36,19 +40,20 @@ def test_new_run_bands_hold_a_held_out_size_four_times_larger(small_posterior):
 @pytest.mark.slow
 def test_new_run_bands_are_calibrated_over_datasets():
     """Synthetic runs follow the law exactly, so the law-error term is switched off: the
-    parameter, seed and noise parts alone must not be over-confident at 4x, averaged over
-    datasets (one dataset's parameter error moves all its held-out points together).
-    Measured: 0.972, 0.972 and 1.0 (36 points each), mean 0.981, just above the 98% upper
-    target: the fitted Student-t(4) noise (scale 0.0025) is wider at 90% than the
-    Gaussian noise (sd 0.003) the data were drawn with."""
-    coverages = []
+    parameter, seed and noise parts alone must be neither over- nor under-confident at
+    4x, averaged over datasets (one dataset's parameter error moves all its held-out
+    points together). Measured (360 points each): 90% bands 0.944, 0.947, 0.992 (mean
+    0.961); 50% bands 0.536, 0.494, 0.631 (mean 0.554)."""
+    at90, at50 = [], []
     for seed in (11, 12, 13):
         runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=(256.0, 1024.0, 4096.0), final_step=3000,
                              points=30, seed=seed)
         post = fit(runs, chains=2, warmup=300, draws=700, seed=seed, progress=False, warn=False,
                    extrapolation_error=0.0).posterior
-        coverages.append(_held_out_coverage(post, seed=100 + seed)[0])
-    assert np.mean(coverages) >= 0.80, coverages
+        at90.append(_held_out_coverage(post, seed=100 + seed)[0])
+        at50.append(_held_out_coverage(post, seed=100 + seed, level=0.5)[0])
+    assert 0.80 <= np.mean(at90) <= 0.98, at90
+    assert 0.35 <= np.mean(at50) <= 0.70, at50
 
 
 def test_law_error_widens_bands_with_extrapolation_distance(small_posterior):
