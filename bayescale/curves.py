@@ -5,7 +5,9 @@ Two choices live here because they decide what the likelihood sees:
 * **Early transient.** The power law in steps does not hold during warmup and the
   first steps after it. A point is kept when ``step >= max(2 * warmup_steps,
   min_step_fraction * final_step_of_its_run, min_step)``; the default fraction 0.1
-  drops the first tenth of every curve. Dropped points are counted and reported.
+  drops the first tenth of every curve. A run's only point (a published final loss,
+  taken after the whole schedule) is always kept. Dropped points are counted and
+  reported.
 * **Correlated checkpoints.** Consecutive evaluations of one run share the same weights
   history, so their residuals are correlated (lag-1 correlation about 0.9 on real
   curves). Every point records the index of the previous kept point of the same run and
@@ -72,14 +74,16 @@ def default_group_column(table: pd.DataFrame) -> str | None:
 def transient_mask(
     table: pd.DataFrame, min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION, min_step: float = 0.0
 ) -> np.ndarray:
-    """True for points past the early transient (see the module docstring)."""
+    """True for points past the early transient, and for the only point of a run (see the
+    module docstring)."""
     if not 0.0 <= min_step_fraction < 1.0:
         raise ValueError(f"min_step_fraction={min_step_fraction} must be in [0, 1)")
-    final = table.groupby("run")["step"].transform("max").to_numpy()
+    by_run = table.groupby("run")["step"]
+    final = by_run.transform("max").to_numpy()
     threshold = np.maximum(min_step_fraction * final, min_step)
     if "warmup_steps" in table.columns:
         threshold = np.maximum(threshold, 2.0 * table["warmup_steps"].fillna(0.0).to_numpy())
-    return table["step"].to_numpy() >= threshold
+    return (table["step"].to_numpy() >= threshold) | (by_run.transform("size").to_numpy() == 1)
 
 
 def prepare_curves(

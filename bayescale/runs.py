@@ -208,8 +208,9 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
         "group": raw["dataset"].astype(str),
         "context": raw["seq_len"].astype(float),
     })
-    if "lr" in raw.columns:
-        table["lr"] = raw["lr"].astype(float)
+    for column in ("lr", "warmup_steps"):
+        if column in raw.columns:
+            table[column] = raw[column].astype(float)
     return validate_runs(table, source=str(path))
 
 

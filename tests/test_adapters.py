@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayescale.curves import transient_mask
 from bayescale.runs import GEMSTONES_VOCAB, RunTableError, load_gadre2024, load_gemstones2025
 
 
@@ -21,6 +22,7 @@ def _gadre_rows() -> pd.DataFrame:
         "global_bs_seqs": [64, 64, 512, 1],
         "seq_len": [2048, 2048, 2048, 2048],
         "lr": [3e-3, 3e-3, 3e-3, 3e-4],
+        "warmup_steps": [100, 100, 1000, 5000],
         "loss_c4_val": [5.55, 5.22, 3.80, 2.38],
         "loss_openlm": [6.1, 5.9, 4.4, 3.1],
         "steps": [806.3745, 1612.749, 1505.166, 32851.27],
@@ -40,6 +42,17 @@ def test_gadre_maps_columns(tmp_path):
     np.testing.assert_array_equal(runs["loss"], raw["loss_c4_val"])
     assert list(runs["group"]) == list(raw["dataset"])
     np.testing.assert_allclose(runs["batch_tokens"] * runs["step"], raw["D_tokens"], rtol=1e-9)
+
+
+def test_gadre_final_losses_are_kept_even_when_shorter_than_twice_the_warmup(tmp_path):
+    """A published final loss is the end of a whole schedule, not a transient point."""
+    path = tmp_path / "final_losses.csv"
+    _gadre_rows().to_csv(path, index=False)
+    runs = load_gadre2024(path).set_index("run")
+    assert runs.loc["rpj-d=512-1.0", "step"] < 2 * runs.loc["rpj-d=512-1.0", "warmup_steps"]
+    assert transient_mask(runs.reset_index()).all()
+    curve = pd.DataFrame({"run": "a", "step": [50.0, 150.0, 300.0, 1000.0], "warmup_steps": 100.0})
+    assert list(transient_mask(curve)) == [False, False, True, True]
 
 
 def test_gadre_takes_the_launch_batch_where_the_recorded_one_contradicts_the_steps(tmp_path):
