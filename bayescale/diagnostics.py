@@ -77,8 +77,14 @@ class Diagnostics:
 
 
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
-    """Compute R-hat, bulk/tail ESS and divergences for ``var_names``."""
-    table = az.summary(idata, var_names=var_names, kind="diagnostics", round_to="none")
+    """Compute R-hat, bulk/tail ESS and divergences for ``var_names``.
+
+    The draws are summarised in float64: a scale constant decided by a wide prior (e.g.
+    ``B_star`` when every run has one batch size) reaches 1e20 and beyond, whose square
+    overflows the sampler's float32 in ArviZ's Monte Carlo error estimates.
+    """
+    draws = idata.posterior[var_names].astype("float64")
+    table = az.summary(draws, kind="diagnostics", round_to="none")
     diverging = idata.sample_stats["diverging"].values if "diverging" in idata.sample_stats else np.zeros(1)
     n_draws = int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
     return Diagnostics(table=table[["r_hat", "ess_bulk", "ess_tail"]], divergences=int(diverging.sum()), n_draws=n_draws)

@@ -166,7 +166,9 @@ def _cpu_name() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> dict[str, Any] | None:
-    """Commit (and dirty flag) of the git checkout holding this package, if any.
+    """Commit of the git checkout holding this package, if any, and whether the trainer's
+    own files (the code that trains) differ from it; sweep grids and data elsewhere in
+    the checkout do not count.
 
     Read once per process, so a long sweep records the code it imported.
     """
