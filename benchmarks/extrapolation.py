@@ -24,7 +24,7 @@ import pandas as pd
 
 from bayescale import fit
 from bayescale.curves import transient_mask
-from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, use_cpu_cores
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 
@@ -61,10 +61,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--max-fit-params", type=float, default=6e8, help="largest total size fitted")
     ap.add_argument("--points", type=int, default=15, help="checkpoints kept per fitted curve")
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4, as bayescale fit)")
+    ap.add_argument("--draws", type=int, default=1000, help="draws per chain, and as many warmup steps")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
+    use_cpu_cores()  # one chain per core (must run before JAX starts)
     runs = load_gemstones2025(args.data / "gemstones2025" / "train_loss_curves.jsonl")
     train = thin(runs[runs["params_total"] <= args.max_fit_params], args.points)
     held = runs[runs["params_total"] > args.max_fit_params]
