@@ -9,7 +9,10 @@ BIN    := $(VENV)/bin
 # torch would pull several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-fast bench clean
+# Public run data for the accuracy benchmarks (not part of the project; see README).
+DATA   ?= ../shared/data
+
+.PHONY: demo test test-fast bench bench-public clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +39,10 @@ test-fast: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/fit_speed.py
 	$(BIN)/python benchmarks/trainer_throughput.py
+
+bench-public: $(VENV)/.dev
+	$(BIN)/python benchmarks/public_data.py --data $(abspath $(DATA))
+	$(BIN)/python benchmarks/extrapolation.py --data $(abspath $(DATA))
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info
