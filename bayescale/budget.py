@@ -13,7 +13,9 @@ n_layer n_ctx d_attn`` for training).
 ``min_params`` (default: the smallest fitted size) up to ``max_params`` (default: the
 largest size that still trains ``min_steps`` at the smallest batch), times the batch
 choices (default: powers of two from a quarter of the smallest fitted batch to 16
-times the largest, since the critical batch grows as the loss falls). Each candidate
+times the largest, since the critical batch grows as the loss falls; a Chinchilla
+posterior, whose law ``L(N, D)`` has no batch term, gets one batch: the geometric mean
+of the fitted ones, so that its steps read as tokens / batch). Each candidate
 spends the budget, ``S = C / ((6N + a) B)``, unless a limit stops it first:
 ``S <= max_steps`` or ``B S <= max_tokens`` (a wall-clock limit is ``max_tokens =
 tokens/s x seconds``; a data limit is the dataset's tokens). Candidates with ``S <
@@ -47,6 +49,7 @@ Hoffmann et al. 2022, arXiv:2203.15556 (compute-optimal frontiers).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,8 +126,17 @@ class SearchSpace:
                                          [hi] if self.max_params else []]))
 
 
+def _with_law_batches(posterior: Posterior, space: SearchSpace) -> SearchSpace:
+    """``space`` with the default batch choices of the posterior's law (module docstring)."""
+    if posterior.model != "chinchilla" or space.batch_tokens is not None:
+        return space
+    lo, hi = posterior.meta["ranges"]["batch_tokens"]
+    return dataclasses.replace(space, batch_tokens=(float(np.sqrt(lo * hi)),))
+
+
 def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> pd.DataFrame:
     """Candidates for one budget; empty when the budget fits none."""
+    space = _with_law_batches(posterior, space)
     ranges = posterior.meta["ranges"]
     N, B = (a.ravel() for a in np.meshgrid(space.params_grid(ranges, flops), space.batches(ranges), indexing="ij"))
     per_token = space.flops_per_token(N)
@@ -151,6 +163,7 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
         raise ValueError(f"flops={flops} must be a positive FLOP budget, e.g. 1e18")
     table = _candidate_table(posterior, flops, space)
     if table.empty:
+        space = _with_law_batches(posterior, space)
         ranges = posterior.meta["ranges"]
         n0, b0 = space.min_params or ranges["params"][0], float(space.batches(ranges)[0])
         need = float(space.flops_per_token(n0) * b0 * space.min_steps)
@@ -344,6 +357,7 @@ def least_compute(
     _check_target(target_loss)
     if not 0.0 < probability < 1.0:
         raise ValueError(f"probability={probability} must be in (0, 1), e.g. 0.9")
+    space = _with_law_batches(posterior, space)
     ranges = posterior.meta["ranges"]
     lo_params = space.min_params or ranges["params"][0]
     start = float(space.flops_per_token(lo_params) * space.batches(ranges)[0] * space.min_steps) * (1 + 1e-9)

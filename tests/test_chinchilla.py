@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bayescale import Posterior
+from bayescale.budget import least_compute, plan_budget
 from bayescale.chinchilla import fit_chinchilla, prepare_chinchilla, simulate_chinchilla_runs
 from bayescale.cli import main
 from bayescale.curves import IdentifiabilityWarning
@@ -74,6 +75,24 @@ def test_loss_draws_use_tokens_and_widen_outside_the_data(recovery):
     ext = extrapolation(post, 4e9, B, S[1])
     assert ext.params == pytest.approx(np.log(10)) and ext.steps == ext.batch_tokens == 0.0
     assert "size x10" in ext.describe()
+
+
+def test_budget_finds_the_compute_optimal_size_at_c_equals_6nd(recovery):
+    """With C = 6 N D the Epoch constants put the optimum of 1e21 FLOPs at N = 2.8e9; the
+    budgeter searches one batch (the law has no batch term) and its band holds the truth."""
+    _, fitted = recovery
+    flops = 1e21
+    N = np.geomspace(1e8, 1e11, 4001)
+    true_best = N[np.argmin(_law(EPOCH_2024, N, flops / (6 * N)))]
+    plan = plan_budget(fitted.posterior, flops)
+    assert plan.table["batch_tokens"].nunique() == 1
+    for choice in (plan.choice, plan.point_choice):
+        assert true_best / 2 < choice["params"] < true_best * 2
+        np.testing.assert_allclose(choice["tokens"] * choice["params"] * 6, flops, rtol=1e-9)
+    truth = _law(EPOCH_2024, plan.choice["params"], plan.choice["tokens"])
+    assert plan.choice["lower_90"] <= truth <= plan.choice["upper_90"]
+    cheapest = least_compute(fitted.posterior, target_loss=2.4, probability=0.9)
+    assert cheapest["p_target"] >= 0.9 and cheapest["budget"] < flops
 
 
 def test_min_loss_steps_and_refusals(recovery):
