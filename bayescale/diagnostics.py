@@ -63,7 +63,7 @@ class Diagnostics:
             if value < ESS_MIN:
                 worst = self.table[f"ess_{kind}"].idxmin()
                 out.append(f"{kind} ESS {value:.0f} < {ESS_MIN} ({worst}): draw more (--draws) or more chains (--chains); "
-                           "if a low tail ESS persists, NUTS is missing a curved tail: raise --target-accept (0.99)")
+                           "if it stays low with more draws, NUTS is stepping over a curved region: raise --target-accept (0.99)")
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior has regions NUTS cannot explore; "
                        "raise target_accept (--target-accept 0.95, then 0.99) or add data at more sizes and batches")
