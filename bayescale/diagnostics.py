@@ -85,7 +85,8 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     """
     draws = idata.posterior[var_names].astype("float64")
     table = az.summary(draws, kind="diagnostics", round_to="none")
-    diverging = idata.sample_stats["diverging"].values if "diverging" in idata.sample_stats else np.zeros(1)
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    diverging = stats["diverging"].values if "diverging" in stats else np.zeros(1)
     n_draws = int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
     return Diagnostics(table=table[["r_hat", "ess_bulk", "ess_tail"]], divergences=int(diverging.sum()), n_draws=n_draws)
 

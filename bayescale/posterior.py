@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale import laws
+from bayescale.diagnostics import diagnose
 from bayescale.models import (CHINCHILLA_LATENTS, CONSTANTS, ChinchillaConstants, chinchilla_constants_from_latents,
                               constants_from_latents)
 
@@ -96,7 +97,7 @@ class Posterior:
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Median, central ``level`` interval, R-hat and ESS of every constant per group."""
         names = self.constant_names()
-        diag = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
+        diag = diagnose(self.idata, names).table
         rows = []
         for name in names:
             values = self.draws(name).reshape(self.n_draws, -1)

@@ -1,8 +1,13 @@
 """The demo end to end on a reduced budget, on the bundled runs."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from bayescale.demo import bundled_metadata, bundled_runs, run_demo
+from bayescale import Posterior
+from bayescale.cli import main
+from bayescale.demo import IRREDUCIBLE_TARGET_ACCEPT, bundled_metadata, bundled_runs, run_demo
+from bayescale.diagnostics import ConvergenceWarning
 
 
 def test_bundled_runs_meet_the_sweep_design():
@@ -28,3 +33,19 @@ def test_demo_writes_its_outputs(tmp_path):
     assert list(forecasts["params"]) == [10 * res.held_out["params"].iloc[0], 100 * res.held_out["params"].iloc[0]]
     summary = (tmp_path / "summary.md").read_text()
     assert "Held-out largest size" in summary and "Diagnostics:" in summary
+
+
+def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):
+    """``bayescale demo --irreducible``: every draw's minimum loss is its L_inf plus a
+    positive size term, so the forecast floor's median lies above L_inf's median."""
+    with pytest.warns(ConvergenceWarning):  # a tiny budget
+        assert main(["demo", "--out", str(tmp_path), "--irreducible", "--chains", "2", "--warmup", "40",
+                     "--draws", "40", "--quiet"]) == 0
+    post = Posterior.load(tmp_path / "posterior.nc")
+    assert post.meta["irreducible"] and post.meta["settings"]["target_accept"] == IRREDUCIBLE_TARGET_ACCEPT
+    L_inf = float(np.median(post.draws("L_inf")[:, post.group_index("in_domain")]))
+    forecasts = pd.read_csv(tmp_path / "forecasts.csv")
+    assert (forecasts["min_loss"] > L_inf).all()
+    assert forecasts["min_loss"].is_monotonic_decreasing
+    assert "irreducible-loss variant" in (tmp_path / "summary.md").read_text()
+    assert "Forecasts, target loss" in capsys.readouterr().out
