@@ -33,6 +33,7 @@ import arviz as az
 from bayescale import __version__
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, prepare_curves
 from bayescale.diagnostics import Diagnostics, check, diagnose
+from bayescale.environment import library_versions
 from bayescale.models import CONSTANTS, KaplanPriors, kaplan_model
 from bayescale.posterior import Posterior
 from bayescale.start import starting_points
@@ -148,7 +149,9 @@ def posterior_meta(model: str, data: CurveData, priors: object, settings: dict, 
     """The ``meta`` of a :class:`~bayescale.posterior.Posterior` as it will read back from disk (JSON).
 
     ``settings`` holds the sampler settings; the priors (a dataclass) and the package
-    version are added to them. ``extra`` adds model-specific keys (e.g. ``irreducible``).
+    version are added to them, and the versions of Python, JAX, NumPyro, ArviZ, NumPy,
+    pandas and SciPy (:func:`~bayescale.environment.library_versions`) under
+    ``versions``. ``extra`` adds model-specific keys (e.g. ``irreducible``).
     """
     meta = {
         "model": model,
@@ -162,6 +165,7 @@ def posterior_meta(model: str, data: CurveData, priors: object, settings: dict, 
         "dropped": data.dropped,
         "extrapolation_error": extrapolation_error,
         "settings": {**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
+        "versions": library_versions(),
     }
     return json.loads(json.dumps(meta))
 

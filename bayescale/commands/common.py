@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from bayescale.diagnostics import Diagnostics
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -81,3 +84,13 @@ def format_table(df: pd.DataFrame) -> str:
 def note(message: str) -> None:
     """A line for the person at the terminal, on stderr so stdout stays machine-readable."""
     print(f"bayescale: {message}", file=sys.stderr)
+
+
+#: Exit code of ``fit --strict`` and ``demo --strict`` when the convergence gate fails.
+EXIT_GATE_FAILED = 3
+
+
+def gate_exit_code(diagnostics: Diagnostics, strict: bool) -> int:
+    """0, or :data:`EXIT_GATE_FAILED` when ``strict`` and ``diagnostics`` fail the gate
+    (the warning that names the fix has already been printed)."""
+    return EXIT_GATE_FAILED if strict and not diagnostics.passed else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, format_table, note, positive_float
+from bayescale.commands.common import FORMATTER, format_table, gate_exit_code, note, positive_float
 
 EPILOG = """\
 examples:
@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--irreducible", action="store_true",
                    help="fit the irreducible-loss variant (a floor L_inf per split; target_accept 0.99)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 3 when the fit fails its convergence checks (default: warn and exit 0)")
     p.set_defaults(func=run)
 
 
@@ -57,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(res.forecasts[cols]))
     print("\n" + res.fit.diagnostics.format())
     note(f"wrote {res.out_dir}/summary.md, figures and posterior.nc")
-    return 0
+    return gate_exit_code(res.fit.diagnostics, args.strict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, column_map, format_table, note, print_json
+from bayescale.commands.common import FORMATTER, column_map, format_table, gate_exit_code, note, print_json
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
 from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, fit
 from bayescale.runs import load_gadre2024, load_gemstones2025, load_runs
@@ -28,7 +28,11 @@ examples:
 
 Prints the constants (N_c, alpha_N, S_c, alpha_S, B_star, alpha_B) with 90% intervals
 and the convergence checks (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences);
-a fit that fails them is still written, with a warning that says what to try.
+a fit that fails them is still written, with a warning that says what to try
+(with --strict it also exits 3, for scripts and CI).
+
+exit codes: 0 written, 2 bad input (nothing sampled), 3 written but failed its
+convergence checks (--strict only).
 """
 
 FORMATS = {"table": None, "gadre2024": load_gadre2024, "gemstones2025": load_gemstones2025}
@@ -69,6 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
     p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 3 when the fit fails its convergence checks (the posterior is still written; "
+                        "default: warn and exit 0)")
     p.set_defaults(func=run)
 
 
@@ -107,4 +114,4 @@ def run(args: argparse.Namespace) -> int:
             if count:
                 note(f"{count} points not fitted ({reason.replace('_', ' ')})")
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
-    return 0
+    return gate_exit_code(result.diagnostics, args.strict)
