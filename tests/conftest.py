@@ -17,6 +17,18 @@ SIZES = (1.5e4, 4e4, 1e5, 2.5e5)
 BATCHES = (256.0, 1024.0, 4096.0)
 
 
+def assert_sampler_sane(diagnostics) -> None:
+    """Sanity bounds for statistical tests, far looser than the gate (R-hat <= 1.01, ESS
+    >= 400): the chains agree (R-hat <= 1.05), there are enough effective draws for the
+    ends of a 98% interval (bulk and tail ESS >= 100) and divergences are rare (<= 1% of
+    draws). Whether a fit clears the gate itself depends on the MCMC path, which changes
+    with library versions and CPUs; the gate's logic is tested in test_diagnostics.py."""
+    d = diagnostics
+    assert d.max_rhat <= 1.05, d.format()
+    assert min(d.min_ess_bulk, d.min_ess_tail) >= 100, d.format()
+    assert d.divergences <= 0.01 * d.n_draws, d.format()
+
+
 @pytest.fixture(scope="session")
 def small_runs():
     """A synthetic run table drawn from :data:`EXAMPLE_CONSTANTS` (seed 0)."""

@@ -10,7 +10,7 @@ import pytest
 from bayescale import Posterior, PosteriorFileError, fit
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
-from .conftest import BATCHES, SIZES
+from .conftest import BATCHES, SIZES, assert_sampler_sane
 
 TRUTH = {"N_c": np.exp(EXAMPLE_CONSTANTS.log_N_c), "alpha_N": EXAMPLE_CONSTANTS.alpha_N,
          "S_c": np.exp(EXAMPLE_CONSTANTS.log_S_c), "alpha_S": EXAMPLE_CONSTANTS.alpha_S,
@@ -23,26 +23,24 @@ def _inside(posterior, level):
             for name in TRUTH}
 
 
-def test_recovers_known_constants_with_clean_diagnostics(small_fit):
-    """One seed: each constant inside its 98% interval (a perfect model fails ~11% of
-    the time at 90% for all six at once, see DESIGN.md section 11), and the gate passes."""
-    inside = _inside(small_fit.posterior, 0.98)
+def test_recovers_known_constants(small_fit):
+    """One seed: each constant inside its 99% interval (all six inside their 90% intervals
+    holds for a perfect model only about 53% of the time), from chains that agree."""
+    assert_sampler_sane(small_fit.diagnostics)
+    inside = _inside(small_fit.posterior, 0.99)
     assert all(inside.values()), inside
-    d = small_fit.diagnostics
-    assert d.passed, d.format()
-    assert d.max_rhat <= 1.01 and d.min_ess_bulk >= 400 and d.divergences == 0
 
 
 def test_irreducible_variant_recovers_a_loss_floor():
-    """Curves with a floor L_inf = 0.8 over two decades of N: the irreducible fit passes
-    the gate and its 98% intervals hold L_inf and the six constants. The floor trades
-    off against N_c and alpha_N, so NUTS mixes slowly along that ridge: at 2 x 700 draws
-    bulk ESS was 322; at 2 x 2,000 it is 553, with L_inf in [0.49, 0.91] (18.6 s)."""
+    """Curves with a floor L_inf = 0.8 over two decades of N: the 99% intervals of the
+    irreducible fit hold L_inf and the six constants. The floor trades off against N_c
+    and alpha_N, so NUTS mixes slowly along that ridge (bulk ESS about 550 at 2 x 2,000
+    draws), which the sanity bounds allow for."""
     truth = EXAMPLE_CONSTANTS._replace(L_inf=0.8)
     runs = simulate_runs(truth, sizes=np.geomspace(1e4, 1e6, 5), batches=BATCHES, final_step=3000, points=30, seed=5)
     result = fit(runs, irreducible=True, chains=2, warmup=1000, draws=2000, seed=5, progress=False, warn=False)
-    assert result.diagnostics.passed, result.diagnostics.format()
-    summary = result.posterior.summary(0.98).set_index("constant")
+    assert_sampler_sane(result.diagnostics)
+    summary = result.posterior.summary(0.99).set_index("constant")
     for name, value in {**TRUTH, "L_inf": 0.8}.items():
         assert summary.loc[name, "lower"] <= float(value) <= summary.loc[name, "upper"], (name, summary.loc[name])
 
@@ -54,7 +52,7 @@ def test_interval_coverage_rate_over_seeds():
     for seed in (1, 2, 3):
         runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=seed)
         result = fit(runs, chains=2, warmup=500, draws=700, seed=seed, progress=False, warn=False)
-        assert result.diagnostics.passed, result.diagnostics.format()
+        assert_sampler_sane(result.diagnostics)
         hits += list(_inside(result.posterior, 0.9).values())
     # 18 Bernoulli(0.9) trials: P(fewer than 13 hits) is about 3%
     assert sum(hits) >= 13, f"{sum(hits)} of {len(hits)} constants inside their 90% intervals"
