@@ -19,6 +19,12 @@ params_total,
 context
 ==============  ========  ===================================================
 
+``run`` and the grouping columns (``split``, ``group`` and any ``--group-by`` column)
+may not be blank. ``params``, ``batch_tokens`` and ``step`` may not exceed
+:data:`MAX_SCALE` (1e15): no training run comes near it, so a larger value is a units or
+parsing error, and the model, which computes in float32 (largest number about 3.4e38),
+is kept far from overflow.
+
 :func:`load_runs` reads CSV, Parquet or JSON lines and :func:`validate_runs` checks every
 rule; each problem is reported with the file, the row and the fix. Rows are never
 dropped silently: with ``on_invalid="drop"`` they are counted and reported in a warning.
@@ -29,7 +35,7 @@ the schema.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +45,11 @@ import pandas as pd
 REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
 POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
 OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context")
+#: Columns whose values group rows (evaluation split, dataset); they may not be blank.
+GROUP_COLUMNS = ("split", "group")
+#: Largest ``params``, ``batch_tokens`` or ``step`` a run table may hold (module docstring).
+MAX_SCALE = 1e15
+SCALE_COLUMNS = ("params", "batch_tokens", "step")
 
 #: Relative tolerance when checking ``tokens`` against ``batch_tokens * step``.
 TOKENS_RTOL = 1e-3
@@ -50,6 +61,12 @@ class RunTableError(ValueError):
 
 def _where(source: str, index: int) -> str:
     return f"{source}: row {index + 1}"
+
+
+def _blank(column: pd.Series) -> np.ndarray:
+    """True for missing cells and for text cells with nothing but white space."""
+    empty = column.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
+    return (column.isna() | empty.astype(bool)).to_numpy(bool)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -76,13 +93,16 @@ def validate_runs(
     table: pd.DataFrame,
     source: str = "<run table>",
     on_invalid: Literal["raise", "drop"] = "raise",
+    group_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Check a run table against the schema and return a clean copy sorted by run and step.
 
-    Rules: required columns present; numeric columns finite and, for ``params``,
-    ``batch_tokens``, ``step`` and ``loss``, positive; no duplicated (run, step, split)
-    rows; ``params`` and ``batch_tokens`` constant within a run; ``tokens`` equal to
-    ``batch_tokens * step`` within :data:`TOKENS_RTOL`.
+    Rules: required columns present; no blank ``run`` and no blank cell in the grouping
+    columns (:data:`GROUP_COLUMNS` and ``group_columns``, e.g. a ``--group-by`` column);
+    numeric columns finite and, for ``params``, ``batch_tokens``, ``step`` and ``loss``,
+    positive; ``params``, ``batch_tokens`` and ``step`` at most :data:`MAX_SCALE`; no
+    duplicated (run, step, split) rows; ``params`` and ``batch_tokens`` constant within a
+    run; ``tokens`` equal to ``batch_tokens * step`` within :data:`TOKENS_RTOL`.
 
     With ``on_invalid="raise"`` the first broken rule raises :class:`RunTableError`; with
     ``"drop"`` offending rows are removed, counted and reported in one warning (missing
@@ -97,9 +117,6 @@ def validate_runs(
     if table.empty:
         raise RunTableError(f"{source}: the table has no rows; give a file with at least one evaluation point")
     df = table.reset_index(drop=True).copy()
-    df["run"] = df["run"].astype(str)
-    if "split" in df.columns:
-        df["split"] = df["split"].astype(str)
     bad = np.zeros(len(df), dtype=bool)
     problems: list[str] = []
 
@@ -114,6 +131,12 @@ def validate_runs(
         bad[:] |= mask
         problems.append(f"{int(mask.sum())} x {text}")
 
+    for col in ("run", *(c for c in dict.fromkeys((*GROUP_COLUMNS, *group_columns)) if c in df.columns)):
+        need = "a run id" if col == "run" else f"a {col}, since rows are grouped by it (fill it in or remove the row)"
+        flag(_blank(df[col]), f"{col} is blank; every row needs {need}")
+    df["run"] = df["run"].astype(str)
+    if "split" in df.columns:
+        df["split"] = df["split"].astype(str)
     for col in (*POSITIVE_COLUMNS, *(c for c in OPTIONAL_NUMERIC if c in df.columns)):
         values = pd.to_numeric(df[col], errors="coerce")
         nonnumeric = values.isna() & df[col].notna()
@@ -124,6 +147,11 @@ def validate_runs(
         flag(~np.isfinite(values) & ~bad, lambda i, col=col: f"{col}={values[i]} is not finite; every {col} must be a finite number")
         flag((values <= 0) & np.isfinite(values) & ~bad,
              lambda i, col=col: f"{col}={values[i]:g} must be > 0 (steps count completed optimizer steps, losses are in nats)")
+    for col in SCALE_COLUMNS:
+        values = df[col].to_numpy()
+        flag((values > MAX_SCALE) & ~bad,
+             lambda i, col=col: f"{col}={values[i]:g} is above {MAX_SCALE:g}, far beyond any training run (the model "
+                                "computes in float32 and would overflow); check the units or remove the row")
     if "tokens" in df.columns:
         tok = df["tokens"].to_numpy()
         expected = df["batch_tokens"].to_numpy() * df["step"].to_numpy()
@@ -156,11 +184,13 @@ def load_runs(
     path: str | Path,
     columns: Mapping[str, str] | None = None,
     on_invalid: Literal["raise", "drop"] = "raise",
+    group_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Load and validate a run table from CSV, Parquet or JSON lines.
 
     ``columns`` maps schema names to the file's names, e.g.
-    ``{"params": "N_no_embed", "loss": "eval_loss"}``.
+    ``{"params": "N_no_embed", "loss": "eval_loss"}``; ``group_columns`` names further
+    columns that group rows (a ``--group-by`` column), which may not be blank.
     """
     table = read_table(path)
     if columns:
@@ -168,7 +198,7 @@ def load_runs(
         if absent:
             raise RunTableError(f"{path}: column mapping names absent column(s) {', '.join(absent)} (found: {', '.join(map(str, table.columns))})")
         table = table.rename(columns={src: dst for dst, src in columns.items()})
-    return validate_runs(table, source=str(path), on_invalid=on_invalid)
+    return validate_runs(table, source=str(path), on_invalid=on_invalid, group_columns=group_columns)
 
 
 def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.DataFrame:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    """An argparse type for a number >= 0; accepts ``0``, ``1e9`` and ``2**19``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return positive_float(text)
+    if value == 0.0:
+        return 0.0
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from err
+
+
 def level(text: str) -> float:
     """An argparse type for an interval probability in (0, 1)."""
     try:
@@ -50,6 +66,38 @@ def column_map(text: str) -> dict[str, str]:
         return dict((k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in pairs))
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"expected schema=column pairs such as params=N_no_embed, got {text!r}") from err
+
+
+def check_output(path: Path | None, option: str = "--out", folder: bool = False) -> None:
+    """Raise ``ValueError`` unless ``path`` can be written; commands call it before any work.
+
+    A file path (``folder=False``) may not be an existing folder or a read-only file; a
+    folder path may not be an existing file. The nearest existing folder at or above the
+    place to write must be a folder in which a file can be created (tested by creating
+    and removing one, which also holds for a user that bypasses permission bits).
+    Missing folders below it are created by the command when it writes.
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: is a file, not a folder; give a folder path, e.g. {path.with_suffix('')}_out")
+    if not folder and path.is_dir():
+        raise ValueError(f"{option} {path}: is an existing folder; give a file path, e.g. {path / 'out'}{''.join(path.suffixes)}")
+    if not folder and path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {path}: the file is read-only; choose another {option} or make it writable")
+    place = path if folder else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise ValueError(f"{option} {path}: {place} is a file, not a folder; choose another {option}")
+    try:
+        handle, probe = tempfile.mkstemp(dir=place, prefix=".bayescale-write-test-")
+    except OSError as err:
+        raise ValueError(f"{option} {path}: cannot write in {place} ({err.strerror or err}); "
+                         f"choose a writable {option}") from err
+    os.close(handle)
+    os.unlink(probe)
 
 
 def add_posterior_argument(parser: argparse.ArgumentParser) -> None:
