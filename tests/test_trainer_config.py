@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
+from pathlib import Path
 
 import pytest
-from bayescale.trainer import TrainConfig, TrainerError
+from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid
 from bayescale.trainer.config import eval_steps
+
+DATA = Path(__file__).resolve().parent.parent / "bayescale" / "data"
 
 
 def config(**overrides: object) -> TrainConfig:
@@ -32,6 +36,40 @@ def test_run_id_is_deterministic_and_names_the_run() -> None:
     assert config(threads=1, device="cpu", checkpoint_every=7, compile="off").run_id() == config().run_id()
 
 
+def test_run_ids_of_existing_configs_are_pinned() -> None:
+    """Run ids key resume, skipping and sharding: new fields must not move old ids."""
+    assert config(steps=3000).run_id() == "w64-d2-h2-ctx128-b1024-s3000-lr3e-03-constant-seed0-a19be1"
+    tiny = TrainConfig(
+        width=32, depth=2, context=32, batch_tokens=256, steps=12, warmup_steps=3, eval_tokens=512, eval_every=4
+    )
+    assert tiny.run_id() == "w32-d2-h1-ctx32-b256-s12-lr3e-03-constant-seed0-cc579e"
+    # micro_batch_tokens is a speed setting: same id, same checkpoint identity.
+    split = TrainConfig(**{**tiny.to_dict(), "micro_batch_tokens": 64})
+    assert split.run_id() == tiny.run_id() and split.result_dict() == tiny.result_dict()
+    # The bundled sweep's grid still names exactly the runs of its table.
+    ids = [c.run_id() for c in expand_grid(load_grid(DATA / "sweep_grid.toml"))]
+    with open(DATA / "sweep_runs.csv", newline="") as handle:
+        assert set(ids) == {row["run"] for row in csv.DictReader(handle)} and len(ids) == 12
+
+
+def test_micro_batches_split_the_batch_per_process() -> None:
+    c = config(batch_tokens=4096, context=128)  # 32 sequences
+    assert c.micro_batches() == (32, 1) and c.micro_batches(4) == (8, 1)
+    assert config(batch_tokens=4096, micro_batch_tokens=1024).micro_batches() == (8, 4)
+    assert config(batch_tokens=4096, micro_batch_tokens=1024).micro_batches(2) == (8, 2)
+    # A micro-batch at least as large as a process's share is one pass per step.
+    assert config(batch_tokens=4096, micro_batch_tokens=4096).micro_batches(4) == (8, 1)
+    assert config(batch_tokens=1024, micro_batch_tokens=65536).micro_batches() == (8, 1)
+    with pytest.raises(TrainerError, match="batch of 32 sequences does not split over 3 processes"):
+        c.micro_batches(3)
+    with pytest.raises(
+        TrainerError,
+        match=r"^batch_tokens 3072 over 2 processes is 1536 tokens per process, which micro_batch_tokens 1024 "
+        r"does not divide; use --micro-batch-tokens 768 or 1536$",
+    ):
+        config(batch_tokens=3072, micro_batch_tokens=1024).micro_batches(2)
+
+
 def test_from_dict_rejects_unknown_keys() -> None:
     assert TrainConfig.from_dict(config().to_dict()) == config()
     with pytest.raises(TrainerError, match=r"unknown setting\(s\) \['widht'\]"):
@@ -53,6 +91,16 @@ def test_from_dict_rejects_unknown_keys() -> None:
         ({"eval_tokens": 64}, "eval_tokens 64 is smaller than context 128"),
         ({"threads": 0}, "threads must be a positive integer, got 0"),
         ({"max_loss_factor": 1.0}, "max_loss_factor must be a number above 1"),
+        ({"micro_batch_tokens": 0}, "micro_batch_tokens must be a positive integer, got 0"),
+        (
+            {"micro_batch_tokens": 200},
+            "micro_batch_tokens 200 is not a multiple of context 128; use --micro-batch-tokens 128 or 256",
+        ),
+        (
+            {"micro_batch_tokens": 384},
+            "micro_batch_tokens 384 does not divide batch_tokens 1024 into equal micro-batches; "
+            "use --micro-batch-tokens 256 or 512",
+        ),
     ],
 )
 def test_validation_messages(overrides: dict[str, object], message: str) -> None:

@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from bayescale.trainer import DiskFullError, GPTConfig, TrainConfig, TrainerError, analytic_param_counts, train
-from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, read_table
+from bayescale.trainer import (
+    DiskFullError,
+    GPTConfig,
+    RunBusyError,
+    TrainConfig,
+    TrainerError,
+    analytic_param_counts,
+    train,
+)
+from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, LEGACY_COLUMNS, read_table, run_lock
 from bayescale.trainer.training import checkpoint_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,8 +130,9 @@ def test_identical_runs_are_deterministic(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "runs.csv").read_bytes() == (tmp_path / "b" / "runs.csv").read_bytes()
 
 
-def test_resume_after_crash_reproduces_the_uninterrupted_rows(tmp_path: Path) -> None:
-    config = tiny()
+@pytest.mark.parametrize("micro_batch_tokens", [None, 64], ids=["one-pass", "4-micro-batches"])
+def test_resume_after_crash_reproduces_the_uninterrupted_rows(tmp_path: Path, micro_batch_tokens: int | None) -> None:
+    config = tiny(micro_batch_tokens=micro_batch_tokens)
     train(config, tmp_path / "reference", quiet=True)
     out = tmp_path / "crashed"
     with pytest.raises(Crash):
@@ -278,3 +287,70 @@ def test_full_disk_while_checkpointing(tmp_path: Path, monkeypatch: pytest.Monke
     meta = json.loads((tmp_path / f"{config.run_id()}.json").read_text())
     assert meta["status"] == "failed" and "no space left" in meta["error"]
     assert not list((tmp_path / "checkpoints").glob("*"))  # no temporary file left behind
+
+
+def final_parameters(config: TrainConfig, out: Path) -> dict[str, torch.Tensor]:
+    """Train ``config`` into ``out`` keeping its last checkpoint; return the model weights."""
+    train(config, out, quiet=True)
+    return torch.load(checkpoint_path(out, config.run_id()), weights_only=True)["model"]
+
+
+def test_accumulated_micro_batches_match_the_full_batch(tmp_path: Path) -> None:
+    """4 micro-batches of 64 tokens, each loss scaled by 1/4, give the 256-token step's weights."""
+    whole = tiny(steps=6, keep_checkpoint=True)
+    split = tiny(steps=6, keep_checkpoint=True, micro_batch_tokens=64)
+    assert split.run_id() == whole.run_id()
+    expected = final_parameters(whole, tmp_path / "whole")
+    found = final_parameters(split, tmp_path / "split")
+    assert expected.keys() == found.keys()
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(found[k], expected[k]) for k in expected)  # really a different summation
+    meta = json.loads((tmp_path / "split" / f"{split.run_id()}.json").read_text())
+    assert meta["batch"] == {"batch_tokens": 256, "micro_batch_tokens": 64, "accumulation_steps": 4, "processes": 1}
+    assert meta["config"]["micro_batch_tokens"] == 64
+    rows = read_rows(tmp_path / "split")
+    assert {(r["batch_tokens"], r["micro_batch_tokens"]) for r in rows} == {("256", "64")}
+    assert {r["micro_batch_tokens"] for r in read_rows(tmp_path / "whole")} == {"256"}
+
+
+def test_rows_keep_the_layout_of_an_older_table(tmp_path: Path) -> None:
+    """A table written before micro_batch_tokens was a column gets rows without it."""
+    (tmp_path / "runs.csv").write_text(",".join(LEGACY_COLUMNS) + "\n")
+    config = tiny(steps=10, checkpoint_every=5)
+    with pytest.raises(Crash):
+        train(config, tmp_path, quiet=True, on_step=crash_at(8))  # rows past step 5 are rewritten on resume
+    train(config, tmp_path, quiet=True)
+    lines = (tmp_path / "runs.csv").read_text().splitlines()
+    assert lines[0] == ",".join(LEGACY_COLUMNS)
+    assert all(line.count(",") == len(LEGACY_COLUMNS) - 1 for line in lines)
+    assert [int(r["step"]) for r in read_table(tmp_path) if r["split"] == "in_domain"] == config.eval_steps()
+
+
+def test_truncated_checkpoint_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    config = tiny(steps=20, checkpoint_every=10)
+    with pytest.raises(Crash):
+        train(config, tmp_path, quiet=True, on_step=crash_at(15))
+    path = checkpoint_path(tmp_path, config.run_id())
+    data = path.read_bytes()
+    for size in (0, 100, len(data) // 2, len(data) - 10):  # EOFError, RuntimeError, OSError in torch.load
+        path.write_bytes(data[:size])
+        with pytest.raises(TrainerError) as info:
+            train(config, tmp_path, quiet=True)
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith(f"checkpoint {path} is unreadable (")
+        assert message.endswith(f"delete it to restart {config.run_id()} from step 0, or restore it from a copy")
+    torch.save({"step": 10}, path)  # readable, but not one of ours
+    with pytest.raises(TrainerError, match=r"checkpoint .* lacks clock, config, model, .*; delete it to restart"):
+        train(config, tmp_path, quiet=True)
+    path.unlink()  # the fix named in the message
+    assert train(config, tmp_path, quiet=True).status == "finished"
+
+
+def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
+    config = tiny(steps=4)
+    with run_lock(tmp_path, config.run_id()):  # flock conflicts between open files, even in one process
+        with pytest.raises(RunBusyError, match=r"being trained by another process .*; wait for it to finish"):
+            train(config, tmp_path, quiet=True)
+    assert not (tmp_path / "runs.csv").exists()
+    assert train(config, tmp_path, quiet=True).status == "finished"  # released with its file

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DiskFullError, TrainConfig, TrainerError
+from .config import DiskFullError, RunBusyError, TrainConfig, TrainerError
 from .data import Corpus, load_corpus
 from .sizing import FLOPS_CONVENTION, GPTConfig, ParamCounts, analytic_param_counts, flops_per_token
 from .sweep import SweepResult, expand_grid, load_grid, run_sweep, shard_runs
@@ -26,6 +26,7 @@ __all__ = [
     "DiskFullError",
     "GPTConfig",
     "ParamCounts",
+    "RunBusyError",
     "RunResult",
     "SweepResult",
     "TrainConfig",

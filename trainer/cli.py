@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from .config import COMPILE_MODES, DEVICES, PRECISIONS, SCHEDULES, SPEED_FIELDS, TrainConfig, TrainerError
+from .sweep import PLAN_MFU, PLAN_PEAK_FLOPS
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -32,13 +33,15 @@ examples:
   bayescale train --width 128 --depth 4 --context 256 --batch-tokens 4096 \\
       --steps 5000 --schedule cosine --data corpus.txt --eval-tokens 16384 --out runs/
 
-  # 4 GPUs with DDP (bf16 autocast and torch.compile are on by default on CUDA)
+  # 4 GPUs with DDP (bf16 autocast and torch.compile are on by default on CUDA);
+  # each GPU runs its 65,536 tokens of a step as two passes of 32,768
   torchrun --nproc_per_node 4 -m bayescale.trainer train --width 512 --depth 8 \\
-      --context 512 --batch-tokens 262144 --steps 10000 --device cuda --out runs/
+      --context 512 --batch-tokens 262144 --micro-batch-tokens 32768 --steps 10000 \\
+      --device cuda --out runs/
 
 Appends one row per evaluation and split to OUT/runs.csv (run, params, batch_tokens,
-step, loss, tokens, split, lr, seed, params_total, context, schedule, warmup_steps)
-and writes OUT/<run>.json. Run the same command again to resume a killed run from
+step, loss, tokens, split, lr, seed, params_total, context, schedule, warmup_steps,
+micro_batch_tokens) and writes OUT/<run>.json. Run the same command again to resume a killed run from
 OUT/checkpoints/<run>.pt; a run that already ended is not trained again.
 """
 
@@ -51,6 +54,9 @@ examples:
   # width and depth together, from a grid file, shard 0 of 4 (e.g. a SLURM array)
   bayescale sweep --grid sweep_grid.toml --shard 0/4 --out sweep/
 
+  # list the runs of the GPU batch sweep with their estimated GPU-hours, train nothing
+  bayescale sweep --grid bayescale/data/gpu_batch_sweep.toml --dry-run --mfu 0.3
+
 grid file (TOML; JSON with the same structure works too):
   context = 128            # top-level keys: defaults for every run
   steps = 2000
@@ -59,7 +65,9 @@ grid file (TOML; JSON with the same structure works too):
   batch_tokens = [256, 1024, 4096]
 
 Finished and diverged runs in OUT are skipped, interrupted ones resume. Each run
-belongs to exactly one shard i/n (0 <= i < n).
+belongs to exactly one shard i/n (0 <= i < n). Sweeps may share OUT: each run is
+trained by one process, the others count it as busy. With --grid, only --data and the
+speed options (--device, --threads, --micro-batch-tokens, ...) may be given as flags.
 """
 
 
@@ -86,7 +94,7 @@ def _str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _add_training_options(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
     """Options shared by ``train`` and ``sweep`` (one value each)."""
     group = parser.add_argument_group("training")
     group.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: min(100, steps // 10))")
@@ -130,12 +138,24 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--compile", choices=COMPILE_MODES, help=_help("compile", "torch.compile; auto = on for CUDA, off for CPU")
     )
     speed.add_argument("--threads", type=int, help="CPU threads (default: torch.get_num_threads())")
+    speed.add_argument(
+        "--micro-batch-tokens",
+        type=int,
+        metavar="TOKENS",
+        help="at most this many tokens per forward/backward on one device; a larger share of the batch is "
+        "split into equal micro-batches with accumulated gradients (default: the whole share; not in run ids)",
+    )
     speed.add_argument("--checkpoint-every", type=int, help=_help("checkpoint_every", "steps between checkpoints"))
     speed.add_argument(
         "--keep-checkpoint", action="store_true", default=None, help="keep OUT/checkpoints/<run>.pt after the run ends"
     )
     speed.add_argument("--peak-flops", type=float, help="peak FLOP/s of one device for MFU (default: known GPUs only)")
-    speed.add_argument("--out", required=True, metavar="DIR", help="output folder (runs.csv, <run>.json, checkpoints/)")
+    speed.add_argument(
+        "--out",
+        required=out_required,
+        metavar="DIR",
+        help="output folder (runs.csv, <run>.json, checkpoints/)" + ("" if out_required else "; not for --dry-run"),
+    )
     speed.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
     speed.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
@@ -159,7 +179,11 @@ _SHARED = (
     "checkpoint_every",
     "keep_checkpoint",
     "peak_flops",
+    "micro_batch_tokens",
 )
+#: Flags that may override a grid file: the speed settings, and the corpus (the same
+#: grid on other data; the data path enters the run ids).
+GRID_OVERRIDES = (*SPEED_FIELDS, "data")
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -210,7 +234,20 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     grid.add_argument("--lr", type=_float_list, help=_help("lr", "peak learning rates, e.g. 1e-3,3e-3"))
     grid.add_argument("--seeds", type=_int_list, help=_help("seed", "seeds, e.g. 0,1,2"))
     grid.add_argument("--shard", default="0/1", help="run only shard i of n, e.g. 2/8 (default: 0/1, all runs)")
-    _add_training_options(parser)
+    plan = parser.add_argument_group("plan without training")
+    plan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs with their estimated GPU-hours and the total, train nothing",
+    )
+    plan.add_argument(
+        "--mfu",
+        type=float,
+        default=PLAN_MFU,
+        help=f"model FLOPs utilisation the estimate assumes; achieved FLOP/s = --peak-flops (default "
+        f"{PLAN_PEAK_FLOPS:.3g}, an H100's dense bf16 peak) times this (default: {PLAN_MFU})",
+    )
+    _add_training_options(parser, out_required=False)
     parser.set_defaults(func=run_sweep)
     return parser
 
@@ -235,11 +272,11 @@ def sweep_spec(args: argparse.Namespace) -> dict[str, Any]:
     flags = {key: getattr(args, attr) for attr, key in _GRID_FLAGS.items() if getattr(args, attr) is not None}
     shared = _given(args, _SHARED)
     if args.grid is not None:
-        extra = sorted(set(flags) | (set(shared) - set(SPEED_FIELDS)))
+        extra = sorted(set(flags) | (set(shared) - set(GRID_OVERRIDES)))
         if extra:
             raise TrainerError(
                 f"--grid cannot be combined with {', '.join(extra)}; put them in {args.grid} "
-                f"(only {', '.join(SPEED_FIELDS)} may override a grid file)"
+                f"(only {', '.join(GRID_OVERRIDES)} may override a grid file)"
             )
         spec = load_grid(args.grid)
         for name, value in shared.items():
@@ -301,25 +338,78 @@ def _report(run: str, status: str, skipped: bool, losses: dict[str, float], meta
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """Run ``bayescale sweep``; 0 when no run of the shard diverged, else 1."""
-    from .sweep import expand_grid, parse_shard
+    """Run ``bayescale sweep``; 0 when no run of the shard diverged, else 1.
+
+    Runs that another process sharing ``--out`` is training count as busy, not as
+    failures: that process records them.
+    """
+    from .sweep import expand_grid, parse_shard, shard_runs
     from .sweep import run_sweep as sweep
 
     shard = parse_shard(args.shard)
     configs = expand_grid(sweep_spec(args))
+    if args.dry_run:
+        return _print_plan(shard_runs(configs, *shard), args)
+    if args.out is None:
+        raise TrainerError("sweep needs --out DIR for its runs, or --dry-run to only list them")
     result = sweep(configs, args.out, shard=shard, quiet=args.quiet)
     summary = {
         "finished": result.finished,
         "diverged": result.diverged,
         "skipped": result.skipped,
+        "busy": result.busy,
         "wall_time_s": result.wall_time_s,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
+        busy = f", {len(result.busy)} busy (trained by another process)" if result.busy else ""
         print(
             f"sweep shard {args.shard}: {len(result.finished)} finished, {len(result.diverged)} diverged, "
-            f"{len(result.skipped)} skipped in {result.wall_time_s:.0f} s",
+            f"{len(result.skipped)} skipped{busy} in {result.wall_time_s:.0f} s",
             file=sys.stderr,
         )
     return 0 if result.ok else 1
+
+
+def _print_plan(configs: list[TrainConfig], args: argparse.Namespace) -> int:
+    """Print the runs of ``configs`` with their estimated GPU-hours and the total (``--dry-run``)."""
+    from dataclasses import asdict
+
+    from .sweep import plan
+
+    peak = args.peak_flops if args.peak_flops is not None else PLAN_PEAK_FLOPS
+    runs = plan(configs, peak, args.mfu)
+    total_flops = sum(r.flops for r in runs)
+    total_hours = sum(r.hours for r in runs)
+    assumption = (
+        f"{peak * args.mfu / 1e12:.4g} TFLOP/s achieved per GPU = peak {peak / 1e12:.4g} TFLOP/s (--peak-flops) "
+        f"x MFU {args.mfu:g} (--mfu); FLOPs = (6N + 6*layers*context*width) x tokens, training only"
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "runs": [asdict(r) for r in runs],
+                    "total_flops": total_flops,
+                    "total_gpu_hours": total_hours,
+                    "peak_flops": peak,
+                    "mfu": args.mfu,
+                    "assumption": assumption,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    width = max([len("run"), *(len(r.run) for r in runs)])
+    print(
+        f"{'run':<{width}} {'N':>11} {'batch':>10} {'micro':>8} {'steps':>7} {'tokens':>9} {'FLOPs':>9} "
+        f"{'GPU-hours':>9}"
+    )
+    for r in runs:
+        print(
+            f"{r.run:<{width}} {r.params:>11,} {r.batch_tokens:>10,} {r.micro_batch_tokens:>8,} {r.steps:>7,} "
+            f"{r.tokens:>9.3g} {r.flops:>9.3g} {r.hours:>9.3f}"
+        )
+    print(f"total: {len(runs)} runs, {total_flops:.3g} FLOPs, {total_hours:.1f} GPU-hours at {assumption}")
+    return 0

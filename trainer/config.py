@@ -18,7 +18,15 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
 # Settings that change speed but not the numbers a run produces (left out of run ids).
-SPEED_FIELDS = ("device", "compile", "threads", "checkpoint_every", "keep_checkpoint", "peak_flops")
+SPEED_FIELDS = (
+    "device",
+    "compile",
+    "threads",
+    "checkpoint_every",
+    "keep_checkpoint",
+    "peak_flops",
+    "micro_batch_tokens",
+)
 
 
 class TrainerError(ValueError):
@@ -30,6 +38,10 @@ class TrainerError(ValueError):
 
 class DiskFullError(TrainerError):
     """Writing an output failed because the device has no space left (ENOSPC)."""
+
+
+class RunBusyError(TrainerError):
+    """Another process is training the same run into the same output folder."""
 
 
 def default_heads(width: int) -> int:
@@ -51,14 +63,15 @@ class TrainConfig:
 
     Fields that change the numbers a run produces enter its run id (see
     :meth:`run_id`); ``device``, ``threads``, ``compile``, ``checkpoint_every``,
-    ``keep_checkpoint`` and ``peak_flops`` only change how fast it gets there.
+    ``keep_checkpoint``, ``peak_flops`` and ``micro_batch_tokens`` only change how fast
+    it gets there (and the floating-point rounding, as a different thread count does).
 
     Attributes:
         width: residual width d.
         depth: number of transformer blocks L.
         context: sequence length T in tokens.
         batch_tokens: tokens per optimizer step B (sequences × context, a multiple of
-            ``context``).
+            ``context``), summed over all processes and micro-batches.
         steps: optimizer steps S.
         heads: attention heads; ``None`` picks :func:`default_heads`.
         lr: peak learning rate of AdamW.
@@ -88,6 +101,13 @@ class TrainConfig:
         keep_checkpoint: keep the last checkpoint after the run finishes.
         peak_flops: peak FLOP/s of one device for MFU; ``None`` looks it up (known
             CUDA GPUs) or leaves MFU unreported.
+        micro_batch_tokens: at most this many tokens per forward/backward pass on one
+            device (a multiple of ``context``). When a process's share of the batch,
+            ``batch_tokens / processes``, is larger, it is split into
+            k = share / ``micro_batch_tokens`` micro-batches whose gradients are
+            accumulated (each loss scaled by 1/k) before one optimizer step, so k must
+            be a whole number; ``None`` is one pass per step. The micro-batches are the
+            rows of the same batch, so the run sees the same tokens either way.
         max_loss_factor: the run has diverged when a training loss is not finite or
             exceeds ``max_loss_factor``·ln(vocab_size) (the loss of a uniform guess).
     """
@@ -120,6 +140,7 @@ class TrainConfig:
     keep_checkpoint: bool = False
     peak_flops: float | None = None
     max_loss_factor: float = 2.0
+    micro_batch_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.heads is None and _is_pos_int(self.width):
@@ -160,6 +181,8 @@ class TrainConfig:
                 f"batch_tokens {self.batch_tokens} is not a multiple of context {self.context}; "
                 f"use --batch-tokens {lower} or {lower + self.context}"
             )
+        if self.micro_batch_tokens is not None:
+            self._validate_micro_batch()
         if self.eval_tokens < self.context:
             raise TrainerError(
                 f"eval_tokens {self.eval_tokens} is smaller than context {self.context}; "
@@ -200,10 +223,57 @@ class TrainConfig:
         if self.peak_flops is not None and (not _is_finite(self.peak_flops) or self.peak_flops <= 0):
             raise TrainerError(f"peak_flops must be a positive number, got {self.peak_flops!r}")
 
+    def _validate_micro_batch(self) -> None:
+        """A micro-batch is whole sequences and, when it splits the batch, divides it."""
+        micro = self.micro_batch_tokens
+        if not _is_pos_int(micro):
+            raise TrainerError(f"micro_batch_tokens must be a positive integer, got {micro!r}")
+        if micro % self.context:
+            lower = max(self.context, micro // self.context * self.context)
+            raise TrainerError(
+                f"micro_batch_tokens {micro} is not a multiple of context {self.context}; "
+                f"use --micro-batch-tokens {lower} or {lower + self.context}"
+            )
+        if micro < self.batch_tokens and self.batch_tokens % micro:
+            raise TrainerError(
+                f"micro_batch_tokens {micro} does not divide batch_tokens {self.batch_tokens} into equal "
+                f"micro-batches; use --micro-batch-tokens {micro_batch_choices(self.batch_tokens, self.context, micro)}"
+            )
+
     @property
     def batch_seqs(self) -> int:
         """Sequences per optimizer step, ``batch_tokens // context``."""
         return self.batch_tokens // self.context
+
+    def micro_batches(self, processes: int = 1) -> tuple[int, int]:
+        """Sequences per micro-batch on one process and micro-batches per step, (m, k).
+
+        Each of ``processes`` gets ``batch_seqs / processes`` sequences per step (its
+        share) and runs them k = share / m at a time, m = ``micro_batch_tokens /
+        context`` when that is smaller than the share, else m = share and k = 1. Like
+        nanochat's ``grad_accum_steps = total_batch_tokens // (device_batch * context *
+        world_size)``, both divisions must be exact.
+
+        Raises:
+            TrainerError: the batch does not split evenly over the processes, or the
+                share over the micro-batches.
+        """
+        if self.batch_seqs % processes:
+            raise TrainerError(
+                f"batch of {self.batch_seqs} sequences does not split over {processes} processes; "
+                f"use --batch-tokens a multiple of {self.context * processes}"
+            )
+        share = self.batch_seqs // processes
+        if self.micro_batch_tokens is None or self.micro_batch_tokens >= share * self.context:
+            return share, 1
+        micro = self.micro_batch_tokens // self.context
+        if share % micro:
+            raise TrainerError(
+                f"batch_tokens {self.batch_tokens} over {processes} processes is {share * self.context} tokens "
+                f"per process, which micro_batch_tokens {self.micro_batch_tokens} does not divide; use "
+                f"--micro-batch-tokens {micro_batch_choices(share * self.context, self.context, micro * self.context)}"
+            )
+        return micro, share // micro
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a JSON-ready dict."""
@@ -290,6 +360,20 @@ def lr_at(step: int, config: TrainConfig) -> float:
         return peak
     decay_len = total - decay_start
     return peak * (1 - (1 - floor) * min(1.0, (step - decay_start + 1) / decay_len))
+
+
+def micro_batch_choices(tokens: int, context: int, micro: int) -> str:
+    """The valid micro-batch sizes nearest ``micro`` for a batch of ``tokens``: "A or B".
+
+    Valid sizes are ``context`` times a divisor of ``tokens / context`` (whole
+    sequences in equal micro-batches); the largest below ``micro`` and the smallest
+    above it, or the one that exists.
+    """
+    seqs = tokens // context
+    sizes = [d * context for d in range(1, seqs + 1) if seqs % d == 0]
+    below = [s for s in sizes if s < micro]
+    above = [s for s in sizes if s > micro]
+    return " or ".join(str(s) for s in ([below[-1]] if below else []) + ([above[0]] if above else []))
 
 
 def _is_pos_int(value: object) -> bool:

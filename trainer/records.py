@@ -16,6 +16,11 @@ A line cut short by a crash during an append is dropped before the next append o
 rewrite (it always belongs to a step past its run's checkpoint). Whole-file writes go
 to a temporary file in the same folder, are flushed to disk and moved into place with
 ``os.replace``. ``OSError(ENOSPC)`` becomes :class:`~.config.DiskFullError`.
+
+A run is trained by one process at a time: :func:`run_lock` holds ``flock`` on
+``OUT/locks/<run>.lock`` (without fcntl, on Windows, there is no lock: one writer per
+output folder). Tables written before the ``micro_batch_tokens`` column existed
+(:data:`LEGACY_COLUMNS`) keep their layout: rows appended to them leave it out.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .config import DiskFullError, TrainerError
+from .config import DiskFullError, RunBusyError, TrainerError
 
 try:
     import fcntl
@@ -53,7 +58,11 @@ COLUMNS = (
     "context",
     "schedule",
     "warmup_steps",
+    "micro_batch_tokens",
 )
+#: Header of run tables written before micro-batches were recorded; still appended to.
+LEGACY_COLUMNS = COLUMNS[:-1]
+LOCK_DIR = "locks"
 FINAL_STATUSES = ("finished", "diverged")
 # Permissions of files written atomically (mkstemp would leave them private, 0600).
 FILE_MODE = 0o644
@@ -131,13 +140,38 @@ def table_lock(out_dir: Path) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _format_rows(rows: Sequence[dict[str, Any]], header: bool) -> bytes:
+@contextlib.contextmanager
+def run_lock(out_dir: Path, run: str) -> Iterator[None]:
+    """Hold ``OUT/locks/<run>.lock`` exclusively for the block, or raise RunBusyError at once.
+
+    ``flock`` belongs to the open file, so the operating system releases it when the
+    holding process exits or is killed: a crashed run never blocks the next one. The
+    lock files stay (removing one could split a waiting and a new holder between two
+    files).
+    """
+    path = Path(out_dir) / LOCK_DIR / f"{run}.lock"
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    with handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise RunBusyError(
+                    f"run {run} is being trained by another process (it holds {path}); "
+                    "wait for it to finish, or train into another --out"
+                ) from exc
+        yield
+
+
+def _format_rows(rows: Sequence[dict[str, Any]], header: bool, columns: Sequence[str] = COLUMNS) -> bytes:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="raise")
     if header:
         writer.writeheader()
     for row in rows:
-        writer.writerow({k: _csv_value(row[k]) for k in COLUMNS})
+        writer.writerow({k: _csv_value(row[k]) for k in columns})
     return buffer.getvalue().encode()
 
 
@@ -146,12 +180,15 @@ def _csv_value(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def _check_header(path: Path, first_line: bytes) -> None:
+def _check_header(path: Path, first_line: bytes) -> tuple[str, ...]:
+    """The columns of the table whose first line is ``first_line``: COLUMNS or LEGACY_COLUMNS."""
     found = first_line.decode(errors="replace").strip()
-    if found != ",".join(COLUMNS):
-        raise TrainerError(
-            f"{path} has columns '{found}', expected '{','.join(COLUMNS)}'; choose another --out or move the file away"
-        )
+    for columns in (COLUMNS, LEGACY_COLUMNS):
+        if found == ",".join(columns):
+            return columns
+    raise TrainerError(
+        f"{path} has columns '{found}', expected '{','.join(COLUMNS)}'; choose another --out or move the file away"
+    )
 
 
 def _drop_partial_line(path: Path) -> None:
@@ -180,22 +217,24 @@ def _drop_partial_line(path: Path) -> None:
 def append_rows(out_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Append ``rows`` (dicts with :data:`COLUMNS` keys) to ``OUT/runs.csv`` durably.
 
-    Writes the header when the file is new or empty, checks it otherwise.
+    Writes the header when the file is new or empty, checks it otherwise (a table
+    with :data:`LEGACY_COLUMNS` gets rows in that layout).
     """
     if not rows:
         return
     path = Path(out_dir) / RUN_TABLE
     with table_lock(out_dir), disk_errors(path):
         exists = path.exists() and path.stat().st_size > 0
+        columns: Sequence[str] = COLUMNS
         if exists:
             _drop_partial_line(path)
             with open(path, "rb") as handle:
                 first = handle.readline()
             exists = bool(first)
             if exists:
-                _check_header(path, first)
+                columns = _check_header(path, first)
         with open(path, "ab") as handle:
-            handle.write(_format_rows(rows, header=not exists))
+            handle.write(_format_rows(rows, header=not exists, columns=columns))
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -220,8 +259,8 @@ def read_table(out_dir: Path) -> list[dict[str, str]]:
 def truncate_run(out_dir: Path, run: str, after_step: int) -> int:
     """Remove the rows of ``run`` with step > ``after_step``; return how many.
 
-    Rewrites ``OUT/runs.csv`` atomically under the table lock (only when something
-    has to go, or a partial last line has to be dropped).
+    Rewrites ``OUT/runs.csv`` atomically under the table lock, in its own layout
+    (only when something has to go, or a partial last line has to be dropped).
     """
     path = Path(out_dir) / RUN_TABLE
     with table_lock(out_dir):
@@ -233,8 +272,9 @@ def truncate_run(out_dir: Path, run: str, after_step: int) -> int:
         keep = [r for r in rows if not (r["run"] == run and int(r["step"]) > after_step)]
         removed = len(rows) - len(keep)
         if removed or (data and not data.endswith(b"\n")):
+            columns = list(rows[0]) if rows else COLUMNS
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(keep)
             atomic_write_bytes(path, buffer.getvalue().encode())

@@ -30,6 +30,26 @@ FLOPS_CONVENTION = (
     "the tied embedding/un-embedding matmul (6*vocab*width), norms and softmax"
 )
 
+# Dense (no sparsity) bf16 tensor-core peak FLOP/s per GPU, by a substring of
+# torch.cuda.get_device_name(); the first match wins, so variants come before the
+# generic name (H100 PCIe and NVL before H100 SXM).
+PEAK_FLOPS_BF16 = (
+    ("B200", 2250e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+    ("A10G", 125e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
+    ("V100", 125e12),
+)
+
 
 @dataclass(frozen=True)
 class GPTConfig:

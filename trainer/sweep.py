@@ -28,6 +28,14 @@ goes to the shard with the least compute so far (lowest index on ties), the
 longest-processing-time rule: each run belongs to exactly one shard, the assignment
 does not depend on the order of the grid, and the busiest and idlest shards differ
 by at most one run's compute. A shard runs its runs in grid order.
+
+Sweeps may share an output folder (shards, or the same command started twice): each
+run is trained by the one process that holds its lock (see :mod:`.records`); the
+others record it as busy and go on to the next run.
+
+Planning (``bayescale sweep --dry-run``): :func:`plan` estimates each run's
+accelerator time as its training compute over an assumed achieved FLOP/s, peak ×
+MFU, without loading data or torch.
 """
 
 from __future__ import annotations
@@ -43,18 +51,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, TrainerError
+from .config import RunBusyError, TrainConfig, TrainerError
 from .records import FINAL_STATUSES, read_json
-from .sizing import GPTConfig, flops_per_token
+from .sizing import GPTConfig, analytic_param_counts, flops_per_token
+
+#: Achieved FLOP/s assumed by :func:`plan`: an H100 SXM's dense bf16 peak at 25% MFU,
+#: about what models under 100M parameters reach (they are small for the GPU).
+PLAN_PEAK_FLOPS = 989e12
+PLAN_MFU = 0.25
 
 
 @dataclass
 class SweepResult:
-    """Outcome of :func:`run_sweep`: run ids by status, in the order they ran."""
+    """Outcome of :func:`run_sweep`: run ids by status, in the order they ran.
+
+    ``busy`` runs were being trained by another process sharing the output folder;
+    that process records them.
+    """
 
     finished: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
 
     @property
@@ -180,7 +198,8 @@ def run_sweep(
 
     A run whose ``OUT/<run>.json`` says ``finished`` or ``diverged`` is skipped (a
     diverged one still counts in ``SweepResult.diverged``); an interrupted run resumes
-    from its checkpoint. Each corpus is loaded once.
+    from its checkpoint; a run that another process is training is left to it
+    (``SweepResult.busy``). Each corpus is loaded once.
 
     Raises:
         TrainerError: from :func:`~.training.train` (for example a full disk).
@@ -206,7 +225,18 @@ def run_sweep(
             continue
         if config.data not in corpora:
             corpora[config.data] = load_corpus(config.data)
-        outcome = train(config, out, quiet=quiet, corpus=corpora[config.data])
+        try:
+            outcome = train(config, out, quiet=quiet, corpus=corpora[config.data])
+        except RunBusyError:
+            result.busy.append(run)
+            if not quiet:
+                tqdm.write(f"busy {run}: another process is training it", file=sys.stderr)
+            continue
+        if outcome.skipped:  # another process ended it after the check above
+            result.skipped.append(run)
+            if outcome.status == "diverged":
+                result.diverged.append(run)
+            continue
         (result.finished if outcome.status == "finished" else result.diverged).append(run)
         if not quiet:
             timing = outcome.metadata.get("timing", {})
@@ -218,3 +248,49 @@ def run_sweep(
     bar.close()
     result.wall_time_s = time.perf_counter() - started
     return result
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of :func:`plan`: its size, batch split, tokens, compute and time."""
+
+    run: str
+    params: int
+    batch_tokens: int
+    micro_batch_tokens: int
+    steps: int
+    tokens: int
+    flops: int
+    hours: float
+
+
+def plan(configs: Sequence[TrainConfig], peak_flops: float = PLAN_PEAK_FLOPS, mfu: float = PLAN_MFU) -> list[PlannedRun]:
+    """Estimated device-hours of each run: C / (peak_flops × mfu) / 3600.
+
+    C = (6·N + 6·L·T·d)·B·S (:func:`estimated_flops`): training only, without the
+    evaluations and the output layer (6·V·d per token: 2.5% of C for the
+    1M-parameter byte-level model of ``gpu_batch_sweep.toml``, less for larger
+    ones; a 50K-token vocabulary would cost more than 6·N at that size). Device-hours
+    do not depend on how many devices share a run. ``micro_batch_tokens`` is the
+    pass of one device (:meth:`~.config.TrainConfig.micro_batches`).
+    """
+    if not (peak_flops > 0 and 0 < mfu <= 1):
+        raise TrainerError(f"the plan needs a positive peak and an MFU in (0, 1], got {peak_flops!r} and {mfu!r}")
+    planned = []
+    for config in configs:
+        micro_seqs, _ = config.micro_batches()
+        shape = GPTConfig(config.width, config.depth, config.heads, config.context)
+        flops = estimated_flops(config)
+        planned.append(
+            PlannedRun(
+                run=config.run_id(),
+                params=analytic_param_counts(shape).non_embedding,
+                batch_tokens=config.batch_tokens,
+                micro_batch_tokens=micro_seqs * config.context,
+                steps=config.steps,
+                tokens=config.batch_tokens * config.steps,
+                flops=flops,
+                hours=flops / (peak_flops * mfu) / 3600,
+            )
+        )
+    return planned

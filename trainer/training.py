@@ -7,13 +7,18 @@ per split in the run-table schema (:data:`~.records.COLUMNS`):
 * ``params`` = N (non-embedding), ``params_total`` = all parameters;
 * ``batch_tokens`` = B = sequences × context; ``step`` = optimizer steps completed;
   ``tokens`` = B·step;
+* ``micro_batch_tokens`` = tokens per forward/backward pass on one device (B over the
+  processes when the step is not split; see ``TrainConfig.micro_batch_tokens``);
 * ``loss`` = mean cross-entropy in nats per token (per byte for byte corpora) over
   the split's fixed evaluation windows (:func:`~.data.eval_windows`);
 * ``lr`` = the peak learning rate; ``schedule``, ``warmup_steps``, ``seed``, ``context``.
 
 Determinism: the initialisation is seeded by ``config.seed``; the batch of step s is
 drawn from ``numpy.random.default_rng([seed, s])``, so the data position of a run is
-its step count and a resumed run sees exactly the batches it would have seen.
+its step count and a resumed run sees exactly the batches it would have seen. Micro-
+batches are consecutive rows of that batch (rank r of W takes rows r·B/W to
+(r+1)·B/W and splits them in order), so gradient accumulation and DDP see the same
+windows as one process with the whole batch; their gradients differ only by rounding.
 
 Crash safety follows :mod:`.records`: rows are appended at each evaluation, the
 checkpoint (model, optimizer, RNG states, step = data position, timers) is written
@@ -22,7 +27,13 @@ deletes the run's rows past its checkpoint before continuing. Checkpoints load w
 ``torch.load(..., weights_only=True)``.
 
 Under ``torchrun`` the global batch is split over ranks (DistributedDataParallel);
-every rank evaluates the same windows and only rank 0 writes files.
+every rank evaluates the same windows and only rank 0 writes files. Gradients are
+all-reduced once per step, after the last micro-batch (``no_sync`` before it).
+
+One process trains a run at a time: rank 0 holds an exclusive ``flock`` on
+``OUT/locks/<run>.lock`` while it trains (:func:`~.records.run_lock`), so two sweeps
+into one folder share the runs out instead of training them twice; the operating
+system drops the lock when its process dies, so a crash never leaves a stale one.
 """
 
 from __future__ import annotations
@@ -34,11 +45,12 @@ import importlib.metadata
 import io
 import math
 import os
+import pickle
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,28 +58,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .config import DiskFullError, TrainConfig, TrainerError
+from .config import DiskFullError, RunBusyError, TrainConfig, TrainerError
 from .data import Corpus, check_corpus_size, eval_windows, load_corpus
 from .model import GPT, param_counts
-from .records import FINAL_STATUSES, append_rows, atomic_write_bytes, disk_errors, read_json, truncate_run, write_json
-from .sizing import FLOPS_CONVENTION, PARAMS_CONVENTION, GPTConfig, flops_per_token
-
-# Dense bf16 peak FLOP/s per GPU by a substring of torch.cuda.get_device_name().
-PEAK_FLOPS_BF16 = (
-    ("H200", 989e12),
-    ("H100 PCIe", 756e12),
-    ("H100", 989e12),
-    ("A100", 312e12),
-    ("L40S", 362e12),
-    ("L4", 121e12),
-    ("A10G", 125e12),
-    ("RTX 4090", 165e12),
-    ("RTX 3090", 71e12),
-    ("V100", 125e12),
+from .records import (
+    FINAL_STATUSES,
+    append_rows,
+    atomic_write_bytes,
+    disk_errors,
+    read_json,
+    run_lock,
+    truncate_run,
+    write_json,
 )
+from .sizing import FLOPS_CONVENTION, PARAMS_CONVENTION, PEAK_FLOPS_BF16, GPTConfig, flops_per_token
+
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_KEYS = frozenset({"run", "step", "config", "model", "optimizer", "rng", "clock", "sessions"})
 
 
 @dataclass(frozen=True)
@@ -208,34 +218,46 @@ def _now() -> str:
 
 
 class _Batches:
-    """Training batches: the batch of step s comes from ``default_rng([seed, s])``."""
+    """Training batches: the batch of step s comes from ``default_rng([seed, s])``.
 
-    def __init__(self, tokens: np.ndarray, config: TrainConfig, dist_info: _Dist, device: torch.device) -> None:
+    A call returns this rank's rows of the batch as its micro-batches, in order: the
+    same windows for any number of ranks and micro-batches. The rank's rows travel to
+    the device in one copy.
+    """
+
+    def __init__(
+        self, tokens: np.ndarray, config: TrainConfig, dist_info: _Dist, micro_seqs: int, device: torch.device
+    ) -> None:
         self.tokens = tokens
         self.context = config.context
         self.seed = config.seed
         self.global_seqs = config.batch_seqs
         per_rank = config.batch_seqs // dist_info.world_size
         self.rows = slice(dist_info.rank * per_rank, (dist_info.rank + 1) * per_rank)
+        self.micro_seqs = micro_seqs
         self.device = device
         self.offsets = np.arange(config.context + 1)
         self.high = tokens.size - config.context  # exclusive bound on window starts
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, step])
         starts = rng.integers(0, self.high, size=self.global_seqs)[self.rows]
         window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
         if self.device.type == "cuda":
             window = window.pin_memory().to(self.device, non_blocking=True)
-        return window[:, :-1], window[:, 1:]
+        return [(part[:, :-1], part[:, 1:]) for part in window.split(self.micro_seqs)]
 
 
 class _Evaluator:
-    """Mean loss over the fixed evaluation windows of every split."""
+    """Mean loss over the fixed evaluation windows of every split.
 
-    def __init__(self, corpus: Corpus, config: TrainConfig, device: torch.device) -> None:
+    Windows are evaluated ``chunk`` sequences at a time: the micro-batch when one is
+    set (a forward pass no larger than a training one fits in memory), else the whole
+    batch, as before micro-batches existed.
+    """
+
+    def __init__(self, corpus: Corpus, config: TrainConfig, chunk: int, device: torch.device) -> None:
         self.batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        chunk = max(1, config.batch_seqs)
         span = np.arange(config.context + 1)
         for split, tokens in corpus.eval_splits.items():
             starts = eval_windows(tokens, config.context, config.eval_tokens)
@@ -293,6 +315,32 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _load_checkpoint(path: Path, run: str) -> dict[str, Any]:
+    """The checkpoint in ``path``, or a one-line TrainerError naming it and the fix.
+
+    Checkpoints are written atomically, so a damaged one was cut short or altered
+    after the fact (a copy interrupted, a full disk during a manual move); torch
+    then raises EOFError, RuntimeError ("failed finding central directory") or
+    OSError ("[Errno 22] Invalid argument"), none of which names the file. Loads on
+    the CPU: RNG states must stay CPU tensors; ``load_state_dict`` moves the rest.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["everything"]
+    except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        reason = (str(exc).splitlines() or [""])[0].split(". ")[0][:120] or type(exc).__name__
+        raise TrainerError(
+            f"checkpoint {path} is unreadable ({reason}); delete it to restart {run} from step 0, "
+            "or restore it from a copy"
+        ) from exc
+    if missing:
+        raise TrainerError(
+            f"checkpoint {path} lacks {', '.join(missing)}; delete it to restart {run} from step 0, "
+            "or restore it from a copy"
+        )
+    return state
+
+
 def train(
     config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -315,12 +363,16 @@ def train(
 
     Returns:
         The run's status and metadata. A run whose metadata already says
-        ``finished`` or ``diverged`` is not trained again (``skipped=True``).
+        ``finished`` or ``diverged`` is not trained again (``skipped=True``), also
+        when another process finished it while this one waited for its lock.
 
     Raises:
-        TrainerError: bad input (see :meth:`TrainConfig.validate`), a missing or too
-            small corpus, no CUDA for ``device="cuda"``, a checkpoint of another
-            config, or a full disk (:class:`~.config.DiskFullError`).
+        TrainerError: bad input (see :meth:`TrainConfig.validate`), a batch that
+            does not split over the processes and micro-batches, a missing or too
+            small corpus, no CUDA for ``device="cuda"``, an unreadable checkpoint or
+            one of another config, a full disk (:class:`~.config.DiskFullError`), or
+            another process training the run into ``out_dir``
+            (:class:`~.config.RunBusyError`).
     """
     out = Path(out_dir)
     run = config.run_id()
@@ -333,11 +385,7 @@ def train(
 
     info = _Dist.from_env()
     device = resolve_device(config.device, info.local_rank)
-    if config.batch_seqs % info.world_size:
-        raise TrainerError(
-            f"batch of {config.batch_seqs} sequences does not split over {info.world_size} processes; "
-            f"use --batch-tokens a multiple of {config.context * info.world_size}"
-        )
+    micro_seqs, _ = config.micro_batches(info.world_size)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if corpus is None:
@@ -351,10 +399,39 @@ def train(
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         own_group = True
     try:
-        return _train(config, out, run, corpus, device, info, quiet, on_step)
+        with _exclusive(out, run, info, device):
+            # Another process may have ended the run while this one waited.
+            previous = read_json(meta_path)
+            if previous is not None and previous.get("status") in FINAL_STATUSES:
+                return RunResult(run, previous["status"], True, previous)
+            return _train(config, out, run, corpus, device, info, micro_seqs, quiet, on_step)
     finally:
         if own_group:
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path, run: str, info: _Dist, device: torch.device) -> Iterator[None]:
+    """Hold the run's lock (rank 0) for the block; every rank raises RunBusyError if it is taken.
+
+    Rank 0 alone takes the lock, since the ranks of one run are one trainer; it
+    broadcasts whether it got it, so that no rank starts a run that rank 0 refused.
+    """
+    with contextlib.ExitStack() as stack:
+        busy: RunBusyError | None = None
+        if info.main:
+            try:
+                stack.enter_context(run_lock(out, run))
+            except RunBusyError as exc:
+                busy = exc
+        if info.world_size > 1:
+            flag = torch.tensor([busy is not None], dtype=torch.int32, device=device)
+            dist.broadcast(flag, src=0)
+            if flag.item() and busy is None:
+                busy = RunBusyError(f"run {run} is being trained by another process; wait for it or use another --out")
+        if busy is not None:
+            raise busy
+        yield
 
 
 def _train(
@@ -364,6 +441,7 @@ def _train(
     corpus: Corpus,
     device: torch.device,
     info: _Dist,
+    micro_seqs: int,
     quiet: bool,
     on_step: Callable[[int], None] | None,
 ) -> RunResult:
@@ -381,8 +459,7 @@ def _train(
     start_step, sessions = 0, 1
     carried: dict[str, float] = {}
     if ckpt_path.exists():
-        # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = _load_checkpoint(ckpt_path, run)
         if state["config"] != config.result_dict():
             raise TrainerError(
                 f"checkpoint {ckpt_path} belongs to a different configuration; delete it to start {run} afresh"
@@ -400,11 +477,11 @@ def _train(
     use_compile = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
     wrapped: torch.nn.Module = model
     if info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     forward = torch.compile(wrapped) if use_compile else wrapped
     eval_model = model if info.world_size > 1 else forward
+    accumulation = config.batch_seqs // info.world_size // micro_seqs
+    micro_tokens = micro_seqs * config.context
 
     flops_token = flops_per_token(model_config)
     peak = peak_flops(config, device)
@@ -431,6 +508,12 @@ def _train(
             "per_token": flops_token,
             "convention": FLOPS_CONVENTION,
             "total": flops_token * config.batch_tokens * config.steps,
+        },
+        "batch": {
+            "batch_tokens": config.batch_tokens,
+            "micro_batch_tokens": micro_tokens,
+            "accumulation_steps": accumulation,
+            "processes": info.world_size,
         },
         "corpus": corpus.describe(),
         "eval_steps": schedule,
@@ -462,12 +545,13 @@ def _train(
         "context": config.context,
         "schedule": config.schedule,
         "warmup_steps": config.warmup_steps,
+        "micro_batch_tokens": micro_tokens,
     }
     if info.main:
         write_json(out / f"{run}.json", metadata)
 
-    batches = _Batches(corpus.train, config, info, device)
-    evaluator = _Evaluator(corpus, config, device)
+    batches = _Batches(corpus.train, config, info, micro_seqs, device)
+    evaluator = _Evaluator(corpus, config, micro_seqs if accumulation > 1 else config.batch_seqs, device)
     max_loss = config.max_loss_factor * math.log(corpus.vocab_size)
     sync_every = 1 if device.type == "cpu" else 10
     params = list(model.parameters())
@@ -511,10 +595,7 @@ def _train(
             lr = config.lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = batches(step)
-            with autocast():
-                loss = forward(x, y)
-            loss.backward()
+            loss = _accumulate_gradients(forward, wrapped, batches(step), autocast)
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
@@ -576,6 +657,32 @@ def _train(
         elif not divergence:
             save_checkpoint(done_steps)
     return RunResult(run, metadata["status"], False, metadata)
+
+
+def _accumulate_gradients(
+    forward: Callable[..., torch.Tensor],
+    wrapped: torch.nn.Module,
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> torch.Tensor:
+    """Backpropagate one step's micro-batches; return their mean loss (detached).
+
+    Every micro-batch has the same number of tokens, so the mean of their mean losses
+    is the mean over the step's batch: scaling each loss by 1/k makes the summed
+    gradients those of the whole batch (k = 1 is the plain step: x/1 is exact). Under
+    DDP the gradients are all-reduced (averaged over ranks) only in the backward pass
+    of the last micro-batch; the earlier ones run inside ``no_sync``.
+    """
+    k = len(micro_batches)
+    losses = []
+    for index, (x, y) in enumerate(micro_batches):
+        defer = isinstance(wrapped, DistributedDataParallel) and index < k - 1
+        with wrapped.no_sync() if defer else contextlib.nullcontext():
+            with autocast():
+                loss = forward(x, y)
+            (loss / k).backward()
+        losses.append(loss.detach())
+    return torch.stack(losses).mean()
 
 
 class _Clock:
