@@ -10,7 +10,7 @@ Public API::
     scores  = bayescale.calibrate(result.posterior, bayescale.load_runs("realized.csv"))
     page    = bayescale.write_report(result.posterior, "report/", flops=1e18)       # figures + HTML
 
-See DESIGN.md in the repository for the mathematics (Kaplan et al. 2020; Su et al. 2024).
+See docs/model.md in the repository for the mathematics (Kaplan et al. 2020; Su et al. 2024).
 """
 
 __version__ = "0.1.0"
