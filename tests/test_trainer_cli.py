@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bayescale.trainer import TrainerError
+from bayescale.trainer import TrainConfig, TrainerError
 from bayescale.trainer.cli import add_sweep_parser, add_train_parser, sweep_spec
 
 TRAIN = [
@@ -166,3 +166,48 @@ def test_sweep_command_runs_a_grid_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run(["sweep", "--grid", str(grid), "--threads", "1", "--quiet", "--out", str(out)]) == 0
     assert len(list(out.glob("w*.json"))) == 4
+
+
+def test_micro_batch_flag_reaches_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*TRAIN, "--micro-batch-tokens", "64", "--out", str(tmp_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["metadata"]["batch"]["accumulation_steps"] == 2
+    assert record["run"] == TrainConfig(
+        width=16, depth=1, context=32, batch_tokens=128, steps=8, warmup_steps=1, eval_tokens=256
+    ).run_id()
+    with pytest.raises(ValueError, match=r"^micro_batch_tokens 96 does not divide batch_tokens 128 into equal "):
+        run([*TRAIN, "--micro-batch-tokens", "96", "--out", str(tmp_path / "bad")])
+
+
+TINY_GRID = "context = 32\nsteps = 8\nwarmup_steps = 1\neval_tokens = 256\nshape = ['16x1']\nbatch_tokens = [128, 256]\n"
+
+
+def test_dry_run_lists_runs_and_gpu_hours_without_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TINY_GRID)
+    assert run(["sweep", "--grid", str(grid), "--dry-run", "--peak-flops", "1e6", "--mfu", "0.5", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    # C_token = 6N + 6*L*T*d with N = 12*16^2 + 2*16 + 16 = 3120: 18,720 + 3,072 = 21,792 FLOPs.
+    assert [r["flops"] for r in plan["runs"]] == [21_792 * 128 * 8, 21_792 * 256 * 8]
+    assert plan["runs"][0]["hours"] == pytest.approx(21_792 * 128 * 8 / (1e6 * 0.5) / 3600)
+    assert plan["total_gpu_hours"] == pytest.approx(21_792 * 384 * 8 / 5e5 / 3600)
+    assert run(["sweep", "--grid", str(grid), "--dry-run", "--micro-batch-tokens", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "N", "batch", "micro", "steps", "tokens", "FLOPs", "GPU-hours"]
+    assert len(lines) == 4 and lines[1].split()[1:4] == ["3,120", "128", "64"]
+    assert lines[-1].startswith("total: 2 runs, 6.69e+07 FLOPs, 0.0 GPU-hours at 247.2 TFLOP/s achieved per GPU")
+    assert "MFU 0.25 (--mfu)" in lines[-1]
+    assert list(tmp_path.iterdir()) == [grid]  # nothing trained, nothing written
+    with pytest.raises(TrainerError, match=r"MFU in \(0, 1\]"):
+        run(["sweep", "--grid", str(grid), "--dry-run", "--mfu", "2"])
+    with pytest.raises(TrainerError, match="sweep needs --out DIR for its runs, or --dry-run"):
+        run(["sweep", "--grid", str(grid)])
+
+
+def test_data_may_override_a_grid_file(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TINY_GRID + "data = 'elsewhere.bin'\n")
+    args = parser().parse_args(["sweep", "--grid", str(grid), "--data", "corpus.txt", "--out", "x"])
+    assert sweep_spec(args)["data"] == "corpus.txt"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid, run_sweep, shard_runs
+from bayescale.trainer.data import SPLITS
+from bayescale.trainer.records import read_table, run_lock
 from bayescale.trainer.sweep import estimated_flops, parse_shape, parse_shard
 
+REPO = Path(__file__).resolve().parent.parent
 BASE = {"context": 32, "steps": 6, "warmup_steps": 1, "eval_tokens": 256, "threads": 1}
 
 
@@ -127,3 +132,52 @@ def test_sweep_reports_diverged_runs(tmp_path: Path) -> None:
     assert result.diverged == [config.run_id()] and not result.ok
     again = run_sweep([config], tmp_path, quiet=True)
     assert again.skipped == [config.run_id()] and not again.ok
+
+
+def test_a_run_held_by_another_process_is_left_to_it(tmp_path: Path) -> None:
+    configs = expand_grid({**BASE, "shape": ["16x1"], "batch_tokens": [64, 128]})
+    with run_lock(tmp_path, configs[0].run_id()):
+        result = run_sweep(configs, tmp_path, quiet=True)
+    assert result.busy == [configs[0].run_id()] and result.finished == [configs[1].run_id()] and result.ok
+    assert run_sweep(configs, tmp_path, quiet=True).finished == [configs[0].run_id()]
+
+
+def test_two_sweeps_into_one_folder_train_each_run_once(tmp_path: Path) -> None:
+    """Two `sweep` processes started together on one grid and folder: no duplicate rows."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        "context = 32\nsteps = 30\nwarmup_steps = 2\neval_tokens = 256\neval_every = 5\n"
+        "[[grid]]\nshape = ['16x1', '24x1', '32x1']\nbatch_tokens = [128, 256]\n"
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bayescale.trainer", "sweep", "--grid", str(grid), "--threads", "1"]
+    command += ["--quiet", "--json", "--out", str(out)]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    summaries = [json.loads(p.communicate(timeout=300)[0]) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0]
+    configs = expand_grid(load_grid(grid))
+    ids = sorted(c.run_id() for c in configs)
+    trained = summaries[0]["finished"] + summaries[1]["finished"]
+    assert sorted(trained) == ids  # each run trained by exactly one of the two
+    for summary in summaries:  # and accounted for by both
+        assert sorted(summary["finished"] + summary["skipped"] + summary["busy"]) == ids
+    rows = read_table(out)
+    keys = [(r["run"], r["step"], r["split"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    expected = {(c.run_id(), str(s), split) for c in configs for s in c.eval_steps() for split in SPLITS}
+    assert set(keys) == expected
+
+
+def test_bundled_gpu_grid_spans_the_critical_batch() -> None:
+    configs = expand_grid(load_grid(REPO / "bayescale/data/gpu_batch_sweep.toml"))
+    from bayescale.trainer import GPTConfig, analytic_param_counts
+    from bayescale.trainer.sweep import plan
+
+    sizes = {analytic_param_counts(GPTConfig(c.width, c.depth, c.heads, c.context)).non_embedding for c in configs}
+    assert len(sizes) == 4 and 1e6 * 0.9 <= min(sizes) and max(sizes) <= 60e6
+    batches = sorted({c.batch_tokens for c in configs})
+    assert len(batches) == 5 and batches[0] == 2**16 and batches[-1] == 2**21
+    assert {c.schedule for c in configs} == {"constant", "cosine"} and len(configs) == 40
+    assert all(c.micro_batch_tokens is not None and c.micro_batches() == (64, c.batch_tokens // 32768) for c in configs)
+    hours = sum(r.hours for r in plan(configs))
+    assert 1 < hours < 50  # a day or two of one GPU at the assumed 25% MFU of an H100
