@@ -15,15 +15,83 @@ See docs/model.md in the repository for the mathematics (Kaplan et al. 2020; Su 
 
 __version__ = "0.1.0"
 
-from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs  # noqa: E402
-from bayescale.laws import KaplanConstants  # noqa: E402
-from bayescale.posterior import Posterior, PosteriorFileError  # noqa: E402
-from bayescale.fit import FitResult, fit, use_cpu_cores  # noqa: E402
-from bayescale.chinchilla import fit_chinchilla  # noqa: E402
-from bayescale.compare import compare_models  # noqa: E402
-from bayescale.budget import least_compute, plan_budget  # noqa: E402
-from bayescale.calibrate import calibrate  # noqa: E402
-from bayescale.report import write_report  # noqa: E402
+# The public names load on first use (PEP 562), so that ``import bayescale`` and
+# ``bayescale --help`` start in well under a second: JAX, NumPyro, ArviZ, SciPy and
+# matplotlib are imported by the submodules that need them, when they are needed.
+import importlib as _importlib
+import sys as _sys
+import types as _types
+import typing as _typing
+
+#: Public name -> submodule that defines it.
+_PUBLIC = {
+    "RunTableError": "runs",
+    "load_gadre2024": "runs",
+    "load_gemstones2025": "runs",
+    "load_runs": "runs",
+    "validate_runs": "runs",
+    "KaplanConstants": "laws",
+    "Posterior": "posterior",
+    "PosteriorFileError": "posterior",
+    "FitResult": "fit",
+    "fit": "fit",
+    "use_cpu_cores": "cores",
+    "fit_chinchilla": "chinchilla",
+    "compare_models": "compare",
+    "least_compute": "budget",
+    "plan_budget": "budget",
+    "calibrate": "calibrate",
+    "write_report": "report",
+}
+
+if _typing.TYPE_CHECKING:
+    from bayescale.budget import least_compute, plan_budget
+    from bayescale.calibrate import calibrate
+    from bayescale.chinchilla import fit_chinchilla
+    from bayescale.compare import compare_models
+    from bayescale.cores import use_cpu_cores
+    from bayescale.fit import FitResult, fit
+    from bayescale.laws import KaplanConstants
+    from bayescale.posterior import Posterior, PosteriorFileError
+    from bayescale.report import write_report
+    from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs
+
+
+def __getattr__(name: str):
+    """Import the submodule of a public name on first use (then it is a plain attribute);
+    other submodules (``bayescale.predict``, ...) load on first use too."""
+    module = _PUBLIC.get(name)
+    if module is not None:
+        value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return _importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(_types.ModuleType):
+    """``bayescale.fit`` and ``bayescale.calibrate`` name functions, as they did when this
+    package imported everything eagerly, although ``bayescale/fit.py`` and
+    ``bayescale/calibrate.py`` are also submodules. Importing a submodule binds it on
+    its package; for these two names the function is bound instead."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, _types.ModuleType) and _PUBLIC.get(name) == name and \
+                value.__name__ == f"{self.__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "FitResult",

@@ -47,16 +47,12 @@ import numpy as np
 import pandas as pd
 
 from bayescale.curves import transient_mask
+from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 from bayescale.posterior import Posterior
 from bayescale.predict import loss_draws, quantile_bands
 
-DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
 #: Edges of the extrapolation bins in realized N over the largest fitted N.
 DISTANCE_EDGES = (1.0, 3.0, 10.0, 30.0)
-#: Realized sizes, batches and steps must lie within this factor of the fitted ranges.
-RANGE_FACTOR = 1e4
-#: The median realized/predicted loss ratio must lie in [1/SCALE_FACTOR, SCALE_FACTOR].
-SCALE_FACTOR = 1.3
 
 
 def crps_sample(draws: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from bayescale.cores import expose_cpu_cores
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, IdentifiabilityWarning, prepare_curves
 from bayescale.diagnostics import check, diagnose
 from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, FitResult, check_settings, posterior_meta, sample
@@ -132,8 +133,11 @@ def simulate_chinchilla_runs(
 
     ``loss = L(N, D) exp(eps)`` with ``eps ~ Normal(0, noise)`` and ``D = ratio * N``;
     ``step = D / batch_tokens`` (fractional, as in published tables). With ``group`` the
-    table gets a ``group`` column and the run ids carry the group's name.
+    table gets a ``group`` column and the run ids carry the group's name. Like
+    :func:`bayescale.synthetic.simulate_runs`, it first exposes the CPU cores where this
+    is the process's first JAX computation.
     """
+    expose_cpu_cores()
     rng = np.random.default_rng(seed)
     N, ratio = (a.ravel() for a in np.meshgrid(np.asarray(sizes, float), np.asarray(tokens_per_param, float)))
     D = N * ratio

@@ -12,7 +12,7 @@ import sys
 import warnings
 
 from bayescale import __version__
-from bayescale.fit import use_cpu_cores
+from bayescale.cores import use_cpu_cores
 
 #: Subcommand modules under ``bayescale.commands``, in the order of ``--help``.
 COMMANDS = ("demo", "fit", "compare", "predict", "budget", "calibrate", "report")

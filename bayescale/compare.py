@@ -42,13 +42,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale.chinchilla import fit_chinchilla
+from bayescale.defaults import MODELS, PARETO_K_MAX
 from bayescale.fit import FitResult, fit
 from bayescale.posterior import Posterior
-
-#: Model names accepted by :func:`compare_models`, in their default order.
-MODELS = ("kaplan", "kaplan_irreducible", "chinchilla")
-#: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
-PARETO_K_MAX = 0.7
 
 
 class IncomparableError(ValueError):

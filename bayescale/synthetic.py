@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale import laws
+from bayescale.cores import expose_cpu_cores
 
 
 #: Constants that give byte-level-like curves (losses of about 1-3 nats) for 1e4-1e6
@@ -43,7 +44,13 @@ def simulate_runs(
     seed: int = 0,
     split: str | None = None,
 ) -> pd.DataFrame:
-    """A run table with one run per (size, batch, seed) in the schema of :mod:`bayescale.runs`."""
+    """A run table with one run per (size, batch, seed) in the schema of :mod:`bayescale.runs`.
+
+    Where this is the process's first JAX computation, it first exposes the CPU cores
+    (:func:`bayescale.cores.expose_cpu_cores`), so that a fit of the table that follows
+    can still run its chains in parallel.
+    """
+    expose_cpu_cores()
     rng = np.random.default_rng(seed)
     steps = log_spaced_steps(final_step, points)
     rows = []

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale import fit
+from bayescale.cores import use_cpu_cores
 from bayescale.curves import transient_mask
-from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, use_cpu_cores
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 

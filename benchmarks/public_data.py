@@ -51,8 +51,8 @@ from fit_speed import _cpu_model  # noqa: E402
 from bayescale import fit  # noqa: E402
 from bayescale.bootstrap import fit_bootstrap  # noqa: E402
 from bayescale.chinchilla import fit_chinchilla  # noqa: E402
+from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
-from bayescale.fit import use_cpu_cores  # noqa: E402
 from bayescale.predict import loss_draws  # noqa: E402
 from bayescale.runs import load_gadre2024, load_gemstones2025  # noqa: E402
 

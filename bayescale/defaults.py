@@ -1,0 +1,33 @@
+"""Defaults and fixed limits shared by the library and the command line.
+
+Plain Python values with no imports, so that the command line can build its help from
+them without loading NumPy, pandas or JAX. The modules that use them re-export them
+(``bayescale.budget.DEFAULT_RISK`` is ``bayescale.defaults.DEFAULT_RISK``).
+"""
+
+#: Points before this fraction of each run's final step are the early transient and are
+#: not fitted (:mod:`bayescale.curves`).
+DEFAULT_MIN_STEP_FRACTION = 0.1
+
+#: Default law-error growth per unit of log-distance outside the fitted ranges,
+#: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
+DEFAULT_EXTRAPOLATION_ERROR = 0.01
+
+#: Predictive modes of :mod:`bayescale.predict`: the law's curve with parameter
+#: uncertainty only, or what a new run will show.
+MODES = ("mean", "new_run")
+
+#: Quantile of the final loss that :func:`bayescale.budget.plan_budget` minimises by default.
+DEFAULT_RISK = 0.9
+
+#: Central interval probabilities that :func:`bayescale.calibrate.calibrate` scores by default.
+DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
+#: Realized sizes, batches and steps must lie within this factor of the fitted ranges.
+RANGE_FACTOR = 1e4
+#: The median realized/predicted loss ratio must lie in [1/SCALE_FACTOR, SCALE_FACTOR].
+SCALE_FACTOR = 1.3
+
+#: Model names accepted by :func:`bayescale.compare.compare_models`, in their default order.
+MODELS = ("kaplan", "kaplan_irreducible", "chinchilla")
+#: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
+PARETO_K_MAX = 0.7
