@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpyro
 import pytest
 
-from bayescale.fit import fit, use_cpu_cores
+from bayescale.cores import use_cpu_cores
+from bayescale.fit import fit
 
 numpyro.set_platform("cpu")
 use_cpu_cores(2)  # before JAX starts: two chains in parallel, patient rendezvous
