@@ -478,6 +478,11 @@ def _train(
     wrapped: torch.nn.Module = model
     if info.world_size > 1:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if use_compile:
+        # Each run of a sweep compiles a new model, often of a new shape; without a reset
+        # the process's compile cache fills, and past its recompile limit dynamo falls
+        # back to eager mode with only a log message.
+        torch.compiler.reset()
     forward = torch.compile(wrapped) if use_compile else wrapped
     eval_model = model if info.world_size > 1 else forward
     accumulation = config.batch_seqs // info.world_size // micro_seqs
