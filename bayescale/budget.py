@@ -61,6 +61,9 @@ from bayescale.posterior import Posterior
 from bayescale.predict import loss_draws, quantile_bands
 
 DEFAULT_RISK = 0.9
+#: Largest budget the search accepts, in FLOPs. Far beyond any training run; above it the
+#: candidates' sizes and step counts leave the range the float32 law can evaluate.
+MAX_FLOPS = 1e35
 #: Bisection steps of :func:`least_compute` after the decade scan (a factor 10**(1/2**12)).
 BISECTION_STEPS = 12
 #: Candidate counts are padded to a multiple of this, so that the JIT-compiled trajectory
@@ -152,6 +155,13 @@ def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> 
                          "limit": limit[keep]})
 
 
+def check_flops(name: str, flops: float) -> None:
+    """Raise ``ValueError`` for a budget above :data:`MAX_FLOPS` (``name`` is the argument's name)."""
+    if flops > MAX_FLOPS:
+        raise ValueError(f"{name}={flops:.3g} is above {MAX_FLOPS:.3g} FLOPs, beyond what the law can say (the search "
+                         f"would try sizes and step counts the float32 law cannot evaluate); give at most {MAX_FLOPS:.3g}")
+
+
 def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSpace()) -> pd.DataFrame:
     """Every (N, B, S) the search considers for a budget of ``flops``.
 
@@ -161,6 +171,7 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
     """
     if not (np.isfinite(flops) and flops > 0):
         raise ValueError(f"flops={flops} must be a positive FLOP budget, e.g. 1e18")
+    check_flops("flops", flops)
     table = _candidate_table(posterior, flops, space)
     if table.empty:
         space = _with_law_batches(posterior, space)
@@ -324,6 +335,7 @@ def compute_frontier(
     for c in flops:
         if not (np.isfinite(c) and c > 0):
             raise ValueError(f"flops={c} must be a positive FLOP budget")
+        check_flops("flops", c)
     rows = [_best_at(posterior, float(c), target_loss=target_loss, risk=risk, space=space, levels=levels,
                      group=group, seed=seed)
             for c in tqdm(sorted(flops), desc="frontier", unit="budget", disable=not progress)]
@@ -362,6 +374,7 @@ def least_compute(
     lo_params = space.min_params or ranges["params"][0]
     start = float(space.flops_per_token(lo_params) * space.batches(ranges)[0] * space.min_steps) * (1 + 1e-9)
     candidates(posterior, start, space)  # raises when no budget fits a candidate (a too small max_tokens)
+    check_flops("max_flops", max_flops)
     if max_flops < start:
         raise ValueError(f"max_flops={max_flops:.3g} is below {start:.3g}, the least compute that fits any candidate")
 

@@ -100,6 +100,10 @@ def prepare_curves(
         group_by = default_group_column(table)
     if group_by is not None and group_by not in table.columns:
         raise ValueError(f"--group-by column '{group_by}' is not in the run table (columns: {', '.join(table.columns)})")
+    if group_by is not None and table[group_by].isna().any():
+        first = table.loc[table[group_by].isna()].iloc[0]
+        raise ValueError(f"--group-by column '{group_by}' is blank in {int(table[group_by].isna().sum())} row(s) "
+                         f"(first: run '{first['run']}', step {first['step']:g}); fill them in or remove those rows")
     keep = transient_mask(table, min_step_fraction, min_step)
     df = table.loc[keep].copy()
     dropped = {"early_transient": int((~keep).sum())}

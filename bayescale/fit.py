@@ -194,6 +194,9 @@ def fit(
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
     check_settings(chains, warmup, draws, target_accept)
+    if not (np.isfinite(extrapolation_error) and extrapolation_error >= 0):
+        raise ValueError(f"extrapolation_error={extrapolation_error} must be a number >= 0 (--extrapolation-error; "
+                         f"default {DEFAULT_EXTRAPOLATION_ERROR})")
     priors = priors or KaplanPriors()
     data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
     coords, dims = _dims(data, irreducible)

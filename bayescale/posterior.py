@@ -10,6 +10,7 @@ fitted ranges, group names and settings travel as JSON in the posterior group's
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,13 +111,20 @@ class Posterior:
         return pd.DataFrame(rows)
 
     def save(self, path: str | Path) -> Path:
-        """Write the posterior to netCDF (atomically: a temporary file, then a rename)."""
+        """Write the posterior to netCDF atomically: a temporary file in the same folder, then
+        ``os.replace``. A failed write leaves no temporary file and any earlier file intact."""
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"{path}: is an existing folder; give a file path, e.g. {path / 'posterior.nc'}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.idata.posterior.attrs[META_ATTR] = json.dumps(self.meta)
         tmp = path.with_name(path.name + ".tmp")
-        self.idata.to_netcdf(str(tmp), engine="h5netcdf")
-        tmp.replace(path)
+        try:
+            self.idata.to_netcdf(str(tmp), engine="h5netcdf")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

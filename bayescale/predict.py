@@ -40,6 +40,7 @@ import pandas as pd
 from bayescale import laws
 from bayescale.models import chinchilla_log_floor, chinchilla_log_loss, chinchilla_log_tokens
 from bayescale.posterior import Posterior
+from bayescale.runs import MAX_SCALE
 
 MODES = ("mean", "new_run")
 
@@ -118,6 +119,28 @@ def _positive(name: str, value) -> np.ndarray:
     return arr
 
 
+def _request(name: str, value) -> np.ndarray:
+    """A requested size, batch or step count: positive, finite and at most :data:`MAX_SCALE`."""
+    arr = _positive(name, value)
+    if np.any(arr > MAX_SCALE):
+        raise ValueError(f"{name}={np.max(arr):g} is above {MAX_SCALE:g}, far beyond any training run and the range "
+                         f"the float32 law is evaluated in; give {name} up to {MAX_SCALE:g} (check the units)")
+    return arr
+
+
+#: Largest number the law's float32 arithmetic holds.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_law(log_L: np.ndarray, N: np.ndarray, B: np.ndarray, S: np.ndarray) -> None:
+    """Raise ``ValueError`` where the law gives no finite loss (float32 overflow), naming the point."""
+    bad = ~np.isfinite(log_L)
+    if bad.any():
+        j = int(np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(axis=0))[0])
+        raise ValueError(f"the law gives no finite loss at params={N[j]:g}, batch_tokens={B[j]:g}, steps={S[j]:g} "
+                         f"(float32 overflow); keep params, batch sizes and steps up to {MAX_SCALE:g}")
+
+
 @jax.jit
 def _trajectory_draws(c: laws.KaplanConstants, N, B, steps):
     return laws.trajectory(laws.expand(c), N[None, :], B[None, :], steps[None, :])
@@ -192,6 +215,10 @@ def loss_draws(
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
                (("params", params), ("batch_tokens", batch_tokens), ("steps", steps)))
     N, B, S = np.broadcast_arrays(N, B, S)
+    for name, v in (("params", N), ("batch_tokens", B), ("steps", S)):
+        if np.max(v) > _FLOAT32_MAX:  # before the float32 cast, which would overflow with a warning
+            raise ValueError(f"{name}={np.max(v):g} is beyond float32 (largest {_FLOAT32_MAX:.3g}), in which the law "
+                             f"is evaluated; keep params, batch sizes and steps up to {MAX_SCALE:g}")
     r = posterior.meta["ranges"]
     if posterior.model == "chinchilla":
         c = posterior.chinchilla_constants(group).expand()
@@ -202,6 +229,7 @@ def loss_draws(
         log_L = np.log(np.asarray(_trajectory_draws(c, *(jnp.asarray(v, jnp.float32) for v in (N, B, S))), float))
         d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(S, *r["step"]) ** 2
                     + _outside(B, *r["batch_tokens"]) ** 2)
+    _check_law(log_L, N, B, S)
     if mode == "new_run":
         extra = _Draws(posterior, group, seed)
         log_L = log_L + extra.law_error(d) + extra.run_and_noise(len(S))
@@ -227,9 +255,9 @@ def predict_trajectory(
     upper`` (and ``level`` when several levels are asked). ``df.attrs["extrapolation"]``
     describes how far the request extrapolates.
     """
-    N = float(_positive("params", params))
-    B = float(_positive("batch_tokens", batch_tokens))
-    grid = step_grid(steps, points) if np.ndim(steps) == 0 else _positive("steps", steps)
+    N = float(_request("params", params))
+    B = float(_request("batch_tokens", batch_tokens))
+    grid = step_grid(float(_request("steps", steps)), points) if np.ndim(steps) == 0 else _request("steps", steps)
     draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed)
     df = _frame(draws, levels, {"step": grid})
     df.attrs["extrapolation"] = extrapolation(posterior, N, B, grid).describe()
@@ -257,7 +285,7 @@ def predict_min_loss(
     For a Chinchilla posterior this is the unlimited-data loss ``E + A/N^alpha``.
     """
     _check_mode(mode)
-    sizes = np.atleast_1d(_positive("params", params))
+    sizes = np.atleast_1d(_request("params", params))
     if posterior.model == "chinchilla":
         c = posterior.chinchilla_constants(group).expand()
         law = np.exp(np.asarray(chinchilla_log_floor(c, np.log(sizes)[None, :]), float))
@@ -307,8 +335,8 @@ def predict_steps_to_loss(
     ``D = (B / (L - E - A/N^alpha))^(1/beta)``: the law has no batch dependence.
     """
     _check_mode(mode)
-    N = float(_positive("params", params))
-    B = float(_positive("batch_tokens", batch_tokens))
+    N = float(_request("params", params))
+    B = float(_request("batch_tokens", batch_tokens))
     L = float(_positive("target_loss", target_loss))
     L_law = L * np.exp(-_law_shift(posterior, group, mode, N, seed)[:, 0])
     if posterior.model == "chinchilla":

@@ -89,3 +89,18 @@ def test_bad_numbers_are_rejected_by_the_parser(capsys):
         main(["predict", "--posterior", "p.nc", "--params", "-3", "--batch-tokens", "1024", "--steps", "100"])
     assert exit_info.value.code == 2
     assert "expected a positive number" in capsys.readouterr().err
+
+
+def test_predict_never_prints_what_the_law_cannot_reach(posterior_file, capsys):
+    code = main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "1024",
+                 "--until-loss", "0.05"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("bayescale: error: --until-loss 0.05 is out of reach for N=1e+06: no posterior draw gets "
+                             "below its minimum reachable loss")
+    assert err[0].endswith("raise --until-loss or --params")
+    # the largest request allowed gives finite bands
+    assert main(["predict", "--posterior", str(posterior_file), "--params", "1e15", "--batch-tokens", "1e15",
+                 "--steps", "1e15", "--points", "4", "--json"]) == 0
+    bands = json.loads(capsys.readouterr().out)["bands"]
+    assert all(np.isfinite(row[k]) for row in bands for k in ("median", "lower", "upper"))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
-from bayescale.runs import RunTableError, load_runs, validate_runs
+from bayescale.runs import MAX_SCALE, RunTableError, load_runs, validate_runs
 
 
 def _table(**changes):
@@ -111,3 +111,59 @@ def test_transient_cut_counts_dropped_points(small_runs):
     # AR(1) links only consecutive points of one run
     linked = data.has_prev
     assert np.all(data.run_idx[linked] == data.run_idx[data.prev_idx[linked]])
+
+
+@pytest.mark.parametrize("col,value,pattern", [
+    ("run", np.nan, r"x.csv: row 3: run is blank; every row needs a run id$"),
+    ("run", "  ", r"x.csv: row 3: run is blank; every row needs a run id$"),
+    ("split", None, r"x.csv: row 3: split is blank; every row needs a split, since rows are grouped by it "
+                    r"\(fill it in or remove the row\)"),
+    ("group", "", r"x.csv: row 3: group is blank; every row needs a group"),
+])
+def test_blank_run_ids_and_group_cells(col, value, pattern):
+    df = _table()
+    if col not in df.columns:
+        df[col] = "web"
+    df[col] = df[col].astype(object)
+    df.loc[2, col] = value
+    with pytest.raises(RunTableError, match=pattern):
+        validate_runs(df, source="x.csv")
+    with pytest.warns(UserWarning, match=r"dropped 1 of 5 rows"):
+        assert len(validate_runs(df, source="x.csv", on_invalid="drop")) == 4
+
+
+def test_a_group_by_column_may_not_be_blank(tmp_path):
+    df = _table().assign(dataset=["web", "web", None, "code", "code"])
+    df.to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(RunTableError, match=r"r.csv: row 3: dataset is blank; every row needs a dataset"):
+        load_runs(tmp_path / "r.csv", group_columns=["dataset"])
+    table = load_runs(tmp_path / "r.csv")  # not a grouping column unless named
+    with pytest.raises(ValueError, match=r"--group-by column 'dataset' is blank in 1 row\(s\) \(first: run 'a', step 300\)"):
+        prepare_curves(table, group_by="dataset")
+
+
+@pytest.mark.parametrize("col", ["step", "params", "batch_tokens"])
+def test_sizes_batches_and_steps_beyond_the_documented_bound(col):
+    df = _table().drop(columns="tokens")
+    if col == "step":
+        df.loc[2, col] = 1e300
+    else:
+        df.loc[df["run"] == "a", col] = 1e16
+    with pytest.raises(RunTableError, match=rf"x.csv: row \d: {col}=1e\+(300|16) is above 1e\+15, far beyond any "
+                                            r"training run .*check the units or remove the row"):
+        validate_runs(df, source="x.csv")
+    df.loc[df[col] > MAX_SCALE, col] = MAX_SCALE  # the bound itself is allowed
+    validate_runs(df, source="x.csv")
+
+
+def test_a_text_loss_column_an_empty_file_and_a_header_only_file(tmp_path):
+    _table().assign(loss="low").to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(RunTableError, match=r"text.csv: row 1: loss='low' is not a number; fix or remove the row "
+                                            r"\(5 rows in all\)"):
+        load_runs(tmp_path / "text.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(RunTableError, match=r"empty.csv: cannot be parsed as csv .*check the file format"):
+        load_runs(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("run,params,batch_tokens,step,loss\n")
+    with pytest.raises(RunTableError, match=r"header.csv: the table has no rows"):
+        load_runs(tmp_path / "header.csv")

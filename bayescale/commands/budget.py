@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bayescale.budget import (DEFAULT_RISK, SearchSpace, UnreachableTarget, compute_frontier, least_compute,
-                              plan_budget)
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, format_table, level, note, positive_float,
-                                       print_json)
+from bayescale.budget import (DEFAULT_RISK, MAX_FLOPS, SearchSpace, UnreachableTarget, check_flops,
+                              compute_frontier, least_compute, plan_budget)
+from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level,
+                                       nonnegative_float, note, positive_float, print_json)
 from bayescale.plots import plot_frontier
 from bayescale.posterior import Posterior
 
@@ -39,9 +39,9 @@ its own probability; then the frontier (risk-aware choice at budgets from C/100 
 
 
 def _product(text: str) -> float:
-    """``6*24*2048*1024`` -> 301989888.0; also a plain number or ``2**19``."""
+    """``6*24*2048*1024`` -> 301989888.0; also a plain number (0 for none) or ``2**19``."""
     if "**" in text or "*" not in text:
-        return positive_float(text)
+        return nonnegative_float(text)
     return float(np.prod([positive_float(factor) for factor in text.split("*")]))
 
 
@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("budget", help="risk-aware choice of model size, batch and steps for a FLOP budget",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
     add_posterior_argument(p)
-    p.add_argument("--flops", required=True, type=positive_float, metavar="C", help="compute budget in FLOPs")
+    p.add_argument("--flops", required=True, type=positive_float, metavar="C",
+                   help="compute budget in FLOPs (at most 1e35)")
     p.add_argument("--target-loss", type=positive_float, metavar="L",
                    help="rank by the probability of a final loss <= L nats (and find the least compute for it)")
     p.add_argument("--risk", type=level, default=DEFAULT_RISK, metavar="Q",
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
                    help="with --target-loss: find the least compute that reaches it with this probability "
                         "(default: 0.9)")
     p.add_argument("--max-flops", type=positive_float, metavar="C",
-                   help="largest compute the least-compute search tries (default: 1e6 x --flops)")
+                   help="largest compute the least-compute search tries (default: 1e6 x --flops, at most 1e35)")
     limits = p.add_argument_group("search space")
     limits.add_argument("--min-params", type=positive_float, metavar="N",
                         help="smallest model (default: smallest fitted)")
@@ -107,17 +108,22 @@ COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "media
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)  # before the search, which takes a while
+    check_flops("flops", args.flops)
+    if args.max_flops is not None:
+        check_flops("max_flops", args.max_flops)
     posterior = Posterior.load(args.posterior)
     space = _space(args)
     common = dict(space=space, group=args.group, seed=args.seed)
     plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
-    frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, args.flops * 100, 9), risk=args.risk,
-                                target_loss=args.target_loss, progress=not args.quiet, **common)
+    frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, min(args.flops * 100, MAX_FLOPS), 9),
+                                risk=args.risk, target_loss=args.target_loss, progress=not args.quiet, **common)
     cheapest, unreachable = None, None
     if args.target_loss is not None:
         try:
             cheapest = least_compute(posterior, args.target_loss, args.probability,
-                                     max_flops=args.max_flops or 1e6 * args.flops, progress=not args.quiet, **common)
+                                     max_flops=args.max_flops or min(1e6 * args.flops, MAX_FLOPS),
+                                     progress=not args.quiet, **common)
         except UnreachableTarget as err:  # the plan above still answers the question asked
             unreachable = str(err)
     columns = COLUMNS + (["p_target"] if args.target_loss is not None else [])

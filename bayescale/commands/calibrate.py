@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from bayescale.calibrate import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR, calibrate
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, column_map, format_table, level, note,
-                                       print_json)
+from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, column_map, format_table, level,
+                                       note, print_json)
 from bayescale.plots import plot_coverage, plot_pit
 from bayescale.posterior import Posterior
 from bayescale.runs import load_runs
@@ -52,8 +52,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    runs = load_runs(args.runs, columns=args.column_map)
+    group_by = posterior.meta.get("group_by")
+    runs = load_runs(args.runs, columns=args.column_map, group_columns=[group_by] if group_by else [])
     result = calibrate(posterior, runs, levels=tuple(args.level or DEFAULT_LEVELS), seed=args.seed,
                        scale_check=not args.no_scale_check)
     if args.out:

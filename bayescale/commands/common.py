@@ -68,14 +68,15 @@ def column_map(text: str) -> dict[str, str]:
         raise argparse.ArgumentTypeError(f"expected schema=column pairs such as params=N_no_embed, got {text!r}") from err
 
 
-def check_output(path: Path | None, option: str = "--out", folder: bool = False) -> None:
+def check_output(path: Path | None, option: str = "--out", folder: bool = False, example: str = "out") -> None:
     """Raise ``ValueError`` unless ``path`` can be written; commands call it before any work.
 
     A file path (``folder=False``) may not be an existing folder or a read-only file; a
     folder path may not be an existing file. The nearest existing folder at or above the
     place to write must be a folder in which a file can be created (tested by creating
     and removing one, which also holds for a user that bypasses permission bits).
-    Missing folders below it are created by the command when it writes.
+    Missing folders below it are created by the command when it writes. ``example`` is
+    the file name suggested inside a folder given for a file.
     """
     if path is None:
         return
@@ -83,7 +84,7 @@ def check_output(path: Path | None, option: str = "--out", folder: bool = False)
     if folder and path.exists() and not path.is_dir():
         raise ValueError(f"{option} {path}: is a file, not a folder; give a folder path, e.g. {path.with_suffix('')}_out")
     if not folder and path.is_dir():
-        raise ValueError(f"{option} {path}: is an existing folder; give a file path, e.g. {path / 'out'}{''.join(path.suffixes)}")
+        raise ValueError(f"{option} {path}: is an existing folder; give a file path, e.g. {path / example}")
     if not folder and path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{option} {path}: the file is read-only; choose another {option} or make it writable")
     place = path if folder else path.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, column_map, format_table, note, print_json
+from bayescale.commands.common import FORMATTER, check_output, column_map, format_table, note, print_json
 from bayescale.commands.fit import FORMATS
 from bayescale.compare import MODELS, PARETO_K_MAX, compare_models
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
@@ -73,11 +73,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     loader = FORMATS[args.format]
     if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map)
+        runs = load_runs(args.runs, columns=args.column_map,
+                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
     else:
         if args.column_map:
             raise ValueError("--column-map applies to --format table only; adapters map their own columns")
         runs = loader(args.runs)
+    check_output(args.out_dir, "--out-dir", folder=True)  # before sampling: a bad folder would lose every fit
     comparison, fits = compare_models(
         runs, args.models, group_by=None if args.group_by == "none" else args.group_by, chains=args.chains,
         warmup=args.warmup, draws=args.draws, seed=args.seed, target_accept=args.target_accept,

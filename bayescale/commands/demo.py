@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, format_table, gate_exit_code, note, positive_float
+from bayescale.commands.common import FORMATTER, check_output, format_table, gate_exit_code, note, positive_float
 
 EPILOG = """\
 examples:
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.demo import run_demo
 
+    check_output(args.out, folder=True)  # before sampling
     res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                    target_loss=args.target_loss, irreducible=args.irreducible, progress=not args.quiet)
     print("Held-out largest size (never fitted), new-run bands:")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, column_map, format_table, gate_exit_code, note, print_json
+from bayescale.commands.common import (FORMATTER, check_output, column_map, format_table, gate_exit_code, level, note,
+                                       print_json)
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
 from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, fit
 from bayescale.runs import load_gadre2024, load_gemstones2025, load_runs
@@ -69,7 +70,7 @@ def register(subparsers) -> None:
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
                    help="law-error growth on log loss per unit log-distance outside the fitted data "
                         f"(default: {DEFAULT_EXTRAPOLATION_ERROR})")
-    p.add_argument("--level", type=float, default=0.9, help="interval printed for the constants (default: 0.9)")
+    p.add_argument("--level", type=level, default=0.9, help="interval printed for the constants (default: 0.9)")
     p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
     p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,11 +83,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     loader = FORMATS[args.format]
     if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map)
+        runs = load_runs(args.runs, columns=args.column_map,
+                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
     else:
         if args.column_map:
             raise ValueError("--column-map applies to --format table only; adapters map their own columns")
         runs = loader(args.runs)
+    check_output(args.out, example="posterior.nc")  # before sampling: a path that cannot be written would lose the fit
     group_by = None if args.group_by == "none" else args.group_by
     options = dict(group_by=group_by, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                    target_accept=args.target_accept, progress=not args.quiet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, format_table, level, note,
+from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level, note,
                                        positive_float, print_json)
 from bayescale.posterior import Posterior
 from bayescale.predict import MODES, predict_min_loss, predict_steps_to_loss, predict_trajectory
@@ -52,6 +52,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, example="bands.csv")
     posterior = Posterior.load(args.posterior)
     levels = tuple(args.level or (0.9,))
     common = dict(levels=levels, mode=args.mode, group=args.group, seed=args.seed)
@@ -60,6 +61,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss, **common)
     floor = predict_min_loss(posterior, args.params, **common)
+    if args.until_loss is not None and table["p_reachable"].iloc[0] == 0.0:
+        raise ValueError(f"--until-loss {args.until_loss:g} is out of reach for N={args.params:.4g}: no posterior draw "
+                         f"gets below its minimum reachable loss, {floor['median'].iloc[0]:.4g} "
+                         f"[{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] ({levels[0]:.0%}); "
+                         "raise --until-loss or --params")
+    bands = table[["median", "lower", "upper"]].abs()
+    if args.steps is not None and not (bands < float("inf")).all().all():
+        raise ValueError(f"the forecast is not finite at some steps up to {args.steps:g}; "
+                         "lower --steps, or check --params and --batch-tokens")
     note(f"N={args.params:.4g}: {table.attrs['extrapolation']}; minimum reachable loss "
          f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
          f"({levels[0]:.0%})")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bayescale.budget import DEFAULT_RISK
-from bayescale.commands.common import FORMATTER, add_posterior_argument, level, note, positive_float
+from bayescale.commands.common import FORMATTER, add_posterior_argument, check_output, level, note, positive_float
 from bayescale.posterior import Posterior
 from bayescale.report import write_report
 from bayescale.runs import load_runs
@@ -44,8 +44,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.target_loss is not None and args.flops is None:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
+    check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    runs = load_runs(args.runs) if args.runs else None
+    group_by = posterior.meta.get("group_by")
+    runs = load_runs(args.runs, group_columns=[group_by] if group_by else []) if args.runs else None
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
                         progress=not args.quiet)
