@@ -159,7 +159,8 @@ def check_flops(name: str, flops: float) -> None:
     """Raise ``ValueError`` for a budget above :data:`MAX_FLOPS` (``name`` is the argument's name)."""
     if flops > MAX_FLOPS:
         raise ValueError(f"{name}={flops:.3g} is above {MAX_FLOPS:.3g} FLOPs, beyond what the law can say (the search "
-                         f"would try sizes and step counts the float32 law cannot evaluate); give at most {MAX_FLOPS:.3g}")
+                         "would try sizes and step counts the float32 law cannot evaluate); "
+                         f"give at most {MAX_FLOPS:.3g}")
 
 
 def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSpace()) -> pd.DataFrame:

@@ -138,7 +138,8 @@ def test_a_group_by_column_may_not_be_blank(tmp_path):
     with pytest.raises(RunTableError, match=r"r.csv: row 3: dataset is blank; every row needs a dataset"):
         load_runs(tmp_path / "r.csv", group_columns=["dataset"])
     table = load_runs(tmp_path / "r.csv")  # not a grouping column unless named
-    with pytest.raises(ValueError, match=r"--group-by column 'dataset' is blank in 1 row\(s\) \(first: run 'a', step 300\)"):
+    with pytest.raises(ValueError, match=r"--group-by column 'dataset' is blank in 1 row\(s\) "
+                                         r"\(first: run 'a', step 300\)"):
         prepare_curves(table, group_by="dataset")
 
 
