@@ -57,10 +57,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from bayescale.defaults import DEFAULT_RISK
 from bayescale.posterior import Posterior
 from bayescale.predict import loss_draws, quantile_bands
 
-DEFAULT_RISK = 0.9
 #: Largest budget the search accepts, in FLOPs. Far beyond any training run; above it the
 #: candidates' sizes and step counts leave the range the float32 law can evaluate.
 MAX_FLOPS = 1e35

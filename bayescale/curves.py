@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-DEFAULT_MIN_STEP_FRACTION = 0.1
+from bayescale.defaults import DEFAULT_MIN_STEP_FRACTION
 
 
 class IdentifiabilityWarning(UserWarning):

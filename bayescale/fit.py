@@ -6,19 +6,19 @@ the Kaplan/Su model (:mod:`bayescale.models`) with NumPyro's NUTS (Hoffman & Gel
 gates the result on R-hat, ESS and divergences (:mod:`bayescale.diagnostics`).
 
 Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
-has one CPU device unless :func:`use_cpu_cores` (or ``numpyro.set_host_device_count``)
-ran before JAX started; with too few devices the fit falls back to ``"vectorized"``
-(all chains in one XLA program). On a CPU that another process saturates, XLA's
-parallel map used to wait 40 s for all device threads and then abort the process;
-:func:`use_cpu_cores` therefore also raises XLA's CPU rendezvous timeouts to a day, so
-a busy machine makes a fit slow, never dead.
+has one CPU device unless XLA is told otherwise before JAX starts; a fit that runs
+before any other JAX computation does that itself (:func:`bayescale.cores.expose_cpu_cores`).
+Where JAX already runs with too few devices the fit falls back to ``"vectorized"`` (all
+chains in one XLA program) and warns once: call :func:`use_cpu_cores` (or
+``numpyro.set_host_device_count``) before any JAX computation. Either way XLA's CPU
+rendezvous timeouts are raised to a day, so a busy machine makes a fit slow, never dead
+(see :mod:`bayescale.cores`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -31,16 +31,14 @@ from numpyro.infer import MCMC, NUTS, Predictive
 import arviz as az
 
 from bayescale import __version__
+from bayescale.cores import expose_cpu_cores, use_cpu_cores, warn_vectorized  # noqa: F401 - use_cpu_cores re-exported
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, prepare_curves
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.models import CONSTANTS, KaplanPriors, kaplan_model
 from bayescale.posterior import Posterior
 from bayescale.start import starting_points
-
-#: Default law-error growth per unit of log-distance outside the fitted ranges,
-#: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
-DEFAULT_EXTRAPOLATION_ERROR = 0.01
 
 PRIOR_DRAWS = 500
 
@@ -54,41 +52,33 @@ class FitResult:
     seconds: float
 
 
-#: XLA flags that make CPU collectives wait instead of aborting the process.
-_PATIENT_COLLECTIVES = ("--xla_cpu_collective_call_terminate_timeout_seconds=86400",
-                        "--xla_cpu_collective_call_warn_stuck_timeout_seconds=86400",
-                        "--xla_cpu_collective_timeout_seconds=86400")
-
-
-def use_cpu_cores(devices: int | None = None) -> None:
-    """Expose ``devices`` CPU devices to JAX (default: the larger of 4 and the core count)
-    so chains run in parallel, with patient rendezvous timeouts.
-
-    Must run before JAX initialises its backend (before the first JAX computation);
-    afterwards it has no effect and fits fall back to vectorized chains.
-    """
-    devices = devices or max(4, os.cpu_count() or 1)
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
-             if not f.startswith(("--xla_force_host_platform_device_count", *(p.split("=")[0] for p in _PATIENT_COLLECTIVES)))]
-    os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={devices}",
-                                        *_PATIENT_COLLECTIVES])
-
-
 def _chain_method(requested: str, chains: int) -> str:
-    if requested == "parallel" and jax.local_device_count() < chains:
-        return "vectorized"
-    return requested
+    """The chain method to run: ``"parallel"`` needs a device per chain, else ``"vectorized"``.
+
+    Runs before the fit's first JAX computation, so that where JAX has not started yet
+    the CPU devices for parallel chains can still be exposed.
+    """
+    if requested != "parallel":
+        return requested
+    in_time = expose_cpu_cores(chains)
+    devices = jax.local_device_count()
+    if devices >= chains:
+        return requested
+    if not in_time and jax.default_backend() == "cpu":
+        warn_vectorized(devices, chains)
+    return "vectorized"
 
 
 def _dims(data: CurveData, irreducible: bool) -> tuple[dict, dict]:
     coords = {"group": data.groups, "run": data.runs, "obs": np.arange(data.n_points)}
     group_sites = [*CONSTANTS, "log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref",
                    "log_inv_alpha_B"]
-    group_sites += [f"{s}_decentered" for s in group_sites[len(CONSTANTS):]]
+    if data.n_groups == 1:  # non-centred latents (models/kaplan.py)
+        group_sites += [f"{s}_decentered" for s in group_sites[len(CONSTANTS):]]
     if irreducible:
         group_sites += ["L_inf", "L_inf_fraction"]
     dims = {s: ["group"] for s in group_sites}
-    dims.update({"run_offset": ["run"], "log_loss": ["obs"]})
+    dims.update({"run_offset": ["run"], "run_offset_decentered": ["run"], "log_loss": ["obs"]})
     return coords, dims
 
 

@@ -38,11 +38,10 @@ import numpy as np
 import pandas as pd
 
 from bayescale import laws
+from bayescale.defaults import MODES
 from bayescale.models import chinchilla_log_floor, chinchilla_log_loss, chinchilla_log_tokens
 from bayescale.posterior import Posterior
 from bayescale.runs import MAX_SCALE
-
-MODES = ("mean", "new_run")
 
 
 @dataclass(frozen=True)

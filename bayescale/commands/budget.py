@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from bayescale.budget import (DEFAULT_RISK, MAX_FLOPS, SearchSpace, UnreachableTarget, check_flops,
-                              compute_frontier, least_compute, plan_budget)
 from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level,
                                        nonnegative_float, note, positive_float, print_json)
-from bayescale.plots import plot_frontier
-from bayescale.posterior import Posterior
+from bayescale.defaults import DEFAULT_RISK
+
+if TYPE_CHECKING:
+    from bayescale.budget import SearchSpace
 
 EPILOG = """\
 examples:
@@ -42,7 +42,7 @@ def _product(text: str) -> float:
     """``6*24*2048*1024`` -> 301989888.0; also a plain number (0 for none) or ``2**19``."""
     if "**" in text or "*" not in text:
         return nonnegative_float(text)
-    return float(np.prod([positive_float(factor) for factor in text.split("*")]))
+    return float(math.prod(positive_float(factor) for factor in text.split("*")))
 
 
 def register(subparsers) -> None:
@@ -93,6 +93,8 @@ def register(subparsers) -> None:
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
+    from bayescale.budget import SearchSpace
+
     if (args.tokens_per_second is None) != (args.max_hours is None):
         raise ValueError("--tokens-per-second and --max-hours go together: the wall-clock limit is their product")
     tokens = [t for t in (args.max_tokens, args.tokens_per_second and args.tokens_per_second * args.max_hours * 3600)
@@ -108,6 +110,12 @@ COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "media
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bayescale.budget import MAX_FLOPS, UnreachableTarget, check_flops, compute_frontier, least_compute, plan_budget
+    from bayescale.plots import plot_frontier
+    from bayescale.posterior import Posterior
+
     check_output(args.out, folder=True)  # before the search, which takes a while
     check_flops("flops", args.flops)
     if args.max_flops is not None:

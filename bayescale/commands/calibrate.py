@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.calibrate import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR, calibrate
 from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, column_map, format_table, level,
                                        note, print_json)
-from bayescale.plots import plot_coverage, plot_pit
-from bayescale.posterior import Posterior
-from bayescale.runs import load_runs
+from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 
 EPILOG = f"""\
 examples:
@@ -52,6 +49,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.calibrate import calibrate
+    from bayescale.plots import plot_coverage, plot_pit
+    from bayescale.posterior import Posterior
+    from bayescale.runs import load_runs
+
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.get("group_by")

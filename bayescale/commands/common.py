@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
+# NumPy and pandas are imported where they are used, so that `bayescale --help` stays fast.
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bayescale.diagnostics import Diagnostics
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -29,7 +30,7 @@ def positive_float(text: str) -> float:
             value = float(text)
     except (ValueError, OverflowError) as err:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
-    if not np.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
@@ -108,6 +109,9 @@ def add_posterior_argument(parser: argparse.ArgumentParser) -> None:
 
 def to_jsonable(obj: Any) -> Any:
     """DataFrames to records, NumPy scalars and non-finite floats to JSON-safe values."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(obj, pd.DataFrame):
         return [to_jsonable(r) for r in obj.to_dict(orient="records")]
     if isinstance(obj, dict):

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 
 from bayescale.commands.common import FORMATTER, check_output, column_map, format_table, note, print_json
-from bayescale.commands.fit import FORMATS
-from bayescale.compare import MODELS, PARETO_K_MAX, compare_models
-from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
-from bayescale.runs import load_runs
+from bayescale.commands.fit import FORMATS, format_loader
+from bayescale.defaults import DEFAULT_MIN_STEP_FRACTION, MODELS, PARETO_K_MAX
 
 EPILOG = """\
 examples:
@@ -71,7 +69,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loader = FORMATS[args.format]
+    from bayescale.compare import compare_models
+    from bayescale.runs import load_runs
+
+    loader = format_loader(args.format)
     if loader is None:
         runs = load_runs(args.runs, columns=args.column_map,
                          group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, check_output, column_map, format_table, gate_exit_code, level, note,
                                        print_json)
-from bayescale.curves import DEFAULT_MIN_STEP_FRACTION
-from bayescale.fit import DEFAULT_EXTRAPOLATION_ERROR, fit
-from bayescale.runs import load_gadre2024, load_gemstones2025, load_runs
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
+
+# Commands import only light modules at the top (the help must not wait for JAX);
+# the library is imported in `run`.
 
 EPILOG = """\
 examples:
@@ -36,7 +37,15 @@ exit codes: 0 written, 2 bad input (nothing sampled), 3 written but failed its
 convergence checks (--strict only).
 """
 
-FORMATS = {"table": None, "gadre2024": load_gadre2024, "gemstones2025": load_gemstones2025}
+#: Input formats: the run-table schema (None), or the adapter in :mod:`bayescale.runs` for public data.
+FORMATS = {"table": None, "gadre2024": "load_gadre2024", "gemstones2025": "load_gemstones2025"}
+
+
+def format_loader(name: str):
+    """The loader of input format ``name``: ``None`` for the run-table schema, else an adapter."""
+    from bayescale import runs
+
+    return None if FORMATS[name] is None else getattr(runs, FORMATS[name])
 
 
 def register(subparsers) -> None:
@@ -81,7 +90,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loader = FORMATS[args.format]
+    from bayescale.fit import fit
+    from bayescale.runs import load_runs
+
+    loader = format_loader(args.format)
     if loader is None:
         runs = load_runs(args.runs, columns=args.column_map,
                          group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])

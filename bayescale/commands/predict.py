@@ -7,8 +7,7 @@ from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level, note,
                                        positive_float, print_json)
-from bayescale.posterior import Posterior
-from bayescale.predict import MODES, predict_min_loss, predict_steps_to_loss, predict_trajectory
+from bayescale.defaults import MODES
 
 EPILOG = """\
 examples:
@@ -52,6 +51,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.posterior import Posterior
+    from bayescale.predict import predict_min_loss, predict_steps_to_loss, predict_trajectory
+
     check_output(args.out, example="bands.csv")
     posterior = Posterior.load(args.posterior)
     levels = tuple(args.level or (0.9,))

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.budget import DEFAULT_RISK
 from bayescale.commands.common import FORMATTER, add_posterior_argument, check_output, level, note, positive_float
-from bayescale.posterior import Posterior
-from bayescale.report import write_report
-from bayescale.runs import load_runs
+from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
 examples:
@@ -42,6 +39,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.posterior import Posterior
+    from bayescale.report import write_report
+    from bayescale.runs import load_runs
+
     if args.target_loss is not None and args.flops is None:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
     check_output(args.out, folder=True)
