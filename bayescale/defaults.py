@@ -31,3 +31,15 @@ SCALE_FACTOR = 1.3
 MODELS = ("kaplan", "kaplan_irreducible", "chinchilla")
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
+
+#: The demo's sampler settings (:mod:`bayescale.demo`). Its posterior has a curved tail
+#: where the critical batch grows far beyond the batches trained (B_crit and S_c trade
+#: off along a ridge); at target_accept 0.9 and 0.95 some seeds diverged there (up to 22
+#: and 4 divergent draws of 4,000), at 0.99 none did on seeds 0-2, for about the same
+#: cost (68-78 leapfrog steps per draw). The dense mass matrix adapts within 500 warmup
+#: iterations, and 2 chains x 2,000 draws give every gated ESS >= 1.5 x 400 on those
+#: seeds. Measured in benchmarks/RESULTS.md ("demo gate over seeds").
+DEMO_CHAINS = 2
+DEMO_WARMUP = 500
+DEMO_DRAWS = 2000
+DEMO_TARGET_ACCEPT = 0.99

@@ -4,8 +4,8 @@
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
 2. Fit the hierarchical Kaplan/Su model (one group per split) on every size but the
-   largest; optionally its irreducible-loss variant (a floor ``L_inf`` per split), with
-   :data:`IRREDUCIBLE_TARGET_ACCEPT`.
+   largest (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``);
+   optionally its irreducible-loss variant (a floor ``L_inf`` per split).
 3. Predict the held-out largest size at each of its batch sizes and compare with what it
    really did: per split, the median absolute relative error after the early transient
    and the fraction of its points inside the 50% and 90% new-run bands.
@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayescale.curves import transient_mask
+from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 from bayescale.fit import FitResult, fit
 from bayescale.predict import (predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory)
@@ -40,10 +41,6 @@ from bayescale import plots  # noqa: E402
 
 BUNDLED = "sweep_runs.csv"
 FORECAST_FACTORS = (10, 100)
-#: NUTS target acceptance of the irreducible variant: on the bundled runs the (L_inf,
-#: N_c, alpha_N) ridge gave 2 divergences at 0.9 and R-hat 1.011 with tail ESS 135 at
-#: 0.95; 0.99 passes (R-hat 1.004, ESS >= 532) with 83 s of sampling instead of 51 s.
-IRREDUCIBLE_TARGET_ACCEPT = 0.99
 
 
 def bundled_runs() -> pd.DataFrame:
@@ -178,9 +175,9 @@ def run_demo(
     out_dir: str | Path = "demo-output",
     *,
     runs: pd.DataFrame | None = None,
-    chains: int = 2,
-    warmup: int = 1000,
-    draws: int = 1000,
+    chains: int = DEMO_CHAINS,
+    warmup: int = DEMO_WARMUP,
+    draws: int = DEMO_DRAWS,
     seed: int = 0,
     target_loss: float | None = None,
     irreducible: bool = False,
@@ -200,7 +197,7 @@ def run_demo(
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
     result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 irreducible=irreducible, target_accept=IRREDUCIBLE_TARGET_ACCEPT if irreducible else 0.9,
+                 irreducible=irreducible, target_accept=DEMO_TARGET_ACCEPT,
                  progress=False, warn=warn)
     stages.update()
     stages.set_postfix_str("checking the held-out size")

@@ -3,7 +3,7 @@ r"""Joint hierarchical model of all loss curves under the Kaplan/Su laws.
 Generative model, for group ``g`` (e.g. evaluation split), run ``r`` and evaluation
 point ``i`` (all logs natural)::
 
-    # re-centred constants per group (non-centred around population means when G > 1)
+    # re-centred constants; with G > 1 groups each latent is a vector over groups
     log L_ref[g]        ~ Normal(log L_min_obs, sd)        # log(L_N - L_inf) at N_ref
     log alpha_N[g]      ~ Normal(log 0.1, 1.0)
     log A_ref[g]        ~ Normal(log(0.2 L_med_obs), sd)   # log step term at S_ref
@@ -12,12 +12,16 @@ point ``i`` (all logs natural)::
     log(1/alpha_B)[g]   ~ Normal(log(1/0.21), 0.75)
     L_inf[g] = f[g] * L_min_obs,  f[g] ~ Beta(2, 2)        # irreducible variant only
 
+    # partial pooling across groups (G > 1), for each latent x with prior (m, s):
+    x[g] = mu + delta[g],  mu ~ Normal(m, s),  delta[g] ~ Normal(0, group_sd)
+    #   i.e. x ~ MultivariateNormal(m 1, s^2 1 1^T + group_sd^2 I)   (mu integrated out)
+
     # paper constants (deterministic sites)
     N_c = N_ref * L_ref^(1/alpha_N),  S_c = S_ref * A_ref^(1/alpha_S),
     B_*  = B_ref * L_ref^(1/alpha_B)   (L_ref here the median observed loss)
 
     # offsets and noise
-    run_offset[r]  ~ Normal(0, tau_run),   tau_run ~ HalfNormal(0.02)    # seed noise (centred)
+    run_offset[r]  ~ Normal(0, tau_run),   tau_run ~ HalfNormal(0.02)    # seed noise
     mu_i  = log L(S_i; N_i, B_i | constants[g_i]) + run_offset[r_i]
     r_i   = log_loss_i - mu_i
     log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
@@ -34,15 +38,23 @@ The law's own error (how far real curves depart from the power laws, which grows
 with the distance of an extrapolation) is not a parameter here: the predictor adds
 it (:mod:`bayescale.predict`), since the fitted sizes cannot reveal it.
 
-Parametrisation for NUTS: the group latents are non-centred (``LocScaleReparam``),
-since two or three groups say little about their spread; the run offsets are centred,
-because every run has tens of points that pin its offset down. Measured: on the
-bundled runs the non-centred offsets gave a divergence and took 91 s against 62 s
-(2 chains x 2,000 iterations); on the speed benchmark's 2,070 synthetic points they
-took 186 leapfrog steps per draw against 114.
+Parametrisation for NUTS, chosen by measurement on the bundled runs (two groups, 11
+runs; 2 chains x 2,000 draws, three seeds; benchmarks/RESULTS.md):
 
-The re-centring (DESIGN.md section 4) removes the near non-identifiability of
-(log N_c, alpha_N), (log S_c, alpha_S) and (log B_*, alpha_B) pairs that stalls NUTS.
+* The between-group spread ``group_sd`` is fixed, not sampled, and the population mean
+  is integrated out, so each latent has a fixed Gaussian prior over groups. Two or
+  three groups cannot estimate a spread (its posterior is its prior), and a sampled
+  spread makes a funnel: non-centred, NUTS needed about 550 leapfrog steps per draw
+  (tree depth 9); centred, it diverged. With the fixed spread the group latents are
+  sampled directly (centred), since every group has hundreds of points.
+* The run offsets are non-centred (``LocScaleReparam``): a run's offset is known only
+  to about its own size (tens of autocorrelated points), and with centred offsets the
+  divergent transitions gathered where ``tau_run`` approaches zero.
+
+The re-centring (loss at a reference size, step term at a reference step, critical
+batch at a reference loss) removes the near non-identifiability of the (log N_c,
+alpha_N), (log S_c, alpha_S) and (log B_*, alpha_B) pairs that stalls NUTS; see
+docs/model.md.
 """
 
 from __future__ import annotations
@@ -95,15 +107,14 @@ def _prior_centres(data: CurveData, priors: KaplanPriors) -> dict[str, tuple[flo
 
 
 def _group_latent(name: str, loc: float, scale: float, n_groups: int, group_sd: float):
-    """One latent per group: drawn from its prior for a single group, else from a
-    population Normal(mu, tau) whose mean carries the prior (non-centred by reparam)."""
+    """One latent per group. A single group draws it from its prior; several groups share
+    a population mean (prior ``Normal(loc, scale)``, integrated out) and differ from it by
+    ``Normal(0, group_sd)``: ``MultivariateNormal(loc, scale^2 J + group_sd^2 I)``."""
     if n_groups == 1:
         with numpyro.plate("group", 1):
             return numpyro.sample(name, dist.Normal(loc, scale))
-    mu = numpyro.sample(f"{name}_mu", dist.Normal(loc, scale))
-    tau = numpyro.sample(f"{name}_tau", dist.HalfNormal(group_sd))
-    with numpyro.plate("group", n_groups):
-        return numpyro.sample(name, dist.Normal(mu, tau))
+    cov = scale**2 * jnp.ones((n_groups, n_groups)) + group_sd**2 * jnp.eye(n_groups)
+    return numpyro.sample(name, dist.MultivariateNormal(jnp.full(n_groups, loc), covariance_matrix=cov))
 
 
 def _model(data: CurveData, priors: KaplanPriors, irreducible: bool, log_loss):
@@ -159,6 +170,8 @@ def kaplan_model(
     ``log_loss`` defaults to ``None`` (prior predictive); pass ``data.log_loss`` to
     condition. ``irreducible=True`` adds ``L_inf`` to the loss floor.
     """
-    reparam = {name: LocScaleReparam(0) for name in LATENTS}
+    reparam = {"run_offset": LocScaleReparam(0)}
+    if data.n_groups == 1:  # unit-scale coordinates for the starting-point search
+        reparam.update({name: LocScaleReparam(0) for name in LATENTS})
     with handlers.reparam(config=reparam):
         _model(data, priors, irreducible, log_loss)

@@ -32,8 +32,10 @@ class KaplanPriors:
     log_A_ref_sd: float = 1.5
     #: sd of log B_crit(L_ref) around the geometric mean of the observed batches.
     log_B_ref_sd: float = 2.5
-    #: half-normal scale of the between-group spread of every re-centred latent (log
-    #: units). Groups such as evaluation splits are different data distributions: on
+    #: standard deviation of every re-centred latent of a group around the groups' common
+    #: mean (log units), fixed rather than sampled: two or three groups cannot estimate
+    #: it, and sampling it made a funnel NUTS crossed only slowly (models/kaplan.py).
+    #: Groups such as evaluation splits are different data distributions: on
     #: the bundled runs, separate least-squares fits per split differ by a factor of 10
     #: in N_c and 0.26 vs 0.18 in alpha_N. A scale of 0.1 shrank the out-of-domain
     #: constants into the in-domain ones (3.7% error on the held-out size, 62% of its
