@@ -66,7 +66,9 @@ def prepare_chinchilla(
 
 def _dims(data: CurveData) -> tuple[dict, dict]:
     coords = {"group": data.groups, "obs": np.arange(data.n_points)}
-    group_sites = [*CHINCHILLA_CONSTANTS, *CHINCHILLA_LATENTS, *(f"{s}_decentered" for s in CHINCHILLA_LATENTS)]
+    group_sites = [*CHINCHILLA_CONSTANTS, *CHINCHILLA_LATENTS]
+    if data.n_groups == 1:  # non-centred latents (bayescale.models.chinchilla)
+        group_sites += [f"{s}_decentered" for s in CHINCHILLA_LATENTS]
     dims = {s: ["group"] for s in group_sites}
     dims["log_loss"] = ["obs"]
     if has_curves(data):

@@ -13,7 +13,8 @@ Generative model, for group ``g`` (e.g. dataset), run ``r`` and point ``i`` (all
 natural; ``N_ref`` and ``D_ref`` are the geometric means of the observed sizes and
 token counts, ``L_med``, ``L_min`` the median and smallest observed losses)::
 
-    # re-centred constants per group (non-centred around population means when G > 1)
+    # re-centred constants per group; with G > 1 groups they share a population mean
+    # with a fixed spread group_sd, as in the Kaplan model (bayescale.models.kaplan)
     log A_ref[g]          ~ Normal(log(0.25 L_med), 1.0)    # log(A / N_ref^alpha), the size term at N_ref
     log B_ref[g]          ~ Normal(log(0.25 L_med), 1.0)    # log(B / D_ref^beta), the data term at D_ref
     log alpha[g]          ~ Normal(log 0.35, 0.5)
@@ -202,6 +203,8 @@ def chinchilla_model(data: CurveData, priors: ChinchillaPriors = ChinchillaPrior
     ``log_loss`` defaults to ``None`` (prior predictive); pass ``data.log_loss`` to
     condition. Without observations every point is drawn from the stationary marginal.
     """
-    reparam = {name: LocScaleReparam(0) for name in (*CHINCHILLA_LATENTS, "run_offset")}
+    reparam = {"run_offset": LocScaleReparam(0)}
+    if data.n_groups == 1:  # several groups: a centred multivariate prior (bayescale.models.kaplan)
+        reparam.update({name: LocScaleReparam(0) for name in CHINCHILLA_LATENTS})
     with handlers.reparam(config=reparam):
         _model(data, priors, log_loss)

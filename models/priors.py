@@ -73,7 +73,7 @@ class ChinchillaPriors:
     log_B_ref_fraction: tuple[float, float] = (math.log(0.25), 1.0)
     #: logit of E as a fraction of the smallest observed loss.
     logit_E_fraction: tuple[float, float] = (0.0, 1.1)
-    #: half-normal scale of the between-group spread of every latent.
+    #: standard deviation of every latent of a group around the groups' common mean (fixed).
     group_sd: float = 0.25
     #: half-normal scale of the observation noise on log loss.
     noise_sd: float = 0.05
