@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_cpu_cores()  # before the first JAX computation: parallel chains
     warnings.formatwarning = _format_warning
+    # ArviZ 0.2x announces its coming 1.0 refactor on import; it concerns ArviZ's own
+    # API, not the user's command, so the command line does not print it.
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
     try:
         return int(args.func(args))
     except (ValueError, OSError) as err:
