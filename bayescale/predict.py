@@ -249,14 +249,20 @@ def predict_trajectory(
 ) -> pd.DataFrame:
     """Loss trajectory bands of a model of ``params`` at ``batch_tokens`` per step.
 
-    ``steps`` is either the final step (a log-spaced grid of ``points`` steps ending
-    exactly there) or an explicit array of steps. Columns: ``step, median, lower,
+    ``steps`` is either the final step (a log-spaced grid of ``points`` steps from the
+    first fitted step, since the laws do not describe the early transient before it, to
+    exactly ``steps``; from step 1 when ``steps`` comes before it) or an explicit array
+    of steps. Columns: ``step, median, lower,
     upper`` (and ``level`` when several levels are asked). ``df.attrs["extrapolation"]``
     describes how far the request extrapolates.
     """
     N = float(_request("params", params))
     B = float(_request("batch_tokens", batch_tokens))
-    grid = step_grid(float(_request("steps", steps)), points) if np.ndim(steps) == 0 else _request("steps", steps)
+    if np.ndim(steps) == 0:
+        final, first_fitted = float(_request("steps", steps)), float(posterior.meta["ranges"]["step"][0])
+        grid = step_grid(final, points, first_step=first_fitted if first_fitted < final else 1.0)
+    else:
+        grid = _request("steps", steps)
     draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed)
     df = _frame(draws, levels, {"step": grid})
     df.attrs["extrapolation"] = extrapolation(posterior, N, B, grid).describe()

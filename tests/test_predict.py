@@ -116,3 +116,13 @@ def test_bad_requests_raise_clear_errors(small_posterior, kwargs, pattern):
     args.update(kwargs)
     with pytest.raises(ValueError, match=pattern):
         P.predict_trajectory(small_posterior, args.pop("params"), args.pop("batch_tokens"), args.pop("steps"), **args)
+
+
+def test_default_trajectory_grid_starts_at_the_first_fitted_step(small_posterior):
+    """The laws do not describe the early transient, so a grid given by its final step
+    starts where the fitted data start (and at step 1 only for a shorter request)."""
+    first = small_posterior.meta["ranges"]["step"][0]
+    bands = P.predict_trajectory(small_posterior, 1e5, 1024, 20 * first, points=5)
+    assert bands["step"].iloc[0] == pytest.approx(first) and bands["step"].iloc[-1] == 20 * first
+    short = P.predict_trajectory(small_posterior, 1e5, 1024, first / 2, points=5)
+    assert short["step"].iloc[0] == 1.0
