@@ -172,14 +172,8 @@ _SHARED = (
     "eval_tokens",
     "eval_log_points",
     "eval_every",
-    "device",
     "precision",
-    "compile",
-    "threads",
-    "checkpoint_every",
-    "keep_checkpoint",
-    "peak_flops",
-    "micro_batch_tokens",
+    *SPEED_FIELDS,
 )
 #: Flags that may override a grid file: the speed settings, and the corpus (the same
 #: grid on other data; the data path enters the run ids).
