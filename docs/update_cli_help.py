@@ -7,6 +7,8 @@ Run from the repository root after changing a command's options::
 Every block between ``<!-- help: NAME -->`` and ``<!-- end help -->`` is replaced by
 the output of ``bayescale NAME --help`` (``main``: ``bayescale --help``) at 80 columns,
 without the examples that follow the options. Nothing else in the file changes.
+``--check`` changes nothing and exits 1 when a block is out of date (the test suite
+runs it, so the page cannot drift from the commands).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def help_text(name: str) -> str:
 def main() -> int:
     text = CLI_MD.read_text()
     new = BLOCK.sub(lambda m: f"<!-- help: {m[1]} -->\n```text\n{help_text(m[1])}\n```\n<!-- end help -->", text)
+    if "--check" in sys.argv[1:]:
+        if new != text:
+            print(f"{CLI_MD}: help blocks are out of date; run `python docs/update_cli_help.py`")
+            return 1
+        return 0
     CLI_MD.write_text(new)
     print(f"{CLI_MD}: {len(BLOCK.findall(text))} help blocks refreshed" + ("" if new != text else " (no change)"))
     return 0
