@@ -130,7 +130,7 @@ def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[
                  "(shared equally in the table, plus each dataset's prediction time)")
     detail = pd.DataFrame(detail)
     notes += _errors_by_size(pd.DataFrame(errors)) + _recipe_differences(path, train, held)
-    return rows, detail, result.posterior.meta["settings"]["chain_method"]
+    return rows, detail, result.posterior.meta.settings["chain_method"]
 
 
 def _errors_by_size(errors: pd.DataFrame) -> list[str]:

@@ -42,7 +42,7 @@ def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):
         assert main(["demo", "--out", str(tmp_path), "--irreducible", "--chains", "2", "--warmup", "40",
                      "--draws", "40", "--quiet"]) == 0
     post = Posterior.load(tmp_path / "posterior.nc")
-    assert post.meta["irreducible"] and post.meta["settings"]["target_accept"] == DEMO_TARGET_ACCEPT
+    assert post.meta["irreducible"] and post.meta.settings["target_accept"] == DEMO_TARGET_ACCEPT
     L_inf = float(np.median(post.draws("L_inf")[:, post.group_index("in_domain")]))
     forecasts = pd.read_csv(tmp_path / "forecasts.csv")
     assert (forecasts["min_loss"] > L_inf).all()

@@ -104,5 +104,5 @@ def test_parallel_chains_survive_a_saturated_cpu(small_runs):
         for p in burners:
             p.kill()
             p.wait()
-    assert result.posterior.meta["settings"]["chain_method"] == "parallel"
+    assert result.posterior.meta.settings["chain_method"] == "parallel"
     assert result.posterior.n_draws == 300

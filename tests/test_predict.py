@@ -61,7 +61,7 @@ def test_new_run_bands_are_calibrated_over_datasets():
 
 
 def test_law_error_widens_bands_with_extrapolation_distance(small_posterior):
-    steps = np.geomspace(*small_posterior.meta["ranges"]["step"], 3)
+    steps = np.geomspace(*small_posterior.meta.ranges["step"], 3)
     near = P.predict_trajectory(small_posterior, SIZES[-1], 1024.0, steps)
     far = P.predict_trajectory(small_posterior, 100 * SIZES[-1], 1024.0, steps)
     width = lambda df: float(np.log(df["upper"].iloc[-1] / df["lower"].iloc[-1]))  # noqa: E731

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    group_by = posterior.meta.get("group_by")
+    group_by = posterior.meta.group_by
     runs = load_runs(args.runs, columns=args.column_map, group_columns=[group_by] if group_by else [])
     result = calibrate(posterior, runs, levels=tuple(args.level or DEFAULT_LEVELS), seed=args.seed,
                        scale_check=not args.no_scale_check)

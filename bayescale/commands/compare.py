@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 
 from bayescale.commands.common import FORMATTER, check_output, column_map, format_table, note, print_json
-from bayescale.commands.fit import FORMATS, format_loader
-from bayescale.defaults import DEFAULT_MIN_STEP_FRACTION, MODELS, PARETO_K_MAX
+from bayescale.commands.fit import FORMATS, add_selection_arguments, read_runs
+from bayescale.defaults import PARETO_K_MAX
+from bayescale.models.registry import LAWS
+
+MODELS = tuple(LAWS)
 
 EPILOG = """\
 examples:
@@ -58,10 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: 0.9)")
-    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
-                   help=f"drop points before this fraction of each run's final step, for every model "
-                        f"(default: {DEFAULT_MIN_STEP_FRACTION})")
-    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    add_selection_arguments(p, ", for every model")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="also write each posterior to DIR/MODEL.nc")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,16 +70,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.compare import compare_models
-    from bayescale.runs import load_runs
 
-    loader = format_loader(args.format)
-    if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map,
-                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
-    else:
-        if args.column_map:
-            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
-        runs = loader(args.runs)
+    runs = read_runs(args)
     check_output(args.out_dir, "--out-dir", folder=True)  # before sampling: a bad folder would lose every fit
     comparison, fits = compare_models(
         runs, args.models, group_by=None if args.group_by == "none" else args.group_by, chains=args.chains,

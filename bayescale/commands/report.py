@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    group_by = posterior.meta.get("group_by")
+    group_by = posterior.meta.group_by
     runs = load_runs(args.runs, group_columns=[group_by] if group_by else []) if args.runs else None
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
