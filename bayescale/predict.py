@@ -148,7 +148,7 @@ def _new_run_sampler(law, priors, offsets: bool, n_groups: int, group: int):
     def sample(key, draws, log_N, log_B, log_S, covariates, references):
         data = _NewRun(log_N, log_B, log_S, covariates, references, n_groups, group)
         predictive = Predictive(curve_model, posterior_samples=draws, return_sites=["log_loss"], parallel=True)
-        return predictive(key, data, law, priors, run_offsets=offsets)["log_loss"]
+        return predictive(key, data, law, priors, run_offsets=offsets, non_centred=False)["log_loss"]
 
     return jax.jit(sample)
 
@@ -167,10 +167,12 @@ def _law_error(posterior: Posterior, distance, seed: int) -> np.ndarray:
 
 
 def _model_draws(posterior: Posterior) -> dict[str, np.ndarray]:
-    """Posterior draws of every site the model samples, except the fitted runs' offsets."""
+    """Posterior draws of the sites a new run's prediction conditions on: the law's latents
+    and extra sites, and the noise and seed-spread scales (not the fitted runs' offsets)."""
+    law = posterior.law
     post = posterior.idata.posterior
-    skip = {"run_offset", "run_offset_decentered", "log_loss"}
-    return {name: posterior.draws(name) for name in post.data_vars if name not in skip}
+    names = [*law.latents, *law.extra_sites, "sigma", "run_offset_scale", "rho"]
+    return {name: posterior.draws(name) for name in names if name in post}
 
 
 def _frame(x: np.ndarray, levels: Sequence[float], index: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -118,18 +118,21 @@ def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
         numpyro.sample("log_loss", dist.StudentT(priors.nu, loc, scale), obs=log_loss)
 
 
-def curve_model(data, law: Law, priors=None, log_loss=None, run_offsets: bool | None = None) -> None:
+def curve_model(data, law: Law, priors=None, log_loss=None, run_offsets: bool | None = None,
+                non_centred: bool = True) -> None:
     """NumPyro model of the losses in ``data`` under ``law`` (module docstring).
 
     ``priors`` defaults to ``law.default_priors()``; ``log_loss`` defaults to ``None``
     (prior predictive, or new runs from posterior draws); pass ``data.log_loss`` to
     condition. ``run_offsets`` defaults to :func:`has_run_offsets`; the predictor sets it
     to whether the fit had them, since the points of one new run are not a curve.
+    ``non_centred=False`` samples a single group's latents directly (the same
+    distribution), so that posterior draws of the latents themselves can be substituted.
     """
     offsets = has_run_offsets(law, data) if run_offsets is None else run_offsets
     priors = law.default_priors() if priors is None else priors
     reparam = {"run_offset": LocScaleReparam(0)}
-    if data.n_groups == 1:  # unit-scale coordinates for the starting-point search
+    if data.n_groups == 1 and non_centred:  # unit-scale coordinates for the starting-point search
         reparam.update({name: LocScaleReparam(0) for name in law.latents})
     with handlers.reparam(config=reparam):
         _model(law, data, priors, log_loss, offsets)
