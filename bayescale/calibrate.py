@@ -49,7 +49,7 @@ import pandas as pd
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 from bayescale.posterior import Posterior
-from bayescale.predict import loss_draws, quantile_bands
+from bayescale.predict import level_percent, loss_draws, quantile_bands
 
 #: Edges of the extrapolation bins in realized N over the largest fitted N.
 DISTANCE_EDGES = (1.0, 3.0, 10.0, 30.0)

@@ -23,6 +23,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import diagnose
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
@@ -44,9 +45,9 @@ class PosteriorMeta:
 
     law: str
     groups: list[str]
-    references: dict[str, float]
-    ranges: dict[str, list[float]]
-    extrapolation_error: float
+    references: dict[str, float] = field(default_factory=dict)
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR
     settings: dict[str, Any] = field(default_factory=dict)
     group_by: str | None = None
     sizes: list[float] = field(default_factory=list)

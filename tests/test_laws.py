@@ -84,7 +84,7 @@ def test_gradients_through_root_match_finite_differences():
 
 def test_explicit_inverse_identities():
     c = laws.KAPLAN_2020
-    L, N, B = 3.0, 1e9, 2.0**19
+    L, N = 3.0, 1e9
     b_crit = float(laws.critical_batch(c, L))
     at_b_crit = KAPLAN.steps_to_loss(c, N, b_crit, L)
     s_min, e_min = float(at_b_crit["min_steps"]), float(at_b_crit["min_tokens"])

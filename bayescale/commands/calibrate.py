@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, column_map, format_table, level,
-                                       note, print_json)
+from bayescale.commands.common import (check_output, column_map, format_table, level, note, posterior_command,
+                                       print_json)
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 
 EPILOG = f"""\
@@ -31,9 +31,8 @@ typical loss ratio to the forecast beyond {SCALE_FACTOR:g}x (e.g. bits instead o
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("calibrate", help="coverage, PIT, CRPS and interval scores against realized runs",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    add_posterior_argument(p)
+    p = posterior_command(subparsers, "calibrate", "coverage, PIT, CRPS and interval scores against realized runs",
+                          __doc__, EPILOG)
     p.add_argument("--runs", required=True, type=Path, metavar="REALIZED_FILE",
                    help="realized runs (CSV, Parquet or JSON lines) in the run-table schema")
     p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",

@@ -102,9 +102,12 @@ def check_output(path: Path | None, option: str = "--out", folder: bool = False,
     os.unlink(probe)
 
 
-def add_posterior_argument(parser: argparse.ArgumentParser) -> None:
+def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:
+    """The parser of a command that reads a posterior: its help page and ``--posterior``."""
+    parser = subparsers.add_parser(name, help=help, description=module_doc, epilog=epilog, formatter_class=FORMATTER)
     parser.add_argument("--posterior", required=True, type=Path, metavar="P.nc",
                         help="posterior written by `bayescale fit --out`")
+    return parser
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, check_output, column_map, format_table, note, print_json
-from bayescale.commands.fit import FORMATS, add_selection_arguments, read_runs
+from bayescale.commands.common import FORMATTER, check_output, format_table, note, print_json
+from bayescale.commands.fit import add_input_arguments, add_selection_arguments, read_runs
 from bayescale.defaults import PARETO_K_MAX
 from bayescale.models.registry import LAWS
 
@@ -45,17 +45,9 @@ def model_list(text: str) -> list[str]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("compare", help="compare law forms (Kaplan, Kaplan + L_inf, Chinchilla) by PSIS-LOO",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
-                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
-    p.add_argument("--format", choices=sorted(FORMATS), default="table",
-                   help="input format: the run-table schema, or an adapter for public data (default: table)")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    add_input_arguments(p)
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="M1,M2,...",
                    help=f"models to compare (default: {','.join(MODELS)})")
-    p.add_argument("--group-by", default="auto", metavar="COL",
-                   help="column whose values get their own constants (default: split when the table has several, "
-                        "'none' for one group)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per model (default: 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")

@@ -64,6 +64,19 @@ def read_runs(args: argparse.Namespace):
     return runs
 
 
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """``--runs``, ``--format``, ``--column-map`` and ``--group-by``: the run table a fit reads."""
+    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
+                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
+    p.add_argument("--format", choices=sorted(FORMATS), default="table",
+                   help="input format: the run-table schema, or an adapter for public data (default: table)")
+    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
+                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    p.add_argument("--group-by", default="auto", metavar="COL",
+                   help="column whose values get their own constants drawn from a population "
+                        "(default: split when the table has several, 'none' for one group)")
+
+
 def add_selection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
     """``--min-step-fraction`` and ``--min-step``: which points every fit sees."""
     p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
@@ -75,20 +88,12 @@ def add_selection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser("fit", help="fit the scaling-law model to a run table (NUTS)",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
-                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
-    p.add_argument("--format", choices=sorted(FORMATS), default="table",
-                   help="input format: the run-table schema, or an adapter for public data (default: table)")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    add_input_arguments(p)
     p.add_argument("--model", choices=names(), default="kaplan",
                    help="law form: " + "; ".join(f"{n} ({d})" for n, d in DESCRIPTIONS.items())
                         + " (default: kaplan)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the model's variant with an irreducible loss (kaplan -> kaplan_irreducible)")
-    p.add_argument("--group-by", default="auto", metavar="COL",
-                   help="column whose values get their own constants drawn from a population "
-                        "(default: split when the table has several, 'none' for one group)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
