@@ -48,6 +48,7 @@ def irreducible_variant(name: str) -> str:
     """The name of ``name``'s variant with an irreducible loss; ``ValueError`` when it has none."""
     variant = name if name.endswith(IRREDUCIBLE_SUFFIX) else name + IRREDUCIBLE_SUFFIX
     if variant not in LAWS:
+        with_one = [n.removesuffix(IRREDUCIBLE_SUFFIX) for n in LAWS if n.endswith(IRREDUCIBLE_SUFFIX)]
         raise ValueError(f"model '{name}' has no irreducible-loss variant (--irreducible); models with one: "
-                         + ", ".join(n.removesuffix(IRREDUCIBLE_SUFFIX) for n in LAWS if n.endswith(IRREDUCIBLE_SUFFIX)))
+                         + ", ".join(with_one))
     return variant
