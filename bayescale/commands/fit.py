@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, check_output, column_map, format_table, gate_exit_code, level, note,
-                                       print_json)
+from bayescale.commands.common import (FORMATTER, add_runs_arguments, check_output, format_table, gate_exit_code,
+                                       level, note, print_json)
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
@@ -66,12 +66,9 @@ def read_runs(args: argparse.Namespace):
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
     """``--runs``, ``--format``, ``--column-map`` and ``--group-by``: the run table a fit reads."""
-    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
-                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
+    add_runs_arguments(p)
     p.add_argument("--format", choices=sorted(FORMATS), default="table",
                    help="input format: the run-table schema, or an adapter for public data (default: table)")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
     p.add_argument("--group-by", default="auto", metavar="COL",
                    help="column whose values get their own constants drawn from a population "
                         "(default: split when the table has several, 'none' for one group)")
