@@ -41,7 +41,7 @@ from numpyro.infer import Predictive
 
 from bayescale.defaults import MODES
 from bayescale.models.law import Covariates, Extrapolation, expand
-from bayescale.models.skeleton import curve_model
+from bayescale.models.skeleton import curve_model, new_run_noise
 from bayescale.posterior import Posterior
 from bayescale.runs import MAX_SCALE
 
@@ -160,10 +160,20 @@ def _mean_sampler(law):
                                                                           Covariates(log_N, log_B, log_S, extra)))
 
 
-def _law_error(posterior: Posterior, distance, seed: int) -> np.ndarray:
-    """The law's own error ``Normal(0, kappa d)`` per draw, shared along a curve: shape (draws, len(d))."""
-    z = np.random.default_rng(seed).standard_normal((posterior.n_draws, 1))
+def _law_error(posterior: Posterior, distance, rng: np.random.Generator | int) -> np.ndarray:
+    """The law's own error ``Normal(0, kappa d)`` per draw, shared along a curve: shape (draws, len(d)).
+
+    ``rng`` is a generator or a seed; drawn first from it, so a seed gives every quantity
+    of one request the same law errors."""
+    z = np.random.default_rng(rng).standard_normal((posterior.n_draws, 1))
     return z * float(posterior.meta.extrapolation_error) * np.atleast_1d(np.asarray(distance, float))[None, :]
+
+
+def _scale_draws(posterior: Posterior, name: str) -> np.ndarray:
+    """Draws of a scalar site; zeros where the fit has no such site (no run offsets)."""
+    if name not in posterior.idata.posterior:
+        return np.zeros(posterior.n_draws)
+    return posterior.draws(name).reshape(posterior.n_draws, -1)[:, 0]
 
 
 def _model_draws(posterior: Posterior) -> dict[str, np.ndarray]:
@@ -207,6 +217,7 @@ def loss_draws(
     group: str | None = None,
     seed: int = 0,
     covariates: dict[str, np.ndarray] | None = None,
+    through_model: bool = False,
 ) -> np.ndarray:
     """Predictive draws of the loss at points ``(params, batch_tokens, steps)``.
 
@@ -215,7 +226,10 @@ def loss_draws(
     declares (``law.covariates``). In ``new_run`` mode the law error of a draw is shared
     by all points (it is smooth along a curve), the run offset is one new run's, and the
     evaluation noise is drawn per point, so each column is the marginal predictive
-    distribution of its point.
+    distribution of its point. The new run's offset and noise are those of the fitted
+    model, drawn with NumPy (:func:`bayescale.models.skeleton.new_run_noise`); with
+    ``through_model=True`` they are drawn by running the model itself through NumPyro's
+    ``Predictive`` (the same distribution, about 13 times slower on a CPU).
     """
     _check_mode(mode)
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
@@ -233,7 +247,13 @@ def loss_draws(
     log_x = [jnp.log(jnp.asarray(v, jnp.float32)) for v in (N, B, S)]
     log_L = np.asarray(_mean_sampler(law)(posterior.constants(group), *log_x, extra), float)
     _check_law(log_L, N, B, S)
-    if mode == "new_run":
+    if mode == "new_run" and not through_model:
+        rng = np.random.default_rng(seed)
+        law_error = _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)
+        noise = new_run_noise(rng, _scale_draws(posterior, "run_offset_scale"), _scale_draws(posterior, "sigma"),
+                              _priors(posterior).nu, len(S))
+        log_L = log_L + law_error + noise
+    elif mode == "new_run":
         offsets = "run_offset_scale" in posterior.idata.posterior
         sampler = _new_run_sampler(law, _priors(posterior), offsets, len(posterior.groups),
                                    posterior.group_index(group))

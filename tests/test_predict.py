@@ -116,3 +116,16 @@ def test_bad_requests_raise_clear_errors(small_posterior, kwargs, pattern):
     args.update(kwargs)
     with pytest.raises(ValueError, match=pattern):
         P.predict_trajectory(small_posterior, args.pop("params"), args.pop("batch_tokens"), args.pop("steps"), **args)
+
+
+def test_new_run_draws_are_the_fitted_models_own(small_posterior):
+    """The NumPy new-run noise is the distribution the model itself draws for a new run
+    (``curve_model`` through ``Predictive``): same quantiles within Monte Carlo error."""
+    steps = np.geomspace(*small_posterior.meta.ranges["step"], 4)
+    fast = np.log(P.loss_draws(small_posterior, SIZES[-1], 1024.0, steps, seed=1))
+    model = np.log(P.loss_draws(small_posterior, SIZES[-1], 1024.0, steps, seed=2, through_model=True))
+    assert model.shape == fast.shape
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    spread = np.quantile(fast, 0.95, axis=0) - np.quantile(fast, 0.05, axis=0)
+    np.testing.assert_allclose(np.quantile(model, q, axis=0), np.quantile(fast, q, axis=0), atol=0.1 * spread.max())
+    assert np.std(model, axis=0) == pytest.approx(np.std(fast, axis=0), rel=0.15)
