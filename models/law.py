@@ -18,7 +18,7 @@ the command line) asks the law object and never tests its name. A law has:
   per-point covariate the law declares in ``covariates`` (a learning-rate schedule, for
   instance, read from the run table by :meth:`Law.prepare` and given to the predictor
   as ``covariates=``);
-* **derived quantities** -- :meth:`Law.min_log_loss` (loss with unlimited training),
+* **derived quantities** -- :meth:`Law.min_loss` (loss with unlimited training),
   :meth:`Law.steps_to_loss` and :meth:`Law.critical_batch`; a law that has no such
   quantity leaves the attribute ``None`` (the Chinchilla law has no batch size, so no
   critical batch);
@@ -134,8 +134,11 @@ class Law:
 
     def prepare(self, runs, *, group_by, min_step_fraction: float, min_step: float):
         """The points to fit (:class:`~bayescale.curves.CurveData`) with this law's references,
-        fitted ranges and covariates; warns when the data cannot identify a constant."""
-        raise NotImplementedError
+        fitted ranges and covariates; a law warns here when the data cannot identify one of
+        its constants. By default the points of :func:`~bayescale.curves.prepare_curves`."""
+        from bayescale.curves import prepare_curves
+
+        return prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
 
     def prior_centres(self, data, priors) -> dict[str, tuple[float, float]]:
         """Prior ``(loc, scale)`` of every latent in :attr:`latents`, in that order."""
@@ -158,8 +161,8 @@ class Law:
         """The law's mean log loss at covariates ``x`` (any broadcast of constants and points)."""
         raise NotImplementedError
 
-    def min_log_loss(self, c, log_N):
-        """Log of the lowest loss a model of size ``exp(log_N)`` reaches with unlimited training."""
+    def min_loss(self, c, N):
+        """The lowest loss a model of size ``N`` reaches with unlimited training (broadcast)."""
         raise NotImplementedError
 
     def steps_to_loss(self, c, N, B, L) -> dict[str, Any]:
