@@ -2,15 +2,20 @@
 
 Public API::
 
+    from bayescale.predict import predict_trajectory
+
     runs    = bayescale.load_runs("runs.csv")            # validated run table
-    result  = bayescale.fit(runs)                        # NUTS posterior + diagnostics
-    bands   = bayescale.predict_trajectory(result.posterior, params=1e8, batch_tokens=2**19,
-                                           steps=10_000, levels=(0.5, 0.9))
+    result  = bayescale.fit(runs)                        # NUTS posterior + diagnostics (law="kaplan")
+    other   = bayescale.fit(runs, law="chinchilla")      # another law form (bayescale.models.registry)
+    bands   = predict_trajectory(result.posterior, params=1e8, batch_tokens=2**19,
+                                 steps=10_000, levels=(0.5, 0.9))
     plan    = bayescale.plan_budget(result.posterior, flops=1e18, target_loss=2.1)  # risk-aware N, B, S
     scores  = bayescale.calibrate(result.posterior, bayescale.load_runs("realized.csv"))
     page    = bayescale.write_report(result.posterior, "report/", flops=1e18)       # figures + HTML
 
-See docs/model.md in the repository for the mathematics (Kaplan et al. 2020; Su et al. 2024).
+Law forms live in :mod:`bayescale.models` (one object per law behind
+:class:`bayescale.models.law.Law`); see docs/model.md in the repository for the
+mathematics (Kaplan et al. 2020; Su et al. 2024; Hoffmann et al. 2022).
 """
 
 __version__ = "0.1.0"
@@ -30,13 +35,13 @@ _PUBLIC = {
     "load_gemstones2025": "runs",
     "load_runs": "runs",
     "validate_runs": "runs",
-    "KaplanConstants": "laws",
+    "KaplanConstants": "models.kaplan",
+    "PosteriorMeta": "posterior",
     "Posterior": "posterior",
     "PosteriorFileError": "posterior",
     "FitResult": "fit",
     "fit": "fit",
     "use_cpu_cores": "cores",
-    "fit_chinchilla": "chinchilla",
     "compare_models": "compare",
     "least_compute": "budget",
     "plan_budget": "budget",
@@ -47,12 +52,11 @@ _PUBLIC = {
 if _typing.TYPE_CHECKING:
     from bayescale.budget import least_compute, plan_budget
     from bayescale.calibrate import calibrate
-    from bayescale.chinchilla import fit_chinchilla
     from bayescale.compare import compare_models
     from bayescale.cores import use_cpu_cores
     from bayescale.fit import FitResult, fit
-    from bayescale.laws import KaplanConstants
-    from bayescale.posterior import Posterior, PosteriorFileError
+    from bayescale.models.kaplan import KaplanConstants
+    from bayescale.posterior import Posterior, PosteriorFileError, PosteriorMeta
     from bayescale.report import write_report
     from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs
 
@@ -98,11 +102,11 @@ __all__ = [
     "KaplanConstants",
     "Posterior",
     "PosteriorFileError",
+    "PosteriorMeta",
     "RunTableError",
     "calibrate",
     "compare_models",
     "fit",
-    "fit_chinchilla",
     "least_compute",
     "load_gadre2024",
     "load_gemstones2025",

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from bayescale.defaults import DEFAULT_RISK
 from bayescale.posterior import Posterior
-from bayescale.predict import loss_draws, quantile_bands
+from bayescale.predict import level_percent, loss_draws, quantile_bands
 
 #: Largest budget the search accepts, in FLOPs. Far beyond any training run; above it the
 #: candidates' sizes and step counts leave the range the float32 law can evaluate.
@@ -131,16 +131,16 @@ class SearchSpace:
 
 def _with_law_batches(posterior: Posterior, space: SearchSpace) -> SearchSpace:
     """``space`` with the default batch choices of the posterior's law (module docstring)."""
-    if posterior.model != "chinchilla" or space.batch_tokens is not None:
+    if posterior.law.uses_batch or space.batch_tokens is not None:
         return space
-    lo, hi = posterior.meta["ranges"]["batch_tokens"]
+    lo, hi = posterior.meta.ranges["batch_tokens"]
     return dataclasses.replace(space, batch_tokens=(float(np.sqrt(lo * hi)),))
 
 
 def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> pd.DataFrame:
     """Candidates for one budget; empty when the budget fits none."""
     space = _with_law_batches(posterior, space)
-    ranges = posterior.meta["ranges"]
+    ranges = posterior.meta.ranges
     N, B = (a.ravel() for a in np.meshgrid(space.params_grid(ranges, flops), space.batches(ranges), indexing="ij"))
     per_token = space.flops_per_token(N)
     limits = {"budget": flops / (per_token * B),
@@ -176,7 +176,7 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
     table = _candidate_table(posterior, flops, space)
     if table.empty:
         space = _with_law_batches(posterior, space)
-        ranges = posterior.meta["ranges"]
+        ranges = posterior.meta.ranges
         n0, b0 = space.min_params or ranges["params"][0], float(space.batches(ranges)[0])
         need = float(space.flops_per_token(n0) * b0 * space.min_steps)
         cap = (f" (and max_tokens={space.max_tokens:.3g} allows only {space.max_tokens / b0:.3g} steps)"
@@ -201,10 +201,6 @@ def final_loss_draws(posterior: Posterior, table: pd.DataFrame, *, mode: str = "
     return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed)[:, :n]
 
 
-def _pct(level: float) -> str:
-    return f"{100 * level:g}"
-
-
 def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | None = None, risk: float = DEFAULT_RISK,
           levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0) -> pd.DataFrame:
     """Add forecast columns to a candidate table and sort it best first.
@@ -219,8 +215,8 @@ def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | Non
     bands = quantile_bands(draws, levels)
     out["median"] = bands[levels[0]][0]
     for level, (_, lower, upper) in bands.items():
-        out[f"lower_{_pct(level)}"] = lower
-        out[f"upper_{_pct(level)}"] = upper
+        out[f"lower_{level_percent(level)}"] = lower
+        out[f"upper_{level_percent(level)}"] = upper
     out["loss_q"] = np.quantile(draws, risk, axis=0)
     keys, ascending = ["loss_q"], [True]
     if target_loss is not None:
@@ -265,7 +261,7 @@ class BudgetPlan:
     @property
     def criterion(self) -> str:
         if self.target_loss is None:
-            return f"lowest {_pct(self.risk)}% quantile of the final loss"
+            return f"lowest {level_percent(self.risk)}% quantile of the final loss"
         return f"highest probability of a final loss <= {self.target_loss:g} nats"
 
     def summary(self) -> pd.DataFrame:
@@ -371,7 +367,7 @@ def least_compute(
     if not 0.0 < probability < 1.0:
         raise ValueError(f"probability={probability} must be in (0, 1), e.g. 0.9")
     space = _with_law_batches(posterior, space)
-    ranges = posterior.meta["ranges"]
+    ranges = posterior.meta.ranges
     lo_params = space.min_params or ranges["params"][0]
     start = float(space.flops_per_token(lo_params) * space.batches(ranges)[0] * space.min_steps) * (1 + 1e-9)
     candidates(posterior, start, space)  # raises when no budget fits a candidate (a too small max_tokens)

@@ -49,7 +49,7 @@ import pandas as pd
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 from bayescale.posterior import Posterior
-from bayescale.predict import loss_draws, quantile_bands
+from bayescale.predict import level_percent, loss_draws, quantile_bands
 
 #: Edges of the extrapolation bins in realized N over the largest fitted N.
 DISTANCE_EDGES = (1.0, 3.0, 10.0, 30.0)
@@ -83,13 +83,9 @@ def distance_bin(ratio: np.ndarray, edges: Sequence[float] = DISTANCE_EDGES) -> 
     return pd.Categorical.from_codes(index, categories=labels, ordered=True)
 
 
-def _pct(level: float) -> str:
-    return f"{100 * level:g}"
-
-
 def match_groups(posterior: Posterior, runs: pd.DataFrame) -> np.ndarray:
     """The posterior group of every realized row, checked against the posterior's groups."""
-    group_by = posterior.meta.get("group_by")
+    group_by = posterior.meta.group_by
     groups = posterior.groups
     if group_by is None:
         return np.full(len(runs), groups[0], dtype=object)
@@ -108,7 +104,7 @@ def check_ranges(posterior: Posterior, runs: pd.DataFrame) -> None:
     """Reject sizes, batches and steps more than :data:`RANGE_FACTOR` outside the fitted ranges."""
     units = {"params": "non-embedding parameters", "batch_tokens": "tokens per step", "step": "optimizer steps"}
     for column, key in (("params", "params"), ("batch_tokens", "batch_tokens"), ("step", "step")):
-        lo, hi = posterior.meta["ranges"][key]
+        lo, hi = posterior.meta.ranges[key]
         values = runs[column].to_numpy(float)
         bad = (values < lo / RANGE_FACTOR) | (values > hi * RANGE_FACTOR)
         if bad.any():
@@ -167,7 +163,7 @@ def _point_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float]) -> 
     bands = quantile_bands(draws, levels)
     out = {"median": bands[levels[0]][0], "pit": pit(draws, y), "crps": crps_sample(draws, y)}
     for level, (_, lower, upper) in bands.items():
-        p = _pct(level)
+        p = level_percent(level)
         out[f"lower_{p}"], out[f"upper_{p}"] = lower, upper
         out[f"covered_{p}"] = (lower <= y) & (y <= upper)
         out[f"interval_score_{p}"] = interval_score(lower, upper, y, level)
@@ -180,11 +176,11 @@ def _summaries(points: pd.DataFrame, levels: Sequence[float]) -> tuple[pd.DataFr
     for name, part in parts:
         n = len(part)
         for level in levels:
-            cov = float(part[f"covered_{_pct(level)}"].mean())
+            cov = float(part[f"covered_{level_percent(level)}"].mean())
             coverage.append({"bin": name, "nominal": level, "coverage": cov,
                              "se": float(np.sqrt(level * (1 - level) / n)), "n": n})
         scores.append({"bin": name, "n": n, "crps": float(part["crps"].mean()),
-                       **{f"interval_score_{_pct(lv)}": float(part[f"interval_score_{_pct(lv)}"].mean())
+                       **{f"interval_score_{level_percent(lv)}": float(part[f"interval_score_{level_percent(lv)}"].mean())
                           for lv in levels},
                        "pit_mean": float(part["pit"].mean())})
     return pd.DataFrame(coverage), pd.DataFrame(scores)
@@ -205,7 +201,7 @@ def calibrate(
     turns off the loss-scale check, for forecasts known to be far off).
     """
     levels = tuple(sorted(levels))
-    settings = posterior.meta.get("settings", {})
+    settings = posterior.meta.settings
     keep = transient_mask(runs, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
     if not keep.any():
         raise ValueError("every realized point lies in the early transient the fit drops; give longer runs")
@@ -223,7 +219,7 @@ def calibrate(
             columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:
         check_scale(y, columns["median"])
-    ratio = table["params"].to_numpy(float) / posterior.meta["ranges"]["params"][1]
+    ratio = table["params"].to_numpy(float) / posterior.meta.ranges["params"][1]
     points = pd.DataFrame({"run": table["run"], "group": groups, "params": table["params"],
                            "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,
                            **columns, "ratio": ratio, "bin": distance_bin(ratio)})

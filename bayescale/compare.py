@@ -1,8 +1,8 @@
 """Choose between law forms on evidence: PSIS-LOO over identical observations.
 
-Candidates: ``kaplan`` (``L_N = (N_c/N)^alpha_N``), ``kaplan_irreducible`` (``L_N =
-L_inf + (N_c/N)^alpha_N``) and ``chinchilla`` (``L = E + A/N^alpha + B/D^beta``). Each
-is fitted with NUTS and scored by its expected log pointwise predictive density,
+Candidates: the laws of :mod:`bayescale.models.registry`, by default ``kaplan``
+(``L_N = (N_c/N)^alpha_N``), ``kaplan_irreducible`` (``L_N = L_inf + (N_c/N)^alpha_N``)
+and ``chinchilla`` (``L = E + A/N^alpha + B/D^beta``). Each is fitted with NUTS and scored by its expected log pointwise predictive density,
 estimated by Pareto-smoothed importance sampling leave-one-out cross-validation
 (``az.loo`` on the ``log_loss`` log-likelihood every bayescale posterior carries), and
 the models are ranked and weighted by stacking (``az.compare``).
@@ -10,9 +10,9 @@ the models are ranked and weighted by stacking (``az.compare``).
 Two conditions make the numbers meaningful:
 
 * **Identical observations.** ELPD sums over points, so models must score the same
-  points: the Kaplan fit drops each curve's early transient, and the Chinchilla fit
-  applies the same rule (:func:`bayescale.chinchilla.prepare_chinchilla`), given the
-  same run table and ``min_step_fraction``/``min_step``. :func:`compare_posteriors`
+  points: every law's fit drops each curve's early transient by the same rule
+  (:func:`bayescale.curves.prepare_curves`), given the same run table and
+  ``min_step_fraction``/``min_step``. :func:`compare_posteriors`
   checks the observed log losses and the fitted (N, B, S) of every posterior and
   refuses with :class:`IncomparableError` when they differ.
 * **Reliable importance weights.** A point whose Pareto shape ``k`` exceeds 0.7 is so
@@ -41,9 +41,9 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayescale.chinchilla import fit_chinchilla
-from bayescale.defaults import MODELS, PARETO_K_MAX
+from bayescale.defaults import PARETO_K_MAX
 from bayescale.fit import FitResult, fit
+from bayescale.models.registry import LAWS
 from bayescale.posterior import Posterior
 
 
@@ -132,30 +132,24 @@ def compare_posteriors(posteriors: Mapping[str, Posterior]) -> Comparison:
     return Comparison(table=table.reset_index(drop=True), loo=loo, n_points=n_points)
 
 
-def fit_models(runs: pd.DataFrame, models: Sequence[str] = MODELS, **options: Any) -> dict[str, FitResult]:
-    """Fit each named model (from :data:`MODELS`) to the same points of ``runs``.
+def fit_models(runs: pd.DataFrame, models: Sequence[str] = tuple(LAWS), **options: Any) -> dict[str, FitResult]:
+    """Fit each named law (from :data:`bayescale.models.registry.LAWS`) to the same points of ``runs``.
 
-    ``options`` are the keyword arguments :func:`bayescale.fit.fit` and
-    :func:`bayescale.chinchilla.fit_chinchilla` share (``group_by``, ``chains``,
-    ``warmup``, ``draws``, ``seed``, ``min_step_fraction``, ``min_step``,
-    ``target_accept``, ``progress``, ``warn``, ...); the point selection options must be
-    the same for every model, which passing them once guarantees.
+    ``options`` are the keyword arguments of :func:`bayescale.fit.fit` (``group_by``,
+    ``chains``, ``warmup``, ``draws``, ``seed``, ``min_step_fraction``, ``min_step``,
+    ``target_accept``, ``chain_method``, ``extrapolation_error``, ``progress``, ``warn``,
+    ...); the point selection options must be the same for every model, which passing
+    them once guarantees.
     """
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in LAWS]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(LAWS)}")
     if len(set(models)) != len(models):
         raise ValueError(f"models {', '.join(models)} name a model twice; list each once")
-    fits = {}
-    for name in models:
-        if name == "chinchilla":
-            fits[name] = fit_chinchilla(runs, **options)
-        else:
-            fits[name] = fit(runs, irreducible=name == "kaplan_irreducible", **options)
-    return fits
+    return {name: fit(runs, law=name, **options) for name in models}
 
 
-def compare_models(runs: pd.DataFrame, models: Sequence[str] = MODELS,
+def compare_models(runs: pd.DataFrame, models: Sequence[str] = tuple(LAWS),
                    **options: Any) -> tuple[Comparison, dict[str, FitResult]]:
     """Fit ``models`` to ``runs`` (``options`` as in :func:`fit_models`) and compare them by PSIS-LOO."""
     fits = fit_models(runs, models, **options)

@@ -20,7 +20,6 @@ here from the kept points: ``N_ref`` the geometric mean of the distinct sizes,
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +52,8 @@ class CurveData:
     references: dict[str, float]
     ranges: dict[str, list[float]]
     dropped: dict[str, int] = field(default_factory=dict)
+    #: per-point covariates besides N, B and S that a law declares (``Law.covariates``), by name
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_points(self) -> int:
@@ -156,25 +157,5 @@ def prepare_curves(
         ranges=ranges,
         dropped=dropped,
     )
-    warn_unidentified(df)
     return data
 
-
-def warn_unidentified(df: pd.DataFrame) -> None:
-    """Warn when the design cannot identify a constant, so that its prior decides it."""
-    n_sizes = df["params"].nunique()
-    if n_sizes < 3:
-        warnings.warn(
-            f"the runs have {n_sizes} model size(s): alpha_N and N_c are decided by their priors, not the data; "
-            "add runs at 3 or more sizes spanning a decade or more",
-            IdentifiabilityWarning,
-            stacklevel=3,
-        )
-    sizes_with_batches = df.groupby("params")["batch_tokens"].nunique()
-    if sizes_with_batches.max() < 2:
-        warnings.warn(
-            "every model size was trained at a single batch size: B_star and alpha_B (the critical batch) are decided "
-            "by their priors; add runs at 3 or more batch sizes, below and above the critical batch, at some size",
-            IdentifiabilityWarning,
-            stacklevel=3,
-        )

@@ -27,8 +27,6 @@ RANGE_FACTOR = 1e4
 #: The median realized/predicted loss ratio must lie in [1/SCALE_FACTOR, SCALE_FACTOR].
 SCALE_FACTOR = 1.3
 
-#: Model names accepted by :func:`bayescale.compare.compare_models`, in their default order.
-MODELS = ("kaplan", "kaplan_irreducible", "chinchilla")
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
 

@@ -3,9 +3,10 @@
 1. Load the bundled sweep (:func:`bundled_runs`): byte-level GPTs trained by
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
-2. Fit the hierarchical Kaplan/Su model (one group per split) on every size but the
-   largest (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``);
-   optionally its irreducible-loss variant (a floor ``L_inf`` per split).
+2. Fit a law form (one group per split; by default the Kaplan/Su law, or its variant
+   with a floor ``L_inf`` per split) on every size but the largest (sampler settings
+   in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts need a law with a critical
+   batch.
 3. Predict the held-out largest size at each of its batch sizes and compare with what it
    really did: per split, the median absolute relative error after the early transient
    and the fraction of its points inside the 50% and 90% new-run bands.
@@ -22,22 +23,19 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from bayescale import plots
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 from bayescale.fit import FitResult, fit
+from bayescale.models.law import Law
 from bayescale.predict import (predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory)
 from bayescale.runs import validate_runs
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from bayescale import plots  # noqa: E402
 
 BUNDLED = "sweep_runs.csv"
 FORECAST_FACTORS = (10, 100)
@@ -104,14 +102,14 @@ def _forecast(result: FitResult, sizes: list[float], target: float, group: str) 
         rows.append(row)
         final = need.loc["steps", "median"] * 2 if np.isfinite(need.loc["steps", "median"]) else 1e5
         # from the first fitted step: the laws do not describe the early transient
-        grid = np.geomspace(post.meta["ranges"]["step"][0], max(final, 2 * post.meta["ranges"]["step"][0]), 80)
+        grid = np.geomspace(post.meta.ranges["step"][0], max(final, 2 * post.meta.ranges["step"][0]), 80)
         trajectories.append((N, B, predict_trajectory(post, N, B, grid, levels=(0.5, 0.9), group=group)))
     return pd.DataFrame(rows), trajectories
 
 
-def _held_out_figure(curves: list, held_n: float) -> plt.Figure:
+def _held_out_figure(curves: list, held_n: float) -> Figure:
     splits = sorted({c[0] for c in curves})
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.2), squeeze=False, sharey=True)
+    fig, axes = plots.figure(1, len(splits), width=5.2, height=4.2, sharey=True)
     for ax, split in zip(axes[0], splits):
         for i, (_, B, curve, band) in enumerate(c for c in curves if c[0] == split):
             ax.fill_between(band["step"], band["lower"], band["upper"], color=f"C{i}", alpha=0.25, linewidth=0)
@@ -122,12 +120,12 @@ def _held_out_figure(curves: list, held_n: float) -> plt.Figure:
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("loss (nats/token)")
     fig.suptitle("Held-out largest size: observed points and 90% new-run bands (never fitted)")
-    fig.tight_layout()
     return fig
 
 
-def _forecast_figure(trajectories: list, target: float, group: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+def _forecast_figure(trajectories: list, target: float, group: str) -> Figure:
+    fig, axes = plots.figure(width=6.4, height=4.4)
+    ax = axes[0, 0]
     for i, (N, B, band) in enumerate(trajectories):
         for level, alpha in ((0.9, 0.18), (0.5, 0.35)):
             part = band[band["level"] == level]
@@ -138,7 +136,6 @@ def _forecast_figure(trajectories: list, target: float, group: str) -> plt.Figur
            title=f"Forecasts ({group}): 50% and 90% new-run bands")
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -154,9 +151,8 @@ def _markdown(res: DemoResult, held_n: float, sizes: list[float], group: str, me
     lines = [
         "# bayescale demo", "",
         f"Bundled runs: {meta.get('description', 'CPU sweep of the bundled trainer').rstrip('.')}.", "",
-        f"Fitted the {'irreducible-loss variant of the ' if res.fit.posterior.meta.get('irreducible') else ''}"
-        f"Kaplan/Su model on every size but the largest (held out: N = {held_n:.4g} non-embedding parameters), "
-        f"{res.fit.posterior.meta['settings']['chains']} chains x {res.fit.posterior.meta['settings']['draws']} draws "
+        f"Fitted the {res.fit.posterior.law.title} on every size but the largest (held out: N = {held_n:.4g} non-embedding parameters), "
+        f"{res.fit.posterior.meta.settings['chains']} chains x {res.fit.posterior.meta.settings['draws']} draws "
         f"in {res.fit.seconds:.1f} s.", "",
         f"Diagnostics: {d.format().splitlines()[0]}", "",
         "## Held-out largest size (new-run bands)", "", _md_table(res.held_out), "",
@@ -180,7 +176,7 @@ def run_demo(
     draws: int = DEMO_DRAWS,
     seed: int = 0,
     target_loss: float | None = None,
-    irreducible: bool = False,
+    law: str | Law = "kaplan",
     progress: bool = True,
     warn: bool = True,
 ) -> DemoResult:
@@ -197,7 +193,7 @@ def run_demo(
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
     result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 irreducible=irreducible, target_accept=DEMO_TARGET_ACCEPT,
+                 law=law, target_accept=DEMO_TARGET_ACCEPT,
                  progress=False, warn=warn)
     stages.update()
     stages.set_postfix_str("checking the held-out size")
@@ -220,7 +216,6 @@ def run_demo(
                "min_loss.png": plots.plot_min_loss(result.posterior)}
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
-        plt.close(fig)
     held_table.to_csv(out / "held_out.csv", index=False)
     forecasts.to_csv(out / "forecasts.csv", index=False)
     res = DemoResult(fit=result, held_out=held_table, forecasts=forecasts, target_loss=target_loss, out_dir=out)

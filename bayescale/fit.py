@@ -1,9 +1,14 @@
-"""Fit a scaling-law model to a run table with NUTS.
+"""Fit a scaling-law form to a run table with NUTS.
 
-``fit(runs)`` prepares the curves (:mod:`bayescale.curves`), samples the posterior of
-the Kaplan/Su model (:mod:`bayescale.models`) with NumPyro's NUTS (Hoffman & Gelman
-2014), draws the prior and prior predictive, assembles an ArviZ ``InferenceData`` and
-gates the result on R-hat, ESS and divergences (:mod:`bayescale.diagnostics`).
+``fit(runs, law="kaplan")`` asks the law (:mod:`bayescale.models`; any name of
+:mod:`bayescale.models.registry` or a :class:`~bayescale.models.law.Law` object) for
+the points to fit (:meth:`~bayescale.models.law.Law.prepare`: the early transient of
+curves is dropped; a final loss, the only point of its run, is always kept, so every
+law sees identical observations and can be compared by PSIS-LOO), samples the posterior
+of the shared model (:func:`bayescale.models.skeleton.curve_model`) with NumPyro's NUTS
+(Hoffman & Gelman 2014), draws the prior and prior predictive, assembles an ArviZ
+``InferenceData`` and gates the result on R-hat, ESS and divergences
+(:mod:`bayescale.diagnostics`) over the law's constants.
 
 Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
 has one CPU device unless XLA is told otherwise before JAX starts; a fit that runs
@@ -32,12 +37,14 @@ import arviz as az
 
 from bayescale import __version__
 from bayescale.cores import expose_cpu_cores, use_cpu_cores, warn_vectorized  # noqa: F401 - use_cpu_cores re-exported
-from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, prepare_curves
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
-from bayescale.models import CONSTANTS, KaplanPriors, kaplan_model
-from bayescale.posterior import Posterior
+from bayescale.models.law import Law
+from bayescale.models.registry import get_law
+from bayescale.models.skeleton import curve_model, dims
+from bayescale.posterior import Posterior, PosteriorMeta
 from bayescale.start import starting_points
 
 PRIOR_DRAWS = 500
@@ -67,19 +74,6 @@ def _chain_method(requested: str, chains: int) -> str:
     if not in_time and jax.default_backend() == "cpu":
         warn_vectorized(devices, chains)
     return "vectorized"
-
-
-def _dims(data: CurveData, irreducible: bool) -> tuple[dict, dict]:
-    coords = {"group": data.groups, "run": data.runs, "obs": np.arange(data.n_points)}
-    group_sites = [*CONSTANTS, "log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref",
-                   "log_inv_alpha_B"]
-    if data.n_groups == 1:  # non-centred latents (models/kaplan.py)
-        group_sites += [f"{s}_decentered" for s in group_sites[len(CONSTANTS):]]
-    if irreducible:
-        group_sites += ["L_inf", "L_inf_fraction"]
-    dims = {s: ["group"] for s in group_sites}
-    dims.update({"run_offset": ["run"], "run_offset_decentered": ["run"], "log_loss": ["obs"]})
-    return coords, dims
 
 
 def check_settings(chains: int, warmup: int, draws: int, target_accept: float) -> None:
@@ -128,42 +122,33 @@ def sample(
     seconds = time.perf_counter() - start
     prior = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args)
     constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
-                     "run_idx": data.run_idx, "group_idx": data.group_idx}
+                     "run_idx": data.run_idx, "group_idx": data.group_idx, **data.covariates}
     idata = az.from_numpyro(mcmc, prior=prior, coords=coords, dims=dims, constant_data=constant_data,
                             log_likelihood=True)
     return idata, seconds, method
 
 
-def posterior_meta(model: str, data: CurveData, priors: object, settings: dict, extrapolation_error: float,
-                   **extra: object) -> dict:
-    """The ``meta`` of a :class:`~bayescale.posterior.Posterior` as it will read back from disk (JSON).
+def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict,
+                   extrapolation_error: float) -> PosteriorMeta:
+    """The :class:`~bayescale.posterior.PosteriorMeta` of a fit, as it will read back from disk (JSON).
 
     ``settings`` holds the sampler settings; the priors (a dataclass) and the package
     version are added to them, and the versions of Python, JAX, NumPyro, ArviZ, NumPy,
-    pandas and SciPy (:func:`~bayescale.environment.library_versions`) under
-    ``versions``. ``extra`` adds model-specific keys (e.g. ``irreducible``).
+    pandas and SciPy (:func:`~bayescale.environment.library_versions`) under ``versions``.
     """
-    meta = {
-        "model": model,
-        **extra,
-        "groups": data.groups,
-        "group_by": data.group_by,
-        "sizes": data.sizes,
-        "runs": data.runs,
-        "references": data.references,
-        "ranges": data.ranges,
-        "dropped": data.dropped,
-        "extrapolation_error": extrapolation_error,
-        "settings": {**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
-        "versions": library_versions(),
-    }
-    return json.loads(json.dumps(meta))
+    meta = PosteriorMeta(
+        law=law.name, groups=data.groups, group_by=data.group_by, sizes=data.sizes, runs=data.runs,
+        references=data.references, ranges=data.ranges, dropped=data.dropped,
+        extrapolation_error=extrapolation_error,
+        settings={**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
+        versions=library_versions())
+    return PosteriorMeta.from_dict(json.loads(json.dumps(meta.to_dict())))
 
 
 def fit(
     runs: pd.DataFrame,
     *,
-    irreducible: bool = False,
+    law: str | Law = "kaplan",
     group_by: str | None = "auto",
     chains: int = 4,
     warmup: int = 1000,
@@ -171,35 +156,37 @@ def fit(
     seed: int = 0,
     min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
     min_step: float = 0.0,
-    priors: KaplanPriors | None = None,
+    priors: object | None = None,
     target_accept: float = 0.9,
     chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
     progress: bool = True,
     warn: bool = True,
 ) -> FitResult:
-    """Sample the posterior of the Kaplan/Su model given a validated run table.
+    """Sample the posterior of ``law`` (a registered name or a law object) given a validated run table.
 
+    Curves and final losses (one row per run, e.g. :func:`bayescale.runs.load_gadre2024`)
+    are both accepted. ``priors`` defaults to the law's (``law.default_priors()``).
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
+    law = get_law(law)
     check_settings(chains, warmup, draws, target_accept)
     if not (np.isfinite(extrapolation_error) and extrapolation_error >= 0):
         raise ValueError(f"extrapolation_error={extrapolation_error} must be a number >= 0 (--extrapolation-error; "
                          f"default {DEFAULT_EXTRAPOLATION_ERROR})")
-    priors = priors or KaplanPriors()
-    data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
-    coords, dims = _dims(data, irreducible)
-    idata, seconds, method = sample(kaplan_model, (priors, irreducible), data, coords, dims, chains=chains,
+    priors = priors or law.default_priors()
+    data = law.prepare(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+    coords, site_dims = dims(data, law)
+    idata, seconds, method = sample(curve_model, (law, priors), data, coords, site_dims, chains=chains,
                                     warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
                                     chain_method=chain_method, progress=progress)
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
-    meta = posterior_meta("kaplan", data, priors, settings, extrapolation_error, irreducible=irreducible)
-    posterior = Posterior(idata=idata, meta=meta)
+    posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error))
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
-    diagnostics = diagnose(idata, [*CONSTANTS, *(["L_inf"] if irreducible else [])])
+    diagnostics = diagnose(idata, law.gated())
     if warn:
         check(diagnostics)
     return FitResult(posterior=posterior, diagnostics=diagnostics, seconds=seconds)

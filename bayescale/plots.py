@@ -21,17 +21,15 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from bayescale.budget import BudgetPlan
 from bayescale.calibrate import Calibration
 from bayescale.posterior import Posterior
-from bayescale.predict import loss_draws, predict_critical_batch, predict_min_loss, predict_trajectory
+from bayescale.predict import level_percent, loss_draws, predict_critical_batch, predict_min_loss, predict_trajectory
 
 LOSS_LABEL = "loss (nats/token)"
 STEPS_LABEL = "optimizer steps S"
 PARAMS_LABEL = "non-embedding parameters N"
-#: Constants shown as log10 in pair plots (they span decades): Kaplan's scales and
-#: Chinchilla's amplitudes.
-SCALE_CONSTANTS = ("N_c", "S_c", "B_star", "A", "B")
 
 
-def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2, **kwargs):
+def figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2, **kwargs):
+    """A new :class:`~matplotlib.figure.Figure` (not through pyplot) and its grid of axes."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
@@ -46,10 +44,6 @@ def _plain_log(axis) -> None:
 def _band_alpha(levels: Sequence[float]) -> dict[float, float]:
     """Lighter fills for wider intervals."""
     return {lv: 0.15 + 0.25 * i / max(1, len(levels) - 1) for i, lv in enumerate(sorted(levels, reverse=True))}
-
-
-def _pct(level: float) -> str:
-    return f"{100 * level:g}"
 
 
 def fitted_points(posterior: Posterior) -> pd.DataFrame:
@@ -93,7 +87,7 @@ def plot_trajectories(
     colour = {N: cmap(0.9 * (np.log(N) - np.log(all_sizes[0])) / max(1e-9, np.ptp(np.log(all_sizes))))
               for N in all_sizes}
     last = float(data["step"].max())
-    fig, axes = _figure(1, len(batches), width=4.6, sharey=True)
+    fig, axes = figure(1, len(batches), width=4.6, sharey=True)
     for ax, B in zip(axes[0], batches):
         at_b = data[np.isclose(data["batch_tokens"], B)]
         for N in sizes:
@@ -116,7 +110,7 @@ def plot_trajectories(
     axes[0, 0].set_ylabel(LOSS_LABEL)
     _plain_log(axes[0, 0].yaxis)
     axes[0, -1].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"Loss curves: fitted points and {_pct(level)}% {mode.replace('_', '-')} bands ({g})")
+    fig.suptitle(f"Loss curves: fitted points and {level_percent(level)}% {mode.replace('_', '-')} bands ({g})")
     return fig
 
 
@@ -135,9 +129,9 @@ def plot_min_loss(
     the largest; the fitted sizes are shaded and each fitted run's lowest loss (an upper
     bound on ``L_N``) is marked.
     """
-    lo, hi = posterior.meta["ranges"]["params"]
+    lo, hi = posterior.meta.ranges["params"]
     grid = np.geomspace(lo / 3, hi * 100, 60) if params is None else np.asarray(params, float)
-    fig, axes = _figure()
+    fig, axes = figure()
     ax = axes[0, 0]
     ax.axvspan(lo, hi, color="0.9", label="fitted sizes")
     data = fitted_points(posterior)
@@ -148,7 +142,7 @@ def plot_min_loss(
         for level in sorted(levels, reverse=True):
             part = table[table["level"] == level] if "level" in table else table
             ax.fill_between(part["params"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
-                            label=f"{g}: {_pct(level)}% band")
+                            label=f"{g}: {level_percent(level)}% band")
         ax.plot(part["params"], part["median"], color=c, label=f"{g}: median")
         best = data[data["group"] == g].groupby("run").agg(params=("params", "first"), loss=("loss", "min"))
         ax.scatter(best["params"], best["loss"], color=c, marker="x", s=20, label=f"{g}: lowest loss of each run")
@@ -176,9 +170,9 @@ def plot_critical_batch(
     data = fitted_points(posterior)
     grid = (np.geomspace(0.7 * data["loss"].min(), 1.3 * data["loss"].max(), 50) if losses is None
             else np.asarray(losses, float))
-    fig, axes = _figure()
+    fig, axes = figure()
     ax = axes[0, 0]
-    ax.axhspan(*posterior.meta["ranges"]["batch_tokens"], color="0.9", label="fitted batches")
+    ax.axhspan(*posterior.meta.ranges["batch_tokens"], color="0.9", label="fitted batches")
     alpha = _band_alpha(levels)
     for i, g in enumerate(_groups(posterior, group)):
         c = f"C{i}"
@@ -186,7 +180,7 @@ def plot_critical_batch(
         for level in sorted(levels, reverse=True):
             part = table[table["level"] == level] if "level" in table else table
             ax.fill_between(part["loss"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
-                            label=f"{g}: {_pct(level)}% band")
+                            label=f"{g}: {level_percent(level)}% band")
         ax.plot(part["loss"], part["median"], color=c, label=f"{g}: median")
     ax.set(xscale="log", yscale="log", xlabel=LOSS_LABEL, ylabel="critical batch B_crit (tokens)",
            title="Critical batch size against loss")
@@ -216,18 +210,18 @@ def plot_frontier(
     a horizontal line.
     """
     levels = _band_levels(frontier)
-    fig, axes = _figure()
+    fig, axes = figure()
     ax = axes[0, 0]
     alpha = _band_alpha(levels)
     for level in levels:
-        ax.fill_between(frontier["budget"], frontier[f"lower_{_pct(level)}"], frontier[f"upper_{_pct(level)}"],
-                        color="C0", alpha=alpha[level], linewidth=0, label=f"{_pct(level)}% band")
+        ax.fill_between(frontier["budget"], frontier[f"lower_{level_percent(level)}"], frontier[f"upper_{level_percent(level)}"],
+                        color="C0", alpha=alpha[level], linewidth=0, label=f"{level_percent(level)}% band")
     ax.plot(frontier["budget"], frontier["median"], color="C0", marker=".", label="median (risk-aware choice)")
     if plan is not None:
         # the point-estimate marker sits a little to the right so that both stay visible
         for row, marker, name, shift in ((plan.choice, "o", "risk-aware", 1.0),
                                          (plan.point_choice, "s", "point estimate", 1.2)):
-            widest = _pct(_band_levels(plan.table)[0])
+            widest = level_percent(_band_levels(plan.table)[0])
             yerr = [[row["median"] - row[f"lower_{widest}"]], [row[f"upper_{widest}"] - row["median"]]]
             ax.errorbar([plan.flops * shift], [row["median"]], yerr=yerr, fmt=marker, capsize=3,
                         label=f"{name}: N={row['params']:.3g}, B={row['batch_tokens']:g}, S={row['steps']:.3g} "
@@ -249,7 +243,7 @@ def plot_coverage(calibration: Calibration) -> Figure:
     Overall with +-2 standard errors (independent points), and per extrapolation bin.
     """
     cov = calibration.coverage
-    fig, axes = _figure(width=5.0, height=4.6)
+    fig, axes = figure(width=5.0, height=4.6)
     ax = axes[0, 0]
     ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
     overall = cov[cov["bin"] == "all"]
@@ -278,7 +272,7 @@ def plot_pit(calibration: Calibration, *, bins: int = 10) -> Figure:
     n = len(points)
     expected = n / bins
     sd = np.sqrt(n * (1 / bins) * (1 - 1 / bins))
-    fig, axes = _figure(width=5.0, height=4.0)
+    fig, axes = figure(width=5.0, height=4.0)
     ax = axes[0, 0]
     ax.fill_between([0, 1], expected - 2 * sd, expected + 2 * sd, color="0.8", alpha=0.6, label="uniform +-2 sd")
     bottom = np.zeros(bins)
@@ -302,7 +296,7 @@ def plot_rank(posterior: Posterior) -> Figure:
     """
     names = posterior.constant_names()
     n = len(names) * len(posterior.groups)
-    fig, axes = _figure(int(np.ceil(n / 3)), 3, width=3.6, height=2.6)
+    fig, axes = figure(int(np.ceil(n / 3)), 3, width=3.6, height=2.6)
     az.plot_rank(posterior.idata, var_names=names, ax=axes.ravel()[:n])
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
@@ -319,13 +313,13 @@ def plot_pair(posterior: Posterior, *, group: str | None = None, max_points: int
     g = posterior.group_index(group)
     step = max(1, posterior.n_draws // max_points)
     values = {}
+    scales = posterior.law.scale_constants  # shown as log10: they span decades
     for name in posterior.constant_names():
         draws = posterior.draws(name).reshape(posterior.n_draws, -1)[:, g]
-        values[f"log10 {name}" if name in SCALE_CONSTANTS else name] = (
-            np.log10(draws) if name in SCALE_CONSTANTS else draws)
+        values[f"log10 {name}" if name in scales else name] = np.log10(draws) if name in scales else draws
     names = list(values)
     k = len(names)
-    fig, axes = _figure(k, k, width=1.9, height=1.9)
+    fig, axes = figure(k, k, width=1.9, height=1.9)
     for i, row in enumerate(names):
         for j, col in enumerate(names):
             ax = axes[i, j]
@@ -344,7 +338,7 @@ def plot_pair(posterior: Posterior, *, group: str | None = None, max_points: int
                 ax.set_xlabel(col, fontsize=8)
             if j == 0 and i > 0:
                 ax.set_ylabel(row, fontsize=8)
-    units = "; N_c in parameters, S_c in steps, B_* in tokens" if posterior.model == "kaplan" else ""
+    units = f"; {posterior.law.units}" if posterior.law.units else ""
     fig.suptitle(f"Posterior of the constants ({posterior.groups[g]}{units})")
     return fig
 
@@ -383,7 +377,7 @@ def plot_predictive_check(posterior: Posterior, *, kind: str = "posterior", num_
     replicates = predictive[rng.choice(len(predictive), min(num_pp_samples, len(predictive)), replace=False)]
     lo, hi = np.quantile(np.concatenate([replicates.ravel(), obs]), [0.005, 0.995])
     edges = np.linspace(min(lo, obs.min()), max(hi, obs.max()), int(np.clip(2 * np.sqrt(len(obs)), 10, 40)))
-    fig, axes = _figure(width=6.0, height=4.0)
+    fig, axes = figure(width=6.0, height=4.0)
     ax = axes[0, 0]
     for i, rep in enumerate(replicates):
         ax.stairs(np.histogram(rep, edges, density=True)[0], edges, color="C0", alpha=0.15,

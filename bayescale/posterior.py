@@ -2,16 +2,20 @@
 
 The ``InferenceData`` holds the groups ``posterior``, ``sample_stats``,
 ``log_likelihood``, ``observed_data``, ``constant_data`` (the fitted points' N, B, S,
-run and group) and ``prior`` (prior and prior-predictive draws). The reference values,
-fitted ranges, group names and settings travel as JSON in the posterior group's
-``bayescale`` attribute, so one netCDF file is enough to predict.
+run and group) and ``prior`` (prior and prior-predictive draws). The metadata record
+(:class:`PosteriorMeta`: the law's name, reference values, fitted ranges, group names
+and settings) travels as JSON in the posterior group's ``bayescale`` attribute, so one
+netCDF file is enough to predict. Files written before the law had a name of its own
+(``"model": "kaplan"`` with ``"irreducible": true``) are read by
+:meth:`PosteriorMeta.from_dict`, the one place that converts them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +23,50 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayescale import laws
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import diagnose
-from bayescale.models import (CHINCHILLA_LATENTS, CONSTANTS, ChinchillaConstants, chinchilla_constants_from_latents,
-                              constants_from_latents)
+from bayescale.models.law import Law
+from bayescale.models.registry import get_law
 
 META_ATTR = "bayescale"
+
+
+@dataclass
+class PosteriorMeta:
+    """What a posterior needs besides its draws: the law, the fitted data's summary and the settings.
+
+    ``law`` is the registered name of the law form (:mod:`bayescale.models.registry`);
+    ``references`` the values the latents are centred on; ``ranges`` the fitted ranges
+    of each covariate (``params``, ``step``, ``batch_tokens`` and any the law adds) that
+    extrapolation distances are measured from; ``extrapolation_error`` the law-error
+    growth ``kappa`` (:mod:`bayescale.predict`); ``settings`` the sampler settings,
+    priors and bayescale version; ``versions`` the libraries'.
+    """
+
+    law: str
+    groups: list[str]
+    references: dict[str, float] = field(default_factory=dict)
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR
+    settings: dict[str, Any] = field(default_factory=dict)
+    group_by: str | None = None
+    sizes: list[float] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> "PosteriorMeta":
+        """Read a record as written to disk, including those written before laws had names."""
+        meta = dict(meta)
+        if "law" not in meta:  # older files: {"model": "kaplan", "irreducible": bool, "constants": [...]}
+            model = meta.pop("model", "kaplan")
+            meta["law"] = f"{model}_irreducible" if meta.pop("irreducible", False) else model
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in meta.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class PosteriorFileError(ValueError):
@@ -33,23 +75,23 @@ class PosteriorFileError(ValueError):
 
 @dataclass
 class Posterior:
-    """Posterior draws of a scaling-law model with the metadata to use them.
-
-    ``meta`` keys: ``model`` (``kaplan`` or ``chinchilla``), ``irreducible``, ``groups``,
-    ``group_by``, ``sizes``, ``references``, ``ranges``, ``settings`` and
-    ``extrapolation_error`` (see :mod:`bayescale.predict`).
-    """
+    """Posterior draws of a scaling-law model with the metadata to use them (:class:`PosteriorMeta`)."""
 
     idata: az.InferenceData
-    meta: dict[str, Any]
+    meta: PosteriorMeta
+
+    def __post_init__(self) -> None:
+        if isinstance(self.meta, dict):
+            self.meta = PosteriorMeta.from_dict(self.meta)
 
     @property
-    def model(self) -> str:
-        return str(self.meta["model"])
+    def law(self) -> Law:
+        """The law form the posterior was fitted under (:mod:`bayescale.models.registry`)."""
+        return get_law(self.meta.law)
 
     @property
     def groups(self) -> list[str]:
-        return list(self.meta["groups"])
+        return list(self.meta.groups)
 
     @property
     def n_draws(self) -> int:
@@ -71,29 +113,16 @@ class Posterior:
             raise ValueError(f"group '{group}' is not in the posterior (groups: {', '.join(self.groups)})")
         return self.groups.index(group)
 
-    def constants(self, group: str | None = None) -> laws.KaplanConstants:
-        """Kaplan constants of one group, one value per posterior draw."""
-        if self.model != "kaplan":
-            raise ValueError(f"a {self.model} posterior has no Kaplan constants; use the {self.model} predictor")
+    def constants(self, group: str | None = None):
+        """The law's constants of one group, one value per posterior draw."""
         g = self.group_index(group)
-        latents = {name: self.draws(name)[:, g] for name in ("log_L_ref", "log_alpha_N", "log_A_ref",
-                                                                  "log_alpha_S", "log_B_ref", "log_inv_alpha_B")}
-        L_inf = self.draws("L_inf")[:, g] if self.meta.get("irreducible") else 0.0
-        return constants_from_latents(latents, self.meta["references"], L_inf)
-
-    def chinchilla_constants(self, group: str | None = None) -> ChinchillaConstants:
-        """Chinchilla constants (E, A, B, alpha, beta) of one group, one value per posterior draw."""
-        if self.model != "chinchilla":
-            raise ValueError(f"a {self.model} posterior has no Chinchilla constants; fit with --model chinchilla")
-        g = self.group_index(group)
-        latents = {name: self.draws(name)[:, g] for name in CHINCHILLA_LATENTS}
-        return chinchilla_constants_from_latents(latents, self.meta["references"])
+        law = self.law
+        values = {name: self.draws(name)[:, g] for name in (*law.latents, *law.derived_sites)}
+        return law.constants_from_latents(values, self.meta.references)
 
     def constant_names(self) -> list[str]:
         """Names of the paper constants this posterior reports per group."""
-        if self.model == "kaplan":
-            return [*CONSTANTS, *(["L_inf"] if self.meta.get("irreducible") else [])]
-        return list(self.meta["constants"])
+        return self.law.gated()
 
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Median, central ``level`` interval, R-hat and ESS of every constant per group."""
@@ -117,7 +146,7 @@ class Posterior:
         if path.is_dir():
             raise ValueError(f"{path}: is an existing folder; give a file path, e.g. {path / 'posterior.nc'}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.idata.posterior.attrs[META_ATTR] = json.dumps(self.meta)
+        self.idata.posterior.attrs[META_ATTR] = json.dumps(self.meta.to_dict())
         tmp = path.with_name(path.name + ".tmp")
         try:
             self.idata.to_netcdf(str(tmp), engine="h5netcdf")
@@ -141,4 +170,4 @@ class Posterior:
         if "posterior" not in idata.groups() or META_ATTR not in idata.posterior.attrs:
             raise PosteriorFileError(f"{path}: a netCDF file but not a bayescale posterior (no '{META_ATTR}' metadata); "
                                      "give a file written by `bayescale fit --out`")
-        return cls(idata=idata, meta=json.loads(idata.posterior.attrs[META_ATTR]))
+        return cls(idata=idata, meta=PosteriorMeta.from_dict(json.loads(idata.posterior.attrs[META_ATTR])))

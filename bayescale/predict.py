@@ -1,94 +1,60 @@
-r"""Credible bands for forecasts, from every posterior draw pushed through the laws.
+r"""Credible bands for forecasts, from every posterior draw pushed through the law.
 
-Two predictive modes (DESIGN.md section 4):
+Two predictive modes (docs/model.md):
 
-* ``"mean"`` -- the law's mean curve; parameter uncertainty only.
-* ``"new_run"`` -- what a run you train will show: the mean curve times
-  ``exp(run_offset + noise + law_error)`` per draw, with ``run_offset ~ Normal(0, tau_run)``
-  (seed-to-seed), ``noise ~ StudentT(nu, 0, sigma)`` (evaluation noise, pointwise) and
-  the law's own error ``law_error ~ Normal(0, kappa * d)``.
+* ``"mean"`` -- the law's mean curve (``law.mean_log_loss``); parameter uncertainty only.
+* ``"new_run"`` -- what a run you train will show: the fitted model itself
+  (:func:`bayescale.models.skeleton.curve_model`, run through NumPyro's ``Predictive``
+  on every posterior draw) draws a new run's offset ``Normal(0, tau_run)`` and the
+  evaluation noise ``StudentT(nu, mu, sigma)`` at the requested points, and the law's
+  own error ``law_error ~ Normal(0, kappa * d)`` is added per draw.
 
 The law's own error grows with the distance ``d`` of the request from the fitted data,
-measured in natural-log units: ``d = sqrt(d_N^2 + d_S^2 + d_B^2)`` where ``d_N`` is how
-far ``log N`` lies outside ``[log N_min, log N_max]`` of the fitted sizes (0 inside), and
-likewise for steps and batch sizes. ``kappa`` (``extrapolation_error``, per unit of
-log-distance on log loss) is stored with the posterior; its default was set on public
-runs that bayescale does not ship (see benchmarks/RESULTS.md), never on the bundled
-runs it is checked on. A posterior that carries parameter uncertainty alone is badly
+measured in natural-log units per axis of the law (:meth:`~bayescale.models.law.Law.extrapolation`):
+for the Kaplan law ``d = sqrt(d_N^2 + d_S^2 + d_B^2)``, where ``d_N`` is how far
+``log N`` lies outside ``[log N_min, log N_max]`` of the fitted sizes (0 inside), and
+likewise for steps and batch sizes; for the Chinchilla law ``d = sqrt(d_N^2 + d_D^2)``
+with ``D = B S`` tokens. ``kappa`` (``extrapolation_error``, per unit of log-distance
+on log loss) is stored with the posterior; its default was set on public runs that
+bayescale does not ship (see benchmarks/RESULTS.md), never on the bundled runs it is
+checked on. A posterior that carries parameter uncertainty alone is badly
 over-confident in extrapolation: real curves fit the laws so well that the fitted
 noise is tiny, while the law itself drifts from the truth as sizes grow.
 
-A Chinchilla posterior (``L(N, D) = E + A/N^alpha + B/D^beta``, :mod:`bayescale.chinchilla`)
-evaluates a request at ``(N, B, S)`` at ``D = B S`` tokens, with ``d = sqrt(d_N^2 + d_D^2)``
-and ``d_D`` measured from the fitted token range; the critical batch has no Chinchilla
-meaning and asking for it raises ``ValueError``.
-
-Targets in loss are treated consistently: a law error ``eta`` on log loss means the
-true curve reaches ``L`` when the law's curve reaches ``L exp(-eta)``.
+Quantities a law does not have (the Chinchilla law has no batch size, so no critical
+batch) raise ``ValueError``. Targets in loss are treated consistently: a law error
+``eta`` on log loss means the true curve reaches ``L`` when the law's curve reaches
+``L exp(-eta)``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bayescale import laws
+from numpyro.infer import Predictive
+
 from bayescale.defaults import MODES
-from bayescale.models import chinchilla_log_floor, chinchilla_log_loss, chinchilla_log_tokens
+from bayescale.models.law import Covariates, Extrapolation, expand
+from bayescale.models.skeleton import curve_model, new_run_noise
 from bayescale.posterior import Posterior
 from bayescale.runs import MAX_SCALE
 
 
-@dataclass(frozen=True)
-class Extrapolation:
-    """How far a request lies outside the fitted data, in natural-log units."""
-
-    params: float
-    steps: float
-    batch_tokens: float
-    tokens: float = 0.0
-
-    @property
-    def distance(self) -> float:
-        return float(np.sqrt(self.params**2 + self.steps**2 + self.batch_tokens**2 + self.tokens**2))
-
-    @property
-    def extrapolates(self) -> bool:
-        return self.distance > 0
-
-    def describe(self) -> str:
-        if not self.extrapolates:
-            return "inside the fitted ranges"
-        parts = [f"{name} x{np.exp(v):.3g}" for name, v in
-                 (("size", self.params), ("steps", self.steps), ("batch", self.batch_tokens),
-                  ("tokens", self.tokens)) if v > 0]
-        return "extrapolates beyond the fitted data: " + ", ".join(parts) + f" (log-distance {self.distance:.2f})"
-
-
-def _outside(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    logv = np.log(value)
-    return np.maximum(0.0, np.maximum(logv - np.log(hi), np.log(lo) - logv))
-
-
 def extrapolation(posterior: Posterior, params: float, batch_tokens: float | None = None,
                   steps: float | np.ndarray | None = None) -> Extrapolation:
-    """Distance of a request from the fitted sizes, steps and batches (largest over ``steps``).
+    """Distance of a request from the fitted data along each of the law's axes (largest over ``steps``)."""
+    return posterior.law.extrapolation(posterior.meta.ranges, params, batch_tokens, steps)
 
-    For a Chinchilla posterior: from the fitted sizes and token counts ``B S``.
-    """
-    r = posterior.meta["ranges"]
-    if posterior.model == "chinchilla":
-        d_tokens = 0.0 if batch_tokens is None or steps is None else float(
-            np.max(_outside(np.asarray(batch_tokens, float) * np.asarray(steps, float), *r["tokens"])))
-        return Extrapolation(float(_outside(np.asarray(params, float), *r["params"])), 0.0, 0.0, d_tokens)
-    d_steps = 0.0 if steps is None else float(np.max(_outside(np.asarray(steps, float), *r["step"])))
-    d_batch = 0.0 if batch_tokens is None else float(_outside(np.asarray(batch_tokens, float), *r["batch_tokens"]))
-    return Extrapolation(float(_outside(np.asarray(params, float), *r["params"])), d_steps, d_batch)
+
+def level_percent(level: float) -> str:
+    """``0.9`` -> ``"90"``: a central interval's probability in percent, for labels and column names."""
+    return f"{100 * level:g}"
 
 
 def quantile_bands(draws: np.ndarray, levels: Sequence[float]) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -140,35 +106,83 @@ def _check_law(log_L: np.ndarray, N: np.ndarray, B: np.ndarray, S: np.ndarray) -
                          f"(float32 overflow); keep params, batch sizes and steps up to {MAX_SCALE:g}")
 
 
-@jax.jit
-def _trajectory_draws(c: laws.KaplanConstants, N, B, steps):
-    return laws.trajectory(laws.expand(c), N[None, :], B[None, :], steps[None, :])
+def _priors(posterior: Posterior):
+    """The law's prior settings the posterior was fitted with (stored with it)."""
+    defaults = posterior.law.default_priors()
+    stored = posterior.meta.settings.get("priors", {})
+    return type(defaults)(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()
+                             if k in defaults.__dataclass_fields__})
 
 
-class _Draws:
-    """Per-draw noise terms of the new-run mode, drawn once per request."""
+@dataclass(frozen=True)
+class _NewRun:
+    """The points of a prediction, shaped as the fitted model's data: one new run in group ``g``."""
 
-    def __init__(self, posterior: Posterior, group: str | None, seed: int):
-        g = posterior.group_index(group)
-        self.rng = np.random.default_rng(seed)
-        self.n = posterior.n_draws
-        self.sigma = posterior.draws("sigma").reshape(self.n, -1)[:, 0]
-        # Chinchilla fits of final losses have no run offsets: sigma is the run-to-run noise.
-        self.tau = (posterior.draws("run_offset_scale").reshape(self.n, -1)[:, 0]
-                    if "run_offset_scale" in posterior.idata.posterior else np.zeros(self.n))
-        self.nu = float(posterior.meta["settings"]["priors"]["nu"])
-        self.kappa = float(posterior.meta["extrapolation_error"])
-        self.group = g
+    log_N: jax.Array
+    log_B: jax.Array
+    log_S: jax.Array
+    covariates: dict
+    references: dict
+    n_groups: int
+    group: int
 
-    def law_error(self, distance: np.ndarray | float) -> np.ndarray:
-        """``Normal(0, kappa d)`` per draw, shared along a curve: shape (draws, len(d))."""
-        z = self.rng.standard_normal((self.n, 1))
-        return z * self.kappa * np.atleast_1d(np.asarray(distance, float))[None, :]
+    @property
+    def n_points(self) -> int:
+        return int(self.log_N.shape[0])
 
-    def run_and_noise(self, points: int) -> np.ndarray:
-        run = self.rng.standard_normal((self.n, 1)) * self.tau[:, None]
-        noise = self.rng.standard_t(self.nu, size=(self.n, points)) * self.sigma[:, None]
-        return run + noise
+    @property
+    def group_idx(self) -> np.ndarray:
+        return np.full(self.n_points, self.group, np.int32)
+
+    runs = ("new run",)
+    run_idx = property(lambda self: np.zeros(self.n_points, np.int32))
+    prev_idx = property(lambda self: np.zeros(self.n_points, np.int32))
+    has_prev = property(lambda self: np.zeros(self.n_points, bool))
+
+
+@functools.lru_cache(maxsize=16)
+def _new_run_sampler(law, priors, offsets: bool, n_groups: int, group: int):
+    """A compiled ``(key, draws, log N, log B, log S, covariates, references) -> log loss`` of
+    new runs: the fitted model (``curve_model``) run by ``Predictive`` on every draw."""
+
+    def sample(key, draws, log_N, log_B, log_S, covariates, references):
+        data = _NewRun(log_N, log_B, log_S, covariates, references, n_groups, group)
+        predictive = Predictive(curve_model, posterior_samples=draws, return_sites=["log_loss"], parallel=True)
+        return predictive(key, data, law, priors, run_offsets=offsets, non_centred=False)["log_loss"]
+
+    return jax.jit(sample)
+
+
+@functools.lru_cache(maxsize=16)
+def _mean_sampler(law):
+    """The law's mean log loss over draws x points, compiled once per law."""
+    return jax.jit(lambda c, log_N, log_B, log_S, extra: law.mean_log_loss(expand(c),
+                                                                          Covariates(log_N, log_B, log_S, extra)))
+
+
+def _law_error(posterior: Posterior, distance, rng: np.random.Generator | int) -> np.ndarray:
+    """The law's own error ``Normal(0, kappa d)`` per draw, shared along a curve: shape (draws, len(d)).
+
+    ``rng`` is a generator or a seed; drawn first from it, so a seed gives every quantity
+    of one request the same law errors."""
+    z = np.random.default_rng(rng).standard_normal((posterior.n_draws, 1))
+    return z * float(posterior.meta.extrapolation_error) * np.atleast_1d(np.asarray(distance, float))[None, :]
+
+
+def _scale_draws(posterior: Posterior, name: str) -> np.ndarray:
+    """Draws of a scalar site; zeros where the fit has no such site (no run offsets)."""
+    if name not in posterior.idata.posterior:
+        return np.zeros(posterior.n_draws)
+    return posterior.draws(name).reshape(posterior.n_draws, -1)[:, 0]
+
+
+def _model_draws(posterior: Posterior) -> dict[str, np.ndarray]:
+    """Posterior draws of the sites a new run's prediction conditions on: the law's latents
+    and extra sites, and the noise and seed-spread scales (not the fitted runs' offsets)."""
+    law = posterior.law
+    post = posterior.idata.posterior
+    names = [*law.latents, *law.extra_sites, "sigma", "run_offset_scale", "rho"]
+    return {name: posterior.draws(name) for name in names if name in post}
 
 
 def _frame(x: np.ndarray, levels: Sequence[float], index: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -202,13 +216,20 @@ def loss_draws(
     mode: str = "new_run",
     group: str | None = None,
     seed: int = 0,
+    covariates: dict[str, np.ndarray] | None = None,
+    through_model: bool = False,
 ) -> np.ndarray:
     """Predictive draws of the loss at points ``(params, batch_tokens, steps)``.
 
     The three arguments broadcast to one 1-D shape of ``P`` points; the result has
-    shape ``(draws, P)``. In ``new_run`` mode the law error of a draw is shared by all
-    points (it is smooth along a curve) and the evaluation noise is drawn per point, so
-    each column is the marginal predictive distribution of its point.
+    shape ``(draws, P)``. ``covariates`` gives any further per-point covariate the law
+    declares (``law.covariates``). In ``new_run`` mode the law error of a draw is shared
+    by all points (it is smooth along a curve), the run offset is one new run's, and the
+    evaluation noise is drawn per point, so each column is the marginal predictive
+    distribution of its point. The new run's offset and noise are those of the fitted
+    model, drawn with NumPy (:func:`bayescale.models.skeleton.new_run_noise`); with
+    ``through_model=True`` they are drawn by running the model itself through NumPyro's
+    ``Predictive`` (the same distribution, about 13 times slower on a CPU).
     """
     _check_mode(mode)
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
@@ -218,20 +239,29 @@ def loss_draws(
         if np.max(v) > _FLOAT32_MAX:  # before the float32 cast, which would overflow with a warning
             raise ValueError(f"{name}={np.max(v):g} is beyond float32 (largest {_FLOAT32_MAX:.3g}), in which the law "
                              f"is evaluated; keep params, batch sizes and steps up to {MAX_SCALE:g}")
-    r = posterior.meta["ranges"]
-    if posterior.model == "chinchilla":
-        c = posterior.chinchilla_constants(group).expand()
-        log_L = np.asarray(chinchilla_log_loss(c, np.log(N)[None, :], np.log(B * S)[None, :]), float)
-        d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(B * S, *r["tokens"]) ** 2)
-    else:
-        c = posterior.constants(group)
-        log_L = np.log(np.asarray(_trajectory_draws(c, *(jnp.asarray(v, jnp.float32) for v in (N, B, S))), float))
-        d = np.sqrt(_outside(N, *r["params"]) ** 2 + _outside(S, *r["step"]) ** 2
-                    + _outside(B, *r["batch_tokens"]) ** 2)
+    law = posterior.law
+    extra = {k: jnp.asarray(np.broadcast_to(v, N.shape), jnp.float32) for k, v in (covariates or {}).items()}
+    missing = [k for k in law.covariates if k not in extra]
+    if missing:
+        raise ValueError(f"the {law.name} law needs the covariate(s) {', '.join(missing)} (covariates=...)")
+    log_x = [jnp.log(jnp.asarray(v, jnp.float32)) for v in (N, B, S)]
+    log_L = np.asarray(_mean_sampler(law)(posterior.constants(group), *log_x, extra), float)
     _check_law(log_L, N, B, S)
-    if mode == "new_run":
-        extra = _Draws(posterior, group, seed)
-        log_L = log_L + extra.law_error(d) + extra.run_and_noise(len(S))
+    if mode == "new_run" and not through_model:
+        rng = np.random.default_rng(seed)
+        law_error = _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)
+        noise = new_run_noise(rng, _scale_draws(posterior, "run_offset_scale"), _scale_draws(posterior, "sigma"),
+                              _priors(posterior).nu, len(S))
+        log_L = log_L + law_error + noise
+    elif mode == "new_run":
+        offsets = "run_offset_scale" in posterior.idata.posterior
+        sampler = _new_run_sampler(law, _priors(posterior), offsets, len(posterior.groups),
+                                   posterior.group_index(group))
+        references = {k: jnp.float32(v) for k, v in posterior.meta.references.items()}
+        log_L = np.asarray(sampler(jax.random.PRNGKey(seed), _model_draws(posterior), *log_x, extra, references),
+                           float)
+        _check_law(log_L, N, B, S)
+        log_L = log_L + _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), seed)
     return np.exp(log_L)
 
 
@@ -259,7 +289,7 @@ def predict_trajectory(
     N = float(_request("params", params))
     B = float(_request("batch_tokens", batch_tokens))
     if np.ndim(steps) == 0:
-        final, first_fitted = float(_request("steps", steps)), float(posterior.meta["ranges"]["step"][0])
+        final, first_fitted = float(_request("steps", steps)), float(posterior.meta.ranges["step"][0])
         grid = step_grid(final, points, first_step=first_fitted if first_fitted < final else 1.0)
     else:
         grid = _request("steps", steps)
@@ -270,10 +300,10 @@ def predict_trajectory(
 
 
 def _law_shift(posterior: Posterior, group: str | None, mode: str, N: float, seed: int) -> np.ndarray:
-    """Per-draw law error on log loss (0 in mean mode), for size-only quantities."""
+    """Per-draw law error on log loss (0 in mean mode), for quantities of a size alone."""
     if mode == "mean":
         return np.zeros((posterior.n_draws, 1))
-    return _Draws(posterior, group, seed).law_error(_outside(np.array(N), *posterior.meta["ranges"]["params"]))
+    return _law_error(posterior, posterior.law.extrapolation(posterior.meta.ranges, N).distance, seed)
 
 
 def predict_min_loss(
@@ -285,21 +315,17 @@ def predict_min_loss(
     group: str | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Bands for the minimum reachable loss ``L_N`` of one or more model sizes.
+    """Bands for the minimum reachable loss of one or more model sizes (the law's ``min_loss``).
 
-    For a Chinchilla posterior this is the unlimited-data loss ``E + A/N^alpha``.
+    The Kaplan law's ``L_N = L_inf + (N_c/N)^alpha_N``; the Chinchilla law's
+    unlimited-data loss ``E + A/N^alpha``.
     """
     _check_mode(mode)
     sizes = np.atleast_1d(_request("params", params))
-    if posterior.model == "chinchilla":
-        c = posterior.chinchilla_constants(group).expand()
-        law = np.exp(np.asarray(chinchilla_log_floor(c, np.log(sizes)[None, :]), float))
-    else:
-        c = posterior.constants(group)
-        law = np.stack([np.asarray(laws.loss_floor(c, N), float) for N in sizes], axis=1)
+    law = posterior.law
+    floor = np.asarray(law.min_loss(expand(posterior.constants(group)), sizes[None, :]), float)
     shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
-    floors = law * np.exp(shift)
-    return _frame(floors, levels, {"params": sizes})
+    return _frame(floor * np.exp(shift), levels, {"params": sizes})
 
 
 def predict_critical_batch(
@@ -309,13 +335,14 @@ def predict_critical_batch(
     levels: Sequence[float] = (0.9,),
     group: str | None = None,
 ) -> pd.DataFrame:
-    """Bands for the critical batch size in tokens at one or more loss values (Kaplan posteriors)."""
-    if posterior.model == "chinchilla":
-        raise ValueError("the Chinchilla law L(N, D) has no batch size, so no critical batch; "
-                         "fit the Kaplan model to curves at several batch sizes (bayescale fit --model kaplan)")
+    """Bands for the critical batch size in tokens at one or more loss values (laws that have one)."""
+    law = posterior.law
+    if law.critical_batch is None:
+        raise ValueError(f"the {law.title} has no batch size, so no critical batch; fit a law that has one "
+                         "(bayescale fit --model kaplan) to curves at several batch sizes")
     losses = np.atleast_1d(_positive("loss", loss))
     c = posterior.constants(group)
-    values = np.stack([np.asarray(laws.critical_batch(c, L), float) for L in losses], axis=1)
+    values = np.stack([np.asarray(law.critical_batch(c, L), float) for L in losses], axis=1)
     return _frame(values, levels, {"loss": losses})
 
 
@@ -330,35 +357,23 @@ def predict_steps_to_loss(
     group: str | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Steps and tokens to reach ``target_loss`` at ``batch_tokens``, and their minima.
+    """Steps and tokens to reach ``target_loss`` at ``batch_tokens``, and whatever else the law knows.
 
-    Rows: ``steps``, ``tokens`` (at this batch), ``min_steps`` (infinite batch),
-    ``min_tokens`` (small-batch limit), ``critical_batch`` at the target. Draws for
-    which the target lies below the size's minimum loss give infinite steps; the
-    column ``p_reachable`` is the posterior probability that the target is reachable.
-    A Chinchilla posterior gives the rows ``steps`` and ``tokens`` only, from
-    ``D = (B / (L - E - A/N^alpha))^(1/beta)``: the law has no batch dependence.
+    Rows: ``steps``, ``tokens`` (at this batch) and the law's further quantities (the
+    Kaplan law: ``min_steps`` at an infinite batch, ``min_tokens`` in the small-batch
+    limit, ``critical_batch`` at the target; the Chinchilla law has no batch dependence
+    and gives ``D = (B / (L - E - A/N^alpha))^(1/beta)`` tokens). Draws for which the
+    target lies below the size's minimum loss give infinite steps; the column
+    ``p_reachable`` is the posterior probability that the target is reachable.
     """
     _check_mode(mode)
     N = float(_request("params", params))
     B = float(_request("batch_tokens", batch_tokens))
     L = float(_positive("target_loss", target_loss))
     L_law = L * np.exp(-_law_shift(posterior, group, mode, N, seed)[:, 0])
-    if posterior.model == "chinchilla":
-        tokens = np.exp(np.asarray(chinchilla_log_tokens(posterior.chinchilla_constants(group), np.log(N), L_law),
-                                   float))
-        quantities = {"steps": tokens / B, "tokens": tokens}
-        reachable = np.isfinite(tokens)
-    else:
-        c = posterior.constants(group)
-        s_min = np.asarray(laws.min_steps(c, N, L_law), float)
-        b_crit = np.asarray(laws.critical_batch(c, L_law), float)
-        steps = s_min * (1.0 + b_crit / B)
-        quantities = {"steps": steps, "tokens": B * steps, "min_steps": s_min,
-                      "min_tokens": b_crit * s_min, "critical_batch": b_crit}
-        reachable = np.isfinite(s_min)
+    quantities = posterior.law.steps_to_loss(posterior.constants(group), N, B, L_law)
     values = np.stack(list(quantities.values()), axis=1)
     df = _frame(values, levels, {"quantity": np.array(list(quantities))})
-    df["p_reachable"] = float(np.mean(reachable))
+    df["p_reachable"] = float(np.mean(np.isfinite(quantities["steps"])))
     df.attrs["extrapolation"] = extrapolation(posterior, N, B).describe()
     return df

@@ -103,24 +103,23 @@ def _render(title: str, sections: Sequence[Section], out: Path, progress: bool) 
 
 def _overview(posterior: Posterior) -> Section:
     meta, post = posterior.meta, posterior.idata.posterior
-    r = meta["ranges"]
+    r = meta.ranges
     rows = pd.DataFrame([
-        ("model", f"{meta['model']}{' with irreducible loss' if meta.get('irreducible') else ''}"),
-        ("groups", f"{', '.join(posterior.groups)} (by {meta.get('group_by') or 'none'})"),
+        ("model", f"{posterior.law.name}: {posterior.law.title}"),
+        ("groups", f"{', '.join(posterior.groups)} (by {meta.group_by or 'none'})"),
         ("fitted runs / points",
-         f"{len(meta.get('runs', []))} / {posterior.idata.observed_data.sizes.get('obs', 0)}"),
+         f"{len(meta.runs)} / {posterior.idata.observed_data.sizes.get('obs', 0)}"),
         ("fitted sizes N", f"{r['params'][0]:.3g} .. {r['params'][1]:.3g} parameters"),
         ("fitted steps S", f"{r['step'][0]:.3g} .. {r['step'][1]:.3g}"),
         ("fitted batches B", f"{r['batch_tokens'][0]:g} .. {r['batch_tokens'][1]:g} tokens"),
         ("draws", f"{post.sizes['chain']} chains x {post.sizes['draw']} draws"),
         ("law error (kappa)",
-         f"{meta.get('extrapolation_error', 0):g} on log loss per unit log-distance outside the fit"),
-        ("fitted with", f"bayescale {meta.get('settings', {}).get('bayescale_version', '?')}; "
+         f"{meta.extrapolation_error:g} on log loss per unit log-distance outside the fit"),
+        ("fitted with", f"bayescale {meta.settings.get('bayescale_version', '?')}; "
                         f"report by bayescale {__version__}"),
     ], columns=["item", "value"])
     return Section("Overview", paragraphs=[
-        "Bayesian fit of the Kaplan/Su scaling laws (Kaplan et al. 2020, arXiv:2001.08361; Su et al. 2024, "
-        "arXiv:2403.06563). Losses in nats per token, batch sizes in tokens per optimizer step. Bands are central "
+        f"Bayesian fit of the {posterior.law.title} ({posterior.law.reference}). Losses in nats per token, batch sizes in tokens per optimizer step. Bands are central "
         "credible intervals of the <em>new-run</em> predictive distribution unless stated: parameter uncertainty, "
         "seed and evaluation noise, and the law's own error, which grows with the distance from the fitted data."],
         tables=[("Fit", rows)])
@@ -148,8 +147,8 @@ def _constants(posterior: Posterior, level: float) -> Section:
                 ("posterior_predictive", "Posterior predictive check: new-run draws at the fitted points.",
                  lambda: plots.plot_predictive_check(posterior, kind="posterior"))]
     return Section("Constants", paragraphs=[
-        f"Median and central {level:.0%} interval of each constant "
-        "(Kaplan: N_c in parameters, S_c in steps, B_star in tokens)."],
+        f"Median and central {level:.0%} interval of each constant"
+        + (f" ({posterior.law.units})." if posterior.law.units else ".")],
         tables=[("Constants", posterior.summary(level))], figures=figures)
 
 
@@ -160,7 +159,7 @@ def _per_group(posterior: Posterior, make: Callable[[str], pd.DataFrame]) -> pd.
 
 
 def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
-    r = posterior.meta["ranges"]
+    r = posterior.meta.ranges
     sizes = np.array(FORECAST_MULTIPLES) * r["params"][1]
     batch, last = r["batch_tokens"][1], r["step"][1]
     band = dict(levels=(level,), seed=seed)
@@ -177,7 +176,7 @@ def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
                for g in posterior.groups]
     figures.append(("min_loss", "Minimum reachable loss L_N against model size.",
                     lambda: plots.plot_min_loss(posterior, seed=seed)))
-    if posterior.model == "kaplan":  # the critical batch is a quantity of the Kaplan laws only
+    if posterior.law.critical_batch is not None:  # a quantity of laws with a batch size only
         fitted = np.exp(np.quantile(posterior.idata.observed_data["log_loss"].values, [0.0, 0.5, 1.0]))
         losses = np.concatenate([[0.8 * fitted[0]], fitted])
         tables.insert(1, ("Critical batch B_crit (tokens)", _per_group(

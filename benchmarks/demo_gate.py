@@ -46,7 +46,7 @@ def run_seed(seed: int, work: Path) -> dict:
     post = Posterior.load(out / "posterior.nc")
     d = diagnose(post.idata, post.constant_names())
     held = pd.read_csv(out / "held_out.csv").set_index("split")
-    settings = post.meta["settings"]
+    settings = post.meta.settings
     return {"seed": seed, "wall_s": wall, "sampling_s": settings["sampling_seconds"],
             "r_hat_max": d.max_rhat, "ess_bulk_min": d.min_ess_bulk, "ess_tail_min": d.min_ess_tail,
             "divergences": d.divergences, "gate": "PASS" if d.passed else "FAIL",

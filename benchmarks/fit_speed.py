@@ -19,23 +19,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bayescale.models import kaplan as laws
+from bayescale.models.law import expand
 from scipy.optimize import brentq, newton
 
-from bayescale import fit, laws, use_cpu_cores
+from bayescale import fit, use_cpu_cores
+from bayescale.environment import cpu_model
 from bayescale.predict import predict_trajectory
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def agreement_of(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -108,7 +101,7 @@ def main() -> None:
     t = time.perf_counter()
     brent_draws = np.stack([_brentq_draw(c, 1e7, 4096.0, steps, d) for d in subset[:10]])
     brent_seconds = (time.perf_counter() - t) * post.n_draws / 10
-    ours = np.asarray(laws.trajectory(laws.expand(c), 1e7, 4096.0, steps[None, :]))[subset]
+    ours = np.asarray(laws.trajectory(expand(c), 1e7, 4096.0, steps[None, :]))[subset]
     agreement = max(agreement_of(ours, scipy_draws), agreement_of(ours[:10], brent_draws))
 
     rows = [
@@ -126,7 +119,7 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     table = "\n".join(f"| {name:<{width}} | {value} |" for name, value in rows)
     header = (f"\n## fit_speed — {dt.date.today().isoformat()}\n\n"
-              f"Machine: {os.cpu_count()} CPU cores ({_cpu_model()}), {platform.system()}, "
+              f"Machine: {os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()}, "
               f"Python {platform.python_version()}; load average at start {load:.2f}. Synthetic curves from "
               f"`EXAMPLE_CONSTANTS` (6 sizes x 3 batches, 400 log-spaced evaluations each, distinct integer steps).\n\n"
               f"| measurement | value |\n|---|---|\n")

@@ -29,24 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bayescale.environment import cpu_model
 from bayescale.trainer import expand_grid, load_grid, run_sweep
-from bayescale.trainer.sweep import parse_shard
 from bayescale.trainer.records import COLUMNS, atomic_write_bytes, read_json, read_table
+from bayescale.trainer.sweep import parse_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = Path("bayescale/data/sweep_grid.toml")
 DEST = Path("bayescale/data")
 SESSIONS = "bundled_sweep_sessions{}.json"  # one log per shard: "" or "-0of2", "-1of2", ...
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def train_grid(grid: Path, out: Path, threads: int, shard: tuple[int, int] = (0, 1)) -> None:
@@ -111,7 +102,7 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
         # The stdlib folder differs between machines; the fingerprint identifies the tokens.
         "corpus": {**first["corpus"], "source": f"Python {first['versions']['python']} standard library"},
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "threads": threads,
             "platform": platform.platform(terse=True),

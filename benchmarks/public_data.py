@@ -46,13 +46,12 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from extrapolation import thin  # noqa: E402
-from fit_speed import _cpu_model  # noqa: E402
 
 from bayescale import fit  # noqa: E402
-from bayescale.bootstrap import fit_bootstrap  # noqa: E402
-from bayescale.chinchilla import fit_chinchilla  # noqa: E402
+from bayescale.baselines.bootstrap import fit_bootstrap  # noqa: E402
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
+from bayescale.environment import cpu_model  # noqa: E402
 from bayescale.predict import loss_draws  # noqa: E402
 from bayescale.runs import load_gadre2024, load_gemstones2025  # noqa: E402
 
@@ -98,9 +97,9 @@ def _timed(call: Callable[[], object]) -> tuple[object, float, list[str]]:
 def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[dict], pd.DataFrame, str]:
     runs = load_gadre2024(path)
     train, held = runs[runs["params_total"] <= GADRE_FIT_MAX_TOTAL], runs[runs["params_total"] > GADRE_FIT_MAX_TOTAL]
-    result, seconds, messages = _timed(lambda: fit_chinchilla(
-        train, group_by="group", chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-        target_accept=args.target_accept, progress=False, warn=False))
+    result, seconds, messages = _timed(lambda: fit(
+        train, law="chinchilla", group_by="group", chains=args.chains, warmup=args.warmup, draws=args.draws,
+        seed=args.seed, target_accept=args.target_accept, progress=False, warn=False))
     notes += [f"Gadre, bayescale Chinchilla: {result.diagnostics.format().splitlines()[0]}",
               *(f"Gadre, bayescale Chinchilla: {m}" for m in messages)]
     rows, detail, errors = [], [], []
@@ -130,7 +129,7 @@ def gadre(path: Path, args: argparse.Namespace, notes: list[str]) -> tuple[list[
                  "(shared equally in the table, plus each dataset's prediction time)")
     detail = pd.DataFrame(detail)
     notes += _errors_by_size(pd.DataFrame(errors)) + _recipe_differences(path, train, held)
-    return rows, detail, result.posterior.meta["settings"]["chain_method"]
+    return rows, detail, result.posterior.meta.settings["chain_method"]
 
 
 def _errors_by_size(errors: pd.DataFrame) -> list[str]:
@@ -172,9 +171,9 @@ def gemstones(path: Path, args: argparse.Namespace, notes: list[str]) -> list[di
     options = dict(group_by=None, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                    target_accept=args.target_accept, progress=False, warn=False)
     rows = []
-    for name, fitter in (("bayescale Kaplan", fit), ("bayescale Chinchilla", fit_chinchilla)):
-        def run_method(fitter=fitter):
-            result = fitter(train, **options)
+    for name, law in (("bayescale Kaplan", "kaplan"), ("bayescale Chinchilla", "chinchilla")):
+        def run_method(law=law):
+            result = fit(train, law=law, **options)
             draws = loss_draws(result.posterior, held["params"].to_numpy(), held["batch_tokens"].to_numpy(),
                                held["step"].to_numpy(), seed=args.seed)
             return result, _quantiles(draws)
@@ -244,7 +243,7 @@ def main() -> None:
                      "90% width (nats)", "wall time (s)"]
     text = "\n".join([
         f"\n## public_data — bayescale vs bootstrap on public runs — {dt.date.today().isoformat()}\n",
-        f"Machine: {os.cpu_count()} CPU cores ({_cpu_model()}), {platform.system()}, Python "
+        f"Machine: {os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()}, Python "
         f"{platform.python_version()}; load average at start {load:.2f}; OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS {args.chains} chains x {args.draws} draws "
         f"({args.warmup} warmup, {chain_method} chains, target_accept {args.target_accept}), seed {args.seed}; bootstrap {args.n_boot} run-resamples, "

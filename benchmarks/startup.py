@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from bayescale.environment import cpu_model
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEAVY = ("jax", "numpyro", "arviz", "matplotlib", "scipy", "pandas", "torch")
 
@@ -31,16 +33,6 @@ HEAVY = ("jax", "numpyro", "arviz", "matplotlib", "scipy", "pandas", "torch")
 IMPORT = "import bayescale"
 HELP = ("import sys\nfrom bayescale.cli import main\nsys.argv = ['bayescale', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _version(dist: str) -> str:
@@ -100,7 +92,7 @@ def main() -> None:
     label = f" ({args.label})" if args.label else ""
     header = (f"\n## startup{label} — {dt.date.today().isoformat()}\n\n"
               f"`python benchmarks/startup.py --repeats {args.repeats}`: {os.cpu_count()} CPU cores "
-              f"({_cpu_model()}), {platform.system()}; Python {platform.python_version()}, "
+              f"({cpu_model()}), {platform.system()}; Python {platform.python_version()}, "
               f"jax {_version('jax')}, numpyro {_version('numpyro')}, arviz {_version('arviz')}; "
               f"load average {load:.2f} at the start, {load_end:.2f} at the end. Wall time of a fresh process "
               f"from start to exit, {args.repeats} runs each (alternating, after one warm-up run each).\n\n"

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bayescale.environment import cpu_model
 from bayescale.trainer import GPT, Corpus, GPTConfig, TrainConfig, load_corpus, param_counts, train
 from bayescale.trainer.batched import BatchedGPT, build_batched_optimizer, clip_grad_norm_per_model_
 from bayescale.trainer.config import default_heads
@@ -228,17 +229,6 @@ def batched_vs_sequential(case: Case, corpus: Corpus, k: int) -> tuple[Rate, Rat
         if step == 0:
             watch.start()
     return sequential, watch.rate(per_model_tokens)
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, or the platform's description."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def non_embedding(case: Case) -> int:

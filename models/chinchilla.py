@@ -14,7 +14,7 @@ natural; ``N_ref`` and ``D_ref`` are the geometric means of the observed sizes a
 token counts, ``L_med``, ``L_min`` the median and smallest observed losses)::
 
     # re-centred constants per group; with G > 1 groups they share a population mean
-    # with a fixed spread group_sd, as in the Kaplan model (bayescale.models.kaplan)
+    # with a fixed spread group_sd (the shared skeleton, bayescale.models.skeleton)
     log A_ref[g]          ~ Normal(log(0.25 L_med), 1.0)    # log(A / N_ref^alpha), the size term at N_ref
     log B_ref[g]          ~ Normal(log(0.25 L_med), 1.0)    # log(B / D_ref^beta), the data term at D_ref
     log alpha[g]          ~ Normal(log 0.35, 0.5)
@@ -30,8 +30,8 @@ token counts, ``L_med``, ``L_min`` the median and smallest observed losses)::
 **Final losses** (one point per run, the common published form): the run-to-run
 (seed) noise and the evaluation noise are one term, ``sigma``.
 
-**Curves** (several kept points in some run): as in the Kaplan model
-(:mod:`bayescale.models.kaplan`), each run gets an offset
+**Curves** (several kept points in some run): as for every law (the shared skeleton,
+:mod:`bayescale.models.skeleton`), each run gets an offset
 ``run_offset[r] ~ Normal(0, tau_run)``, ``tau_run ~ HalfNormal(0.02)``, and the residuals
 ``r_i = log_loss_i - mu_i`` along a run follow an AR(1) with ``rho ~ Uniform(0, 1)``:
 ``log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))`` for a point
@@ -46,7 +46,7 @@ tokenizer and the data (at 1e5 parameters and 1e6 byte tokens they predict a los
 the Epoch constants' compute-optimal point (D = 20 N, N = 1e8) the size and data terms
 are each about a quarter of the loss, which gives the ``0.25 L_med`` centres with one
 e-fold of spread. Re-centring the size and data terms at ``N_ref`` and ``D_ref``
-(DESIGN.md section 4) removes the ridge between (log A, alpha) and (log B, beta) that
+(docs/model.md) removes the ridge between (log A, alpha) and (log B, beta) that
 otherwise slows NUTS.
 
 References: Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models",
@@ -56,19 +56,17 @@ replication attempt", arXiv:2404.10102.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
-from numpyro import handlers
-from numpyro.infer.reparam import LocScaleReparam
 
-from bayescale.curves import CurveData
+from bayescale.curves import IdentifiabilityWarning, prepare_curves
 
-from .kaplan import _group_latent
+from .law import Covariates, Law
 from .priors import ChinchillaPriors
 
 ArrayLike = jax.typing.ArrayLike
@@ -98,9 +96,6 @@ class ChinchillaConstants(NamedTuple):
         """Build from the constants as the papers print them (not logged)."""
         return cls(np.log(E), np.log(A), alpha, np.log(B), beta)
 
-    def expand(self, axis: int = -1) -> "ChinchillaConstants":
-        """Insert a broadcasting axis into every constant (draws x points layouts)."""
-        return ChinchillaConstants(*(jnp.expand_dims(jnp.asarray(v), axis) for v in self))
 
 
 #: Besiroglu et al. (2024), Chinchilla re-estimate (total parameters, MassiveText tokens).
@@ -145,66 +140,77 @@ def chinchilla_constants_from_latents(latents: dict, references: dict) -> Chinch
     )
 
 
-def _prior_centres(data: CurveData, priors: ChinchillaPriors) -> dict[str, tuple[float, float]]:
-    log_L_med = data.references["log_L_ref"]
-    return {
-        "log_A_ref": (log_L_med + priors.log_A_ref_fraction[0], priors.log_A_ref_fraction[1]),
-        "log_B_ref": (log_L_med + priors.log_B_ref_fraction[0], priors.log_B_ref_fraction[1]),
-        "log_alpha": priors.log_alpha,
-        "log_beta": priors.log_beta,
-        "logit_E_fraction": priors.logit_E_fraction,
-    }
+
+class Chinchilla(Law):
+    """The Chinchilla law ``L(N, D) = E + A/N^alpha + B/D^beta`` with ``D = B S`` (module docstring)."""
+
+    name = "chinchilla"
+    title = "Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta"
+    constants = CHINCHILLA_CONSTANTS
+    scale_constants = ("A", "B")
+    latents = CHINCHILLA_LATENTS
+    reference = "Hoffmann et al. 2022, arXiv:2203.15556; Besiroglu et al. 2024, arXiv:2404.10102"
+    uses_batch = False
+
+    def default_priors(self) -> ChinchillaPriors:
+        return ChinchillaPriors()
+
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
+        """The points of :func:`~bayescale.curves.prepare_curves` plus the token references.
+
+        Adds ``log_D_ref`` (mean log tokens of the kept points) to the references and the
+        fitted ``tokens`` range (smallest and largest ``batch_tokens * step``) to the
+        ranges. Fewer than 3 sizes leave alpha and A to their priors, fewer than 3 distinct
+        token counts leave beta and B to theirs.
+        """
+        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+        log_D = data.log_B.astype(float) + data.log_S.astype(float)
+        n_tokens = len(np.unique(np.round(log_D, 6)))
+        for count, what, constants in ((len(data.sizes), "model size(s)", "alpha and A"),
+                                       (n_tokens, "distinct token count(s)", "beta and B")):
+            if count < 3:
+                warnings.warn(f"the fitted points have {count} {what}: {constants} are decided by their priors, not "
+                              "the data; add runs that span a decade or more of it", IdentifiabilityWarning,
+                              stacklevel=3)
+        return dataclasses.replace(
+            data,
+            references={**data.references, "log_D_ref": float(np.mean(log_D))},
+            ranges={**data.ranges, "tokens": [float(np.exp(log_D.min())), float(np.exp(log_D.max()))]},
+        )
+
+    def prior_centres(self, data, priors: ChinchillaPriors) -> dict[str, tuple[float, float]]:
+        log_L_med = data.references["log_L_ref"]
+        return {
+            "log_A_ref": (log_L_med + priors.log_A_ref_fraction[0], priors.log_A_ref_fraction[1]),
+            "log_B_ref": (log_L_med + priors.log_B_ref_fraction[0], priors.log_B_ref_fraction[1]),
+            "log_alpha": priors.log_alpha,
+            "log_beta": priors.log_beta,
+            "logit_E_fraction": priors.logit_E_fraction,
+        }
+
+    def constants_from_latents(self, latents, references) -> ChinchillaConstants:
+        return chinchilla_constants_from_latents(latents, references)
+
+    def paper_constants(self, c: ChinchillaConstants) -> dict:
+        return {"E": jnp.exp(c.log_E), "A": jnp.exp(c.log_A), "B": jnp.exp(c.log_B), "alpha": c.alpha,
+                "beta": c.beta}
+
+    def mean_log_loss(self, c: ChinchillaConstants, x: Covariates):
+        return chinchilla_log_loss(c, x.log_N, x.log_tokens)
+
+    def min_loss(self, c: ChinchillaConstants, N):
+        return jnp.exp(chinchilla_log_floor(c, jnp.log(N)))
+
+    def steps_to_loss(self, c: ChinchillaConstants, N, B, L) -> dict:
+        tokens = np.exp(np.asarray(chinchilla_log_tokens(c, np.log(N), L), float))
+        return {"steps": tokens / B, "tokens": tokens}
+
+    def fitted_ranges(self):
+        return (("size", "params"), ("tokens", "tokens"))
+
+    def axis_values(self, N, B, S):
+        tokens = None if B is None or S is None else np.asarray(B, float) * np.asarray(S, float)
+        return {"size": N, "tokens": tokens}
 
 
-def has_curves(data: CurveData) -> bool:
-    """Whether some run has several kept points (then run offsets and AR(1) residuals apply)."""
-    return bool(data.has_prev.any())
-
-
-def _model(data: CurveData, priors: ChinchillaPriors, log_loss) -> None:
-    G = data.n_groups
-    latents = {
-        name: _group_latent(name, loc, scale, G, priors.group_sd)
-        for name, (loc, scale) in _prior_centres(data, priors).items()
-    }
-    c = chinchilla_constants_from_latents(latents, data.references)
-    with numpyro.plate("group", G):
-        numpyro.deterministic("E", jnp.exp(c.log_E))
-        numpyro.deterministic("A", jnp.exp(c.log_A))
-        numpyro.deterministic("B", jnp.exp(c.log_B))
-        numpyro.deterministic("alpha", c.alpha)
-        numpyro.deterministic("beta", c.beta)
-
-    g = data.group_idx
-    c_obs = ChinchillaConstants(*(jnp.asarray(v)[g] for v in c))
-    mu = chinchilla_log_loss(c_obs, data.log_N, data.log_B + data.log_S)
-    sigma = numpyro.sample("sigma", dist.HalfNormal(priors.noise_sd))
-    loc, scale = mu, sigma
-    if has_curves(data):
-        run_scale = numpyro.sample("run_offset_scale", dist.HalfNormal(priors.run_sd))
-        with numpyro.plate("run", len(data.runs)):
-            run_offset = numpyro.sample("run_offset", dist.Normal(0.0, run_scale))
-        rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
-        mu = mu + run_offset[data.run_idx]
-        loc = mu
-        if log_loss is not None:
-            resid_prev = (log_loss - mu)[data.prev_idx]
-            loc = mu + jnp.where(data.has_prev, rho * resid_prev, 0.0)
-            scale = sigma * jnp.where(data.has_prev, jnp.sqrt(1.0 - rho**2), 1.0)
-    with numpyro.plate("obs", data.n_points):
-        numpyro.sample("log_loss", dist.StudentT(priors.nu, loc, scale), obs=log_loss)
-
-
-def chinchilla_model(data: CurveData, priors: ChinchillaPriors = ChinchillaPriors(), log_loss=None) -> None:
-    """NumPyro model of the losses in ``data`` under the Chinchilla law (module docstring).
-
-    ``data.references`` must hold ``log_N_ref``, ``log_D_ref``, ``log_L_ref`` (the log
-    median loss) and ``log_L_min`` (see :func:`bayescale.chinchilla.prepare_chinchilla`).
-    ``log_loss`` defaults to ``None`` (prior predictive); pass ``data.log_loss`` to
-    condition. Without observations every point is drawn from the stationary marginal.
-    """
-    reparam = {"run_offset": LocScaleReparam(0)}
-    if data.n_groups == 1:  # several groups: a centred multivariate prior (bayescale.models.kaplan)
-        reparam.update({name: LocScaleReparam(0) for name in CHINCHILLA_LATENTS})
-    with handlers.reparam(config=reparam):
-        _model(data, priors, log_loss)
+CHINCHILLA = Chinchilla()

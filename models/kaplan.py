@@ -1,76 +1,225 @@
-r"""Joint hierarchical model of all loss curves under the Kaplan/Su laws.
+r"""The Kaplan/Su law form: its mathematics and its :class:`~bayescale.models.law.Law` objects.
 
-Generative model, for group ``g`` (e.g. evaluation split), run ``r`` and evaluation
-point ``i`` (all logs natural)::
+Scaling laws of Kaplan et al. (2020) as refined by Su et al. (2024). Notation
+(docs/model.md): ``N`` non-embedding parameters, ``B`` batch size in tokens, ``S``
+optimizer steps, ``E = B S`` tokens, ``L`` loss in nats per token.
 
-    # re-centred constants; with G > 1 groups each latent is a vector over groups
+.. math::
+
+    L_N(N)        &= L_\infty + (N_c / N)^{\alpha_N}                   \\
+    L(N, S_{min}) &= L_N + (S_c / S_{min})^{\alpha_S}                   \\
+    B_{crit}(L)   &= B_* / L^{1/\alpha_B}                                \\
+    S_{min}(L)    &= S_c (L - L_N)^{-1/\alpha_S}, \quad
+    S(L; B) = S_{min}(L) (1 + B_{crit}(L) / B)                           \\
+    E_{min}(L)    &= B_{crit}(L) S_{min}(L), \quad E(L; B) = B\, S(L; B)
+
+The trajectory at a finite batch ``B`` is the root of the implicit equation
+``L = L_N + (S_c (1 + B_crit(L)/B) / S)^alpha_S``, solved by :func:`trajectory`.
+``L_inf = 0`` gives Kaplan's original form (law ``kaplan``); the law
+``kaplan_irreducible`` adds a floor ``L_inf`` per group.
+
+Priors, per group ``g``, of the re-centred latents (sampled by the shared skeleton,
+:mod:`bayescale.models.skeleton`, which adds the pooling across groups, run offsets and
+the AR(1) Student-t observation)::
+
     log L_ref[g]        ~ Normal(log L_min_obs, sd)        # log(L_N - L_inf) at N_ref
     log alpha_N[g]      ~ Normal(log 0.1, 1.0)
     log A_ref[g]        ~ Normal(log(0.2 L_med_obs), sd)   # log step term at S_ref
     log alpha_S[g]      ~ Normal(log 0.76, 0.75)
     log B_ref[g]        ~ Normal(mean log B_obs, sd)       # log B_crit at L_ref
     log(1/alpha_B)[g]   ~ Normal(log(1/0.21), 0.75)
-    L_inf[g] = f[g] * L_min_obs,  f[g] ~ Beta(2, 2)        # irreducible variant only
-
-    # partial pooling across groups (G > 1), for each latent x with prior (m, s):
-    x[g] = mu + delta[g],  mu ~ Normal(m, s),  delta[g] ~ Normal(0, group_sd)
-    #   i.e. x ~ MultivariateNormal(m 1, s^2 1 1^T + group_sd^2 I)   (mu integrated out)
+    L_inf[g] = f[g] * L_min_obs,  f[g] ~ Beta(2, 2)        # kaplan_irreducible only
 
     # paper constants (deterministic sites)
     N_c = N_ref * L_ref^(1/alpha_N),  S_c = S_ref * A_ref^(1/alpha_S),
     B_*  = B_ref * L_ref^(1/alpha_B)   (L_ref here the median observed loss)
 
-    # offsets and noise
-    run_offset[r]  ~ Normal(0, tau_run),   tau_run ~ HalfNormal(0.02)    # seed noise
-    mu_i  = log L(S_i; N_i, B_i | constants[g_i]) + run_offset[r_i]
-    r_i   = log_loss_i - mu_i
-    log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
-    log_loss_i ~ StudentT(nu, mu_i, sigma)                                  # first kept point
-
-``L(S; N, B)`` is the implicit trajectory of :func:`bayescale.laws.trajectory`. The
-AR(1) term follows consecutive kept checkpoints of the same run and group (lag in
-checkpoints, not in steps); it is a conditional likelihood with Student-t innovations,
-which keeps the posterior from treating 100 correlated points of one curve as 100
-independent facts. Without observations (prior predictive) every point is drawn from
-the stationary marginal ``StudentT(nu, mu_i, sigma)``.
-
-The law's own error (how far real curves depart from the power laws, which grows
-with the distance of an extrapolation) is not a parameter here: the predictor adds
-it (:mod:`bayescale.predict`), since the fitted sizes cannot reveal it.
-
-Parametrisation for NUTS, chosen by measurement on the bundled runs (two groups, 11
-runs; 2 chains x 2,000 draws, three seeds; benchmarks/RESULTS.md):
-
-* The between-group spread ``group_sd`` is fixed, not sampled, and the population mean
-  is integrated out, so each latent has a fixed Gaussian prior over groups. Two or
-  three groups cannot estimate a spread (its posterior is its prior), and a sampled
-  spread makes a funnel: non-centred, NUTS needed about 550 leapfrog steps per draw
-  (tree depth 9); centred, it diverged. With the fixed spread the group latents are
-  sampled directly (centred), since every group has hundreds of points.
-* The run offsets are non-centred (``LocScaleReparam``): a run's offset is known only
-  to about its own size (tens of autocorrelated points), and with centred offsets the
-  divergent transitions gathered where ``tau_run`` approaches zero.
-
 The re-centring (loss at a reference size, step term at a reference step, critical
 batch at a reference loss) removes the near non-identifiability of the (log N_c,
 alpha_N), (log S_c, alpha_S) and (log B_*, alpha_B) pairs that stalls NUTS; see
 docs/model.md.
+
+References: Kaplan et al. 2020, "Scaling Laws for Neural Language Models",
+arXiv:2001.08361, eqs. 1.4, 1.6, 5.1-5.6; Su, Tian, Shen, Cai 2024, "Unraveling the
+Mystery of Scaling Laws: Part I", arXiv:2403.06563.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro import handlers
-from numpyro.infer.reparam import LocScaleReparam
+from jax import lax
 
-from bayescale import laws
-from bayescale.curves import CurveData
+from bayescale.curves import IdentifiabilityWarning, prepare_curves
 
+from .law import Covariates, Law
 from .priors import KaplanPriors
+
+ArrayLike = jax.typing.ArrayLike
+
+#: Most Newton iterations of :func:`trajectory`; the example constants of
+#: :mod:`bayescale.synthetic` converge in 3, the hardest cases of the wide test grid
+#: (steep B_crit laws) take more.
+SOLVER_MAX_ITERATIONS = 40
+#: Convergence tolerance on the Newton step in ``u = log(L - L_N)``, relative to ``1 + |u|``.
+SOLVER_TOL = 1e-6
+
+
+class KaplanConstants(NamedTuple):
+    """Constants of the Kaplan/Su laws; every field broadcasts (e.g. one per draw).
+
+    Scale constants are kept as logarithms so that draws from a posterior can be
+    vectorised without overflow. ``L_inf`` is the irreducible loss (0 in Kaplan's form).
+    """
+
+    log_N_c: ArrayLike
+    alpha_N: ArrayLike
+    log_S_c: ArrayLike
+    alpha_S: ArrayLike
+    log_B_star: ArrayLike
+    alpha_B: ArrayLike
+    L_inf: ArrayLike = 0.0
+
+    @classmethod
+    def from_paper(
+        cls,
+        N_c: ArrayLike,
+        alpha_N: ArrayLike,
+        S_c: ArrayLike,
+        alpha_S: ArrayLike,
+        B_star: ArrayLike,
+        alpha_B: ArrayLike,
+        L_inf: ArrayLike = 0.0,
+    ) -> "KaplanConstants":
+        """Build from the constants as the papers print them (not logged)."""
+        return cls(np.log(N_c), alpha_N, np.log(S_c), alpha_S, np.log(B_star), alpha_B, L_inf)
+
+
+#: Kaplan et al. (2020), Table 5 (WebText2, BPE tokens; B_* in tokens).
+KAPLAN_2020 = KaplanConstants.from_paper(
+    N_c=8.8e13, alpha_N=0.076, S_c=2.1e3, alpha_S=0.76, B_star=2.1e8, alpha_B=0.21
+)
+
+
+def loss_floor(c: KaplanConstants, N: ArrayLike) -> jax.Array:
+    """Minimum reachable loss of a model of size ``N``: ``L_inf + (N_c/N)^alpha_N``."""
+    return c.L_inf + jnp.exp(c.alpha_N * (c.log_N_c - jnp.log(N)))
+
+
+def log_critical_batch(c: KaplanConstants, L: ArrayLike) -> jax.Array:
+    """``log B_crit(L) = log B_* - log(L) / alpha_B`` (Kaplan eq. 1.4)."""
+    return c.log_B_star - jnp.log(L) / c.alpha_B
+
+
+def critical_batch(c: KaplanConstants, L: ArrayLike) -> jax.Array:
+    """Critical batch size in tokens at loss ``L``."""
+    return jnp.exp(log_critical_batch(c, L))
+
+
+def min_steps(c: KaplanConstants, N: ArrayLike, L: ArrayLike) -> jax.Array:
+    """Steps to reach ``L`` at an effectively infinite batch: ``S_c (L - L_N)^(-1/alpha_S)``.
+
+    ``inf`` where ``L <= L_N`` (the loss is out of reach for this size).
+    """
+    excess = jnp.asarray(L) - loss_floor(c, N)
+    safe = jnp.where(excess > 0, excess, 1.0)
+    return jnp.where(excess > 0, jnp.exp(c.log_S_c - jnp.log(safe) / c.alpha_S), jnp.inf)
+
+
+def _residual(u, base, a, k, L_N, log_ratio):
+    """``f(u)`` of the implicit equation and its derivative, with ``u = log(L - L_N)``.
+
+    ``f(u) = u - base - a softplus(log_ratio - k log(L_N + e^u))`` where
+    ``base = alpha_S (log S_c - log S)``, ``a = alpha_S``, ``k = 1/alpha_B`` and
+    ``log_ratio = log B_* - log B``. ``f`` is strictly increasing, ``f' >= 1``.
+    """
+    L = L_N + jnp.exp(u)
+    x = log_ratio - k * jnp.log(L)
+    f = u - base - a * jax.nn.softplus(x)
+    df = 1.0 + a * jax.nn.sigmoid(x) * k * jnp.exp(u) / L
+    return f, df
+
+
+def _solve(base, a, k, L_N, log_ratio, max_iterations, tol):
+    """Safeguarded Newton on ``f(u) = 0`` inside a shrinking bracket (no gradients).
+
+    Stops when every Newton step is below ``tol * (1 + |u|)`` or after
+    ``max_iterations``; a step that would leave the bracket is replaced by bisection.
+    """
+
+    def g(u):  # the fixed-point map u = g(u); g is decreasing in u
+        return base + a * jax.nn.softplus(log_ratio - k * jnp.log(L_N + jnp.exp(u)))
+
+    # base <= root <= g(base); applying g to a bound gives a tighter opposite bound.
+    hi = g(base)
+    lo = g(hi)
+    u = 0.5 * (lo + hi)
+
+    def step(state):
+        i, u, lo, hi, _ = state
+        f, df = _residual(u, base, a, k, L_N, log_ratio)
+        lo = jnp.where(f <= 0, u, lo)
+        hi = jnp.where(f >= 0, u, hi)
+        newton = u - f / df
+        # a converged point's Newton step is below float resolution and may touch the
+        # bracket; bisecting it would throw the root away, so a tiny step is always taken
+        tiny = jnp.abs(newton - u) <= tol * (1.0 + jnp.abs(u))
+        inside = ((newton > lo) & (newton < hi)) | tiny
+        new = jnp.where(inside, newton, 0.5 * (lo + hi))
+        return i + 1, new, lo, hi, jnp.max(jnp.abs(new - u) / (1.0 + jnp.abs(u)))
+
+    def unconverged(state):
+        i, _, _, _, change = state
+        return (i < max_iterations) & (change > tol)
+
+    init = (0, u, lo, hi, jnp.asarray(jnp.inf, dtype=u.dtype))
+    _, u, _, _, _ = lax.while_loop(unconverged, step, init)
+    return u
+
+
+def trajectory(
+    c: KaplanConstants,
+    N: ArrayLike,
+    B: ArrayLike,
+    S: ArrayLike,
+    max_iterations: int = SOLVER_MAX_ITERATIONS,
+    tol: float = SOLVER_TOL,
+) -> jax.Array:
+    r"""Loss after ``S`` steps at batch ``B`` for a model of size ``N``.
+
+    Solves ``L = L_N + (S_c (1 + B_crit(L)/B) / S)^alpha_S`` for ``L`` in ``u = log(L - L_N)``.
+    The root lies in ``[u_lo, u_hi]`` with ``u_lo = alpha_S (log S_c - log S)`` (the
+    infinite-batch value) and ``u_hi = u_lo + alpha_S log1p(B_crit(L_N)/B)``; the
+    decreasing fixed-point map tightens that bracket once, then Newton steps that stay
+    inside the current bracket (bisection otherwise) run in a ``lax.while_loop`` until
+    the largest step is below ``tol`` (at most ``max_iterations``), so the function
+    JIT-compiles and vectorises over any broadcast of draws x steps.
+
+    Gradients flow through the converged root by the implicit function theorem
+    (one Newton step on the differentiable residual at the stopped root):
+    ``du/dtheta = -(df/dtheta) / (df/du)``.
+    """
+    N, B, S = (jnp.asarray(v) for v in (N, B, S))
+    L_N = loss_floor(c, N)
+    a = jnp.asarray(c.alpha_S)
+    k = 1.0 / jnp.asarray(c.alpha_B)
+    base = a * (c.log_S_c - jnp.log(S))
+    log_ratio = c.log_B_star - jnp.log(B)
+    base, a, k, L_N, log_ratio = jnp.broadcast_arrays(base, a, k, L_N, log_ratio)
+
+    stopped = [lax.stop_gradient(v) for v in (base, a, k, L_N, log_ratio)]
+    u_star = lax.stop_gradient(_solve(*stopped, max_iterations, tol))
+    f, df = _residual(u_star, base, a, k, L_N, log_ratio)
+    u = u_star - f / lax.stop_gradient(df)
+    return L_N + jnp.exp(u)
+
 
 #: Latent per-group sites, in the order of :func:`constants_from_latents`.
 LATENTS = ("log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref", "log_inv_alpha_B")
@@ -78,12 +227,12 @@ LATENTS = ("log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref", 
 CONSTANTS = ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B")
 
 
-def constants_from_latents(latents: dict, references: dict, L_inf=0.0) -> laws.KaplanConstants:
+def constants_from_latents(latents: dict, references: dict, L_inf=0.0) -> KaplanConstants:
     """Map the re-centred latent quantities to the paper constants (any array shapes)."""
     alpha_N = jnp.exp(latents["log_alpha_N"])
     alpha_S = jnp.exp(latents["log_alpha_S"])
     alpha_B = jnp.exp(-latents["log_inv_alpha_B"])
-    return laws.KaplanConstants(
+    return KaplanConstants(
         log_N_c=references["log_N_ref"] + latents["log_L_ref"] / alpha_N,
         alpha_N=alpha_N,
         log_S_c=references["log_S_ref"] + latents["log_A_ref"] / alpha_S,
@@ -94,84 +243,99 @@ def constants_from_latents(latents: dict, references: dict, L_inf=0.0) -> laws.K
     )
 
 
-def _prior_centres(data: CurveData, priors: KaplanPriors) -> dict[str, tuple[float, float]]:
-    refs = data.references
-    return {
-        "log_L_ref": (refs["log_L_min"], priors.log_L_ref_sd),
-        "log_alpha_N": priors.log_alpha_N,
-        "log_A_ref": (refs["log_L_ref"] + math.log(0.2), priors.log_A_ref_sd),
-        "log_alpha_S": priors.log_alpha_S,
-        "log_B_ref": (refs["log_B_mean"], priors.log_B_ref_sd),
-        "log_inv_alpha_B": priors.log_inv_alpha_B,
-    }
+def warn_unidentified(data) -> None:
+    """Warn when the fitted points cannot identify a constant, so that its prior decides it."""
+    n_sizes = len(data.sizes)
+    if n_sizes < 3:
+        warnings.warn(
+            f"the runs have {n_sizes} model size(s): alpha_N and N_c are decided by their priors, not the data; "
+            "add runs at 3 or more sizes spanning a decade or more",
+            IdentifiabilityWarning,
+            stacklevel=4,
+        )
+    batches_per_size = [len(np.unique(data.log_B[data.size_idx == i])) for i in range(n_sizes)]
+    if max(batches_per_size) < 2:
+        warnings.warn(
+            "every model size was trained at a single batch size: B_star and alpha_B (the critical batch) are decided "
+            "by their priors; add runs at 3 or more batch sizes, below and above the critical batch, at some size",
+            IdentifiabilityWarning,
+            stacklevel=4,
+        )
 
 
-def _group_latent(name: str, loc: float, scale: float, n_groups: int, group_sd: float):
-    """One latent per group. A single group draws it from its prior; several groups share
-    a population mean (prior ``Normal(loc, scale)``, integrated out) and differ from it by
-    ``Normal(0, group_sd)``: ``MultivariateNormal(loc, scale^2 J + group_sd^2 I)``."""
-    if n_groups == 1:
-        with numpyro.plate("group", 1):
-            return numpyro.sample(name, dist.Normal(loc, scale))
-    cov = scale**2 * jnp.ones((n_groups, n_groups)) + group_sd**2 * jnp.eye(n_groups)
-    return numpyro.sample(name, dist.MultivariateNormal(jnp.full(n_groups, loc), covariance_matrix=cov))
+class Kaplan(Law):
+    """The Kaplan/Su law: curves in size, batch and steps (module docstring); with
+    ``irreducible=True`` a loss floor ``L_inf`` per group."""
 
+    constants = CONSTANTS
+    scale_constants = ("N_c", "S_c", "B_star")
+    latents = LATENTS
+    units = "N_c in parameters, S_c in steps, B_* in tokens"
+    reference = "Kaplan et al. 2020, arXiv:2001.08361; Su et al. 2024, arXiv:2403.06563"
+    offsets_for_final_losses = True  # as measured: every Kaplan fit has run offsets
 
-def _model(data: CurveData, priors: KaplanPriors, irreducible: bool, log_loss):
-    G = data.n_groups
-    latents = {
-        name: _group_latent(name, loc, scale, G, priors.group_sd)
-        for name, (loc, scale) in _prior_centres(data, priors).items()
-    }
-    L_inf = 0.0
-    if irreducible:
-        with numpyro.plate("group", G):
+    def __init__(self, irreducible: bool = False):
+        self.irreducible = irreducible
+        self.name = "kaplan_irreducible" if irreducible else "kaplan"
+        self.title = ("Kaplan/Su law with an irreducible loss L_inf" if irreducible else "Kaplan/Su law")
+        self.extra_sites = ("L_inf_fraction",) if irreducible else ()
+        self.derived_sites = ("L_inf",) if irreducible else ()
+
+    def default_priors(self) -> KaplanPriors:
+        return KaplanPriors()
+
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
+        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+        warn_unidentified(data)
+        return data
+
+    def prior_centres(self, data, priors: KaplanPriors) -> dict[str, tuple[float, float]]:
+        refs = data.references
+        return {
+            "log_L_ref": (refs["log_L_min"], priors.log_L_ref_sd),
+            "log_alpha_N": priors.log_alpha_N,
+            "log_A_ref": (refs["log_L_ref"] + math.log(0.2), priors.log_A_ref_sd),
+            "log_alpha_S": priors.log_alpha_S,
+            "log_B_ref": (refs["log_B_mean"], priors.log_B_ref_sd),
+            "log_inv_alpha_B": priors.log_inv_alpha_B,
+        }
+
+    def extra_latents(self, data, priors) -> dict:
+        if not self.irreducible:
+            return {}
+        with numpyro.plate("group", data.n_groups):
             fraction = numpyro.sample("L_inf_fraction", dist.Beta(2.0, 2.0))
-        L_inf = numpyro.deterministic("L_inf", fraction * jnp.exp(data.references["log_L_min"]))
-    c = constants_from_latents(latents, data.references, L_inf)
-    with numpyro.plate("group", G):
-        numpyro.deterministic("N_c", jnp.exp(c.log_N_c))
-        numpyro.deterministic("alpha_N", c.alpha_N)
-        numpyro.deterministic("S_c", jnp.exp(c.log_S_c))
-        numpyro.deterministic("alpha_S", c.alpha_S)
-        numpyro.deterministic("B_star", jnp.exp(c.log_B_star))
-        numpyro.deterministic("alpha_B", c.alpha_B)
+        return {"L_inf": numpyro.deterministic("L_inf", fraction * jnp.exp(data.references["log_L_min"]))}
 
-    run_scale = numpyro.sample("run_offset_scale", dist.HalfNormal(priors.run_sd))
-    with numpyro.plate("run", len(data.runs)):
-        run_offset = numpyro.sample("run_offset", dist.Normal(0.0, run_scale))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(priors.noise_sd))
-    rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
+    def constants_from_latents(self, latents, references) -> KaplanConstants:
+        return constants_from_latents(latents, references, latents.get("L_inf", 0.0))
 
-    g = data.group_idx
-    c_obs = laws.KaplanConstants(*(jnp.asarray(v)[g] if jnp.ndim(v) else v for v in c))
-    mu = (
-        jnp.log(laws.trajectory(c_obs, jnp.exp(data.log_N), jnp.exp(data.log_B), jnp.exp(data.log_S)))
-        + run_offset[data.run_idx]
-    )
-    if log_loss is None:
-        loc, scale = mu, sigma
-    else:
-        resid_prev = (log_loss - mu)[data.prev_idx]
-        loc = mu + jnp.where(data.has_prev, rho * resid_prev, 0.0)
-        scale = sigma * jnp.where(data.has_prev, jnp.sqrt(1.0 - rho**2), 1.0)
-    with numpyro.plate("obs", data.n_points):
-        numpyro.sample("log_loss", dist.StudentT(priors.nu, loc, scale), obs=log_loss)
+    def paper_constants(self, c: KaplanConstants) -> dict:
+        return {"N_c": jnp.exp(c.log_N_c), "alpha_N": c.alpha_N, "S_c": jnp.exp(c.log_S_c), "alpha_S": c.alpha_S,
+                "B_star": jnp.exp(c.log_B_star), "alpha_B": c.alpha_B}
+
+    def mean_log_loss(self, c: KaplanConstants, x: Covariates):
+        return jnp.log(trajectory(c, jnp.exp(x.log_N), jnp.exp(x.log_B), jnp.exp(x.log_S)))
+
+    def min_loss(self, c: KaplanConstants, N):
+        return loss_floor(c, N)
+
+    def critical_batch(self, c: KaplanConstants, L):
+        return critical_batch(c, L)
+
+    def steps_to_loss(self, c: KaplanConstants, N, B, L) -> dict:
+        s_min = np.asarray(min_steps(c, N, L), float)
+        b_crit = np.asarray(critical_batch(c, L), float)
+        steps = s_min * (1.0 + b_crit / B)
+        return {"steps": steps, "tokens": B * steps, "min_steps": s_min, "min_tokens": b_crit * s_min,
+                "critical_batch": b_crit}
+
+    def fitted_ranges(self):
+        return (("size", "params"), ("steps", "step"), ("batch", "batch_tokens"))
+
+    def axis_values(self, N, B, S):
+        return {"size": N, "steps": S, "batch": B}
 
 
-def kaplan_model(
-    data: CurveData,
-    priors: KaplanPriors = KaplanPriors(),
-    irreducible: bool = False,
-    log_loss=None,
-) -> None:
-    """NumPyro model of all curves in ``data`` (see the module docstring).
-
-    ``log_loss`` defaults to ``None`` (prior predictive); pass ``data.log_loss`` to
-    condition. ``irreducible=True`` adds ``L_inf`` to the loss floor.
-    """
-    reparam = {"run_offset": LocScaleReparam(0)}
-    if data.n_groups == 1:  # unit-scale coordinates for the starting-point search
-        reparam.update({name: LocScaleReparam(0) for name in LATENTS})
-    with handlers.reparam(config=reparam):
-        _model(data, priors, irreducible, log_loss)
+KAPLAN = Kaplan()
+KAPLAN_IRREDUCIBLE = Kaplan(irreducible=True)

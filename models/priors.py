@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class KaplanPriors:
-    """Priors of :func:`bayescale.models.kaplan_model` (Normal on the log of each quantity)."""
+    """Priors of :data:`bayescale.models.kaplan.KAPLAN` (and ``KAPLAN_IRREDUCIBLE``) (Normal on the log of each quantity)."""
 
     #: log alpha_N: centred between Kaplan's 0.076 and the larger exponents of small models.
     log_alpha_N: tuple[float, float] = (math.log(0.1), 1.0)
@@ -34,7 +34,7 @@ class KaplanPriors:
     log_B_ref_sd: float = 2.5
     #: standard deviation of every re-centred latent of a group around the groups' common
     #: mean (log units), fixed rather than sampled: two or three groups cannot estimate
-    #: it, and sampling it made a funnel NUTS crossed only slowly (models/kaplan.py).
+    #: it, and sampling it made a funnel NUTS crossed only slowly (models/skeleton.py).
     #: Groups such as evaluation splits are different data distributions: on
     #: the bundled runs, separate least-squares fits per split differ by a factor of 10
     #: in N_c and 0.26 vs 0.18 in alpha_N. A scale of 0.1 shrank the out-of-domain
@@ -51,7 +51,7 @@ class KaplanPriors:
 
 @dataclass(frozen=True)
 class ChinchillaPriors:
-    """Priors of :func:`bayescale.models.chinchilla_model`, ``L = E + A/N^alpha + B/D^beta``.
+    """Priors of :data:`bayescale.models.chinchilla.CHINCHILLA`, ``L = E + A/N^alpha + B/D^beta``.
 
     Exponents follow the Epoch re-estimate (Besiroglu et al. 2024: alpha 0.35, beta
     0.37). The published scales (E 1.82, A 482, B 2085) move with the parameter

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from bayescale.bootstrap import HUBER_DELTA, fit_bootstrap, huber, objective, predict_log_loss, start_grid
-from bayescale.chinchilla import simulate_chinchilla_runs
-from bayescale.models import EPOCH_2024, chinchilla_log_loss
+from bayescale.baselines.bootstrap import HUBER_DELTA, fit_bootstrap, huber, objective, predict_log_loss, start_grid
+from bayescale.synthetic import simulate_chinchilla_runs
+from bayescale.models.chinchilla import EPOCH_2024, chinchilla_log_loss
 
 SIZES = np.geomspace(1e7, 4e8, 5)
 RATIOS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from bayescale import laws
+from bayescale.models import KAPLAN
+from bayescale.models import kaplan as laws
 from bayescale.budget import (SearchSpace, UnreachableTarget, candidates, compute_frontier, final_loss_draws,
                               least_compute, plan_budget)
 from bayescale.cli import main
@@ -41,7 +42,7 @@ def posterior_from_constants(c: laws.KaplanConstants, *, kappa: float, sigma: fl
     post = {k: v.reshape(chains, -1, 1) for k, v in latents.items()}
     post.update(sigma=np.full((chains, n // chains), sigma), run_offset_scale=np.full((chains, n // chains), sigma))
     idata = az.from_dict(posterior=post, dims={k: ["group"] for k in latents}, coords={"group": ["all"]})
-    meta = {"model": "kaplan", "irreducible": False, "groups": ["all"], "group_by": None, "references": REFERENCES,
+    meta = {"law": "kaplan", "groups": ["all"], "group_by": None, "references": REFERENCES,
             "ranges": RANGES, "extrapolation_error": kappa, "settings": {"priors": {"nu": 5.0}}}
     return Posterior(idata=idata, meta=meta)
 
@@ -153,7 +154,7 @@ def test_least_compute_matches_the_law(narrow):
     found = least_compute(narrow, target, 0.9, space=space)
     N = space.params_grid(RANGES, 1e20)
     N, B = (a.ravel() for a in np.meshgrid(N, np.array([512.0, 2048.0]), indexing="ij"))
-    steps = np.asarray(laws.steps_to_loss(EXAMPLE_CONSTANTS, N, B, target), float)
+    steps = KAPLAN.steps_to_loss(EXAMPLE_CONSTANTS, N, B, target)["steps"]
     cost = np.where(steps >= space.min_steps, 6 * N * B * steps, np.inf)
     best = int(np.argmin(cost))
     assert found["budget"] == pytest.approx(cost[best], rel=0.01)

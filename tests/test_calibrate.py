@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_scale_check_can_be_turned_off(small_posterior, realized):
 
 
 def test_groups_must_match(small_posterior, realized):
-    grouped = Posterior(idata=small_posterior.idata, meta={**small_posterior.meta, "group_by": "split"})
+    grouped = Posterior(idata=small_posterior.idata, meta=dataclasses.replace(small_posterior.meta, group_by="split"))
     with pytest.raises(ValueError, match="no 'split' column"):
         calibrate(grouped, realized)
     with pytest.raises(ValueError, match="split value\\(s\\) ood that the posterior was not fitted on"):

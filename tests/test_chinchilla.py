@@ -8,11 +8,13 @@ import pytest
 
 from bayescale import Posterior
 from bayescale.budget import least_compute, plan_budget
-from bayescale.chinchilla import fit_chinchilla, prepare_chinchilla, simulate_chinchilla_runs
+from bayescale.fit import fit
+from bayescale.models import CHINCHILLA
+from bayescale.synthetic import simulate_chinchilla_runs
 from bayescale.cli import main
 from bayescale.curves import IdentifiabilityWarning
 from bayescale.diagnostics import ConvergenceWarning
-from bayescale.models import EPOCH_2024, ChinchillaConstants, chinchilla_log_loss
+from bayescale.models.chinchilla import EPOCH_2024, ChinchillaConstants, chinchilla_log_loss
 from bayescale.predict import (extrapolation, loss_draws, predict_critical_batch, predict_min_loss,
                                predict_steps_to_loss, predict_trajectory)
 
@@ -34,7 +36,7 @@ def _width(draws: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def recovery():
     runs = simulate_chinchilla_runs(EPOCH_2024, SIZES, RATIOS, noise=0.005, seed=0)
-    return runs, fit_chinchilla(runs, chains=2, warmup=500, draws=500, seed=0, progress=False, warn=False)
+    return runs, fit(runs, law="chinchilla", chains=2, warmup=500, draws=500, seed=0, progress=False, warn=False)
 
 
 def test_recovers_known_constants(recovery):
@@ -47,7 +49,6 @@ def test_recovers_known_constants(recovery):
               for name, value in TRUTH.items()}
     assert all(inside.values()), (inside, summary)
     assert result.posterior.constant_names() == ["E", "A", "B", "alpha", "beta"]
-    assert result.posterior.meta["curves"] is False
     assert "run_offset" not in result.posterior.idata.posterior  # final losses: sigma is the run noise
 
 
@@ -57,7 +58,7 @@ def test_interval_coverage_rate_over_seeds():
     hits = []
     for seed in (1, 2, 3):
         runs = simulate_chinchilla_runs(EPOCH_2024, SIZES, RATIOS, noise=0.005, seed=seed)
-        result = fit_chinchilla(runs, chains=2, warmup=500, draws=1000, seed=seed, progress=False, warn=False)
+        result = fit(runs, law="chinchilla", chains=2, warmup=500, draws=1000, seed=seed, progress=False, warn=False)
         assert_sampler_sane(result.diagnostics)
         summary = result.posterior.summary(0.9).set_index("constant")
         hits += [summary.loc[n, "lower"] <= v <= summary.loc[n, "upper"] for n, v in TRUTH.items()]
@@ -75,7 +76,7 @@ def test_loss_draws_use_tokens_and_widen_outside_the_data(recovery):
     # the 10x-larger size is a log-distance log(10) outside the sizes: the law error adds kappa * 2.3
     assert _width(new)[1] / np.median(new[:, 1]) > 2 * 1.645 * 0.01 * np.log(10)
     ext = extrapolation(post, 4e9, B, S[1])
-    assert ext.params == pytest.approx(np.log(10)) and ext.steps == ext.batch_tokens == 0.0
+    assert set(ext.axes) == {"size", "tokens"} and ext.axes["size"] == pytest.approx(np.log(10))
     assert "size x10" in ext.describe()
 
 
@@ -110,8 +111,7 @@ def test_min_loss_steps_and_refusals(recovery):
     assert steps["p_reachable"].iloc[0] == 1.0
     with pytest.raises(ValueError, match="no critical batch"):
         predict_critical_batch(post, 3.0)
-    with pytest.raises(ValueError, match="no Kaplan constants"):
-        post.constants()
+    assert isinstance(post.constants(), ChinchillaConstants)
     bands = predict_trajectory(post, 1e8, 2.0**19, 1e4, points=8)
     assert len(bands) == 8 and np.all(np.diff(bands["median"]) < 0)
 
@@ -119,18 +119,22 @@ def test_min_loss_steps_and_refusals(recovery):
 def test_posterior_file_round_trip(recovery, tmp_path):
     _, result = recovery
     loaded = Posterior.load(result.posterior.save(tmp_path / "p.nc"))
-    assert loaded.model == "chinchilla" and loaded.meta == result.posterior.meta
-    np.testing.assert_allclose(loaded.chinchilla_constants().alpha, result.posterior.chinchilla_constants().alpha)
+    assert loaded.law is CHINCHILLA and loaded.meta == result.posterior.meta
+    np.testing.assert_allclose(loaded.constants().alpha, result.posterior.constants().alpha)
+
+
+def prepare(runs):
+    return CHINCHILLA.prepare(runs, group_by="auto", min_step_fraction=0.1, min_step=0.0)
 
 
 def test_identifiability_warnings_name_the_chinchilla_constants():
     runs = simulate_chinchilla_runs(EPOCH_2024, SIZES[:2], RATIOS, seed=0)
     with pytest.warns(IdentifiabilityWarning, match="2 model size.*alpha and A") as record:
-        prepare_chinchilla(runs)
+        prepare(runs)
     assert not any("critical batch" in str(w.message) for w in record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        data = prepare_chinchilla(simulate_chinchilla_runs(EPOCH_2024, SIZES, RATIOS, seed=0))
+        data = prepare(simulate_chinchilla_runs(EPOCH_2024, SIZES, RATIOS, seed=0))
     assert data.ranges["tokens"] == [pytest.approx(2 * SIZES[0]), pytest.approx(100 * SIZES[-1])]
 
 
@@ -146,5 +150,5 @@ def test_cli_fit_groups_of_curves(small_runs, tmp_path, capsys):
     assert {row["constant"] for row in summary} == set(TRUTH)
     assert sorted({row["group"] for row in summary}) == ["large", "small"]
     post = Posterior.load(tmp_path / "p.nc")
-    assert post.groups == ["large", "small"] and post.meta["curves"] is True and "rho" in post.idata.posterior
+    assert post.groups == ["large", "small"] and "rho" in post.idata.posterior
     assert post.idata.posterior["run_offset"].sizes["run"] == small_runs["run"].nunique()

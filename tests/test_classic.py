@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bayescale.classic import classic_fit
+from bayescale.baselines.classic import classic_fit
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from bayescale import Posterior
-from bayescale.chinchilla import fit_chinchilla
 from bayescale.cli import main
 from bayescale.compare import (IncomparableError, ParetoKWarning, check_same_observations, compare_posteriors,
                                fit_models)
 from bayescale.diagnostics import ConvergenceWarning
+from bayescale.fit import fit
 
 
 @pytest.fixture(scope="module")
 def chinchilla_on_small_runs(small_runs):
-    return fit_chinchilla(small_runs, chains=2, warmup=200, draws=200, seed=0, progress=False, warn=False)
+    return fit(small_runs, law="chinchilla", chains=2, warmup=200, draws=200, seed=0, progress=False, warn=False)
 
 
 def test_compare_ranks_the_models_on_the_same_points(small_runs, small_posterior, chinchilla_on_small_runs):

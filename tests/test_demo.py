@@ -42,10 +42,10 @@ def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):
         assert main(["demo", "--out", str(tmp_path), "--irreducible", "--chains", "2", "--warmup", "40",
                      "--draws", "40", "--quiet"]) == 0
     post = Posterior.load(tmp_path / "posterior.nc")
-    assert post.meta["irreducible"] and post.meta["settings"]["target_accept"] == DEMO_TARGET_ACCEPT
+    assert post.law.name == "kaplan_irreducible" and post.meta.settings["target_accept"] == DEMO_TARGET_ACCEPT
     L_inf = float(np.median(post.draws("L_inf")[:, post.group_index("in_domain")]))
     forecasts = pd.read_csv(tmp_path / "forecasts.csv")
     assert (forecasts["min_loss"] > L_inf).all()
     assert forecasts["min_loss"].is_monotonic_decreasing
-    assert "irreducible-loss variant" in (tmp_path / "summary.md").read_text()
+    assert "with an irreducible loss" in (tmp_path / "summary.md").read_text()
     assert "Forecasts, target loss" in capsys.readouterr().out

@@ -38,7 +38,7 @@ def test_irreducible_variant_recovers_a_loss_floor():
     draws), which the sanity bounds allow for."""
     truth = EXAMPLE_CONSTANTS._replace(L_inf=0.8)
     runs = simulate_runs(truth, sizes=np.geomspace(1e4, 1e6, 5), batches=BATCHES, final_step=3000, points=30, seed=5)
-    result = fit(runs, irreducible=True, chains=2, warmup=1000, draws=2000, seed=5, progress=False, warn=False)
+    result = fit(runs, law="kaplan_irreducible", chains=2, warmup=1000, draws=2000, seed=5, progress=False, warn=False)
     assert_sampler_sane(result.diagnostics)
     summary = result.posterior.summary(0.99).set_index("constant")
     for name, value in {**TRUTH, "L_inf": 0.8}.items():
@@ -104,5 +104,5 @@ def test_parallel_chains_survive_a_saturated_cpu(small_runs):
         for p in burners:
             p.kill()
             p.wait()
-    assert result.posterior.meta["settings"]["chain_method"] == "parallel"
+    assert result.posterior.meta.settings["chain_method"] == "parallel"
     assert result.posterior.n_draws == 300

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from bayescale import laws
+from bayescale.models import KAPLAN
+from bayescale.models import kaplan as laws
 
 
 def _wide_grid(n: int, seed: int):
@@ -54,7 +55,7 @@ def test_trajectory_far_below_and_above_critical_batch(batch_over_bcrit):
     B = np.asarray(laws.critical_batch(c, L0)) * batch_over_bcrit
     L = np.asarray(laws.trajectory(c, 1e5, B, steps), float)
     # the explicit inverse must give back the steps: S(L; B) = S_min(L) (1 + B_crit(L)/B)
-    back = np.asarray(laws.steps_to_loss(c, 1e5, B, L), float)
+    back = KAPLAN.steps_to_loss(c, 1e5, B, L)["steps"]
     np.testing.assert_allclose(back, steps, rtol=2e-4)
 
 
@@ -83,12 +84,13 @@ def test_gradients_through_root_match_finite_differences():
 
 def test_explicit_inverse_identities():
     c = laws.KAPLAN_2020
-    L, N, B = 3.0, 1e9, 2.0**19
-    s_min, e_min = float(laws.min_steps(c, N, L)), float(laws.min_tokens(c, N, L))
+    L, N = 3.0, 1e9
     b_crit = float(laws.critical_batch(c, L))
+    at_b_crit = KAPLAN.steps_to_loss(c, N, b_crit, L)
+    s_min, e_min = float(at_b_crit["min_steps"]), float(at_b_crit["min_tokens"])
     np.testing.assert_allclose(e_min, b_crit * s_min, rtol=1e-5)
+    np.testing.assert_allclose(float(at_b_crit["critical_batch"]), b_crit, rtol=1e-6)
     # training at B = B_crit costs twice the minimum steps and twice the minimum tokens
-    np.testing.assert_allclose(float(laws.steps_to_loss(c, N, b_crit, L)), 2 * s_min, rtol=1e-5)
-    np.testing.assert_allclose(float(laws.tokens_to_loss(c, N, b_crit, L)), 2 * e_min, rtol=1e-5)
+    np.testing.assert_allclose(float(at_b_crit["steps"]), 2 * s_min, rtol=1e-5)
+    np.testing.assert_allclose(float(at_b_crit["tokens"]), 2 * e_min, rtol=1e-5)
     assert float(laws.min_steps(c, N, 0.5 * float(laws.loss_floor(c, N)))) == np.inf
-    np.testing.assert_allclose(float(laws.training_flops(1e9, 2e10)), 1.2e20)

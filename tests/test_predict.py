@@ -61,7 +61,7 @@ def test_new_run_bands_are_calibrated_over_datasets():
 
 
 def test_law_error_widens_bands_with_extrapolation_distance(small_posterior):
-    steps = np.geomspace(*small_posterior.meta["ranges"]["step"], 3)
+    steps = np.geomspace(*small_posterior.meta.ranges["step"], 3)
     near = P.predict_trajectory(small_posterior, SIZES[-1], 1024.0, steps)
     far = P.predict_trajectory(small_posterior, 100 * SIZES[-1], 1024.0, steps)
     width = lambda df: float(np.log(df["upper"].iloc[-1] / df["lower"].iloc[-1]))  # noqa: E731
@@ -121,8 +121,21 @@ def test_bad_requests_raise_clear_errors(small_posterior, kwargs, pattern):
 def test_default_trajectory_grid_starts_at_the_first_fitted_step(small_posterior):
     """The laws do not describe the early transient, so a grid given by its final step
     starts where the fitted data start (and at step 1 only for a shorter request)."""
-    first = small_posterior.meta["ranges"]["step"][0]
+    first = small_posterior.meta.ranges["step"][0]
     bands = P.predict_trajectory(small_posterior, 1e5, 1024, 20 * first, points=5)
     assert bands["step"].iloc[0] == pytest.approx(first) and bands["step"].iloc[-1] == 20 * first
     short = P.predict_trajectory(small_posterior, 1e5, 1024, first / 2, points=5)
     assert short["step"].iloc[0] == 1.0
+
+
+def test_new_run_draws_are_the_fitted_models_own(small_posterior):
+    """The NumPy new-run noise is the distribution the model itself draws for a new run
+    (``curve_model`` through ``Predictive``): same quantiles within Monte Carlo error."""
+    steps = np.geomspace(*small_posterior.meta.ranges["step"], 4)
+    fast = np.log(P.loss_draws(small_posterior, SIZES[-1], 1024.0, steps, seed=1))
+    model = np.log(P.loss_draws(small_posterior, SIZES[-1], 1024.0, steps, seed=2, through_model=True))
+    assert model.shape == fast.shape
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    spread = np.quantile(fast, 0.95, axis=0) - np.quantile(fast, 0.05, axis=0)
+    np.testing.assert_allclose(np.quantile(model, q, axis=0), np.quantile(fast, q, axis=0), atol=0.1 * spread.max())
+    assert np.std(model, axis=0) == pytest.approx(np.std(fast, axis=0), rel=0.15)

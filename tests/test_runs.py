@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
+from bayescale.models import KAPLAN
 from bayescale.runs import MAX_SCALE, RunTableError, load_runs, validate_runs
 
 
@@ -96,8 +97,8 @@ def test_column_mapping(tmp_path):
 
 def test_one_size_or_one_batch_warns_that_the_prior_decides():
     df = validate_runs(_table(params=(slice(0, 4), 1e5)).assign(params=1e5))
-    with pytest.warns(IdentifiabilityWarning) as record:
-        prepare_curves(df, min_step_fraction=0.0)
+    with pytest.warns(IdentifiabilityWarning) as record:  # the Kaplan law's constants (the law warns)
+        KAPLAN.prepare(df, group_by="auto", min_step_fraction=0.0, min_step=0.0)
     messages = " ".join(str(w.message) for w in record)
     assert "alpha_N and N_c are decided by their priors" in messages
     assert "B_star and alpha_B" in messages

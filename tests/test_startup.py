@@ -55,7 +55,7 @@ def test_public_names_load_on_first_use():
 def test_fit_and_calibrate_stay_functions_when_their_submodules_load_first():
     """``bayescale.fit`` is the function even where ``bayescale/fit.py`` was imported
     through another module before the name was first used."""
-    out = _python("import bayescale, bayescale.chinchilla, bayescale.report\n"
+    out = _python("import bayescale, bayescale.models.chinchilla, bayescale.report\n"
                   "print(bayescale.fit.__module__, bayescale.calibrate.__module__, callable(bayescale.fit))")
     assert out.split() == ["bayescale.fit", "bayescale.calibrate", "True"]
 
@@ -91,7 +91,7 @@ _FIT = ("import json, warnings\nimport bayescale\n"
         "    from bayescale.fit import _chain_method\n"
         "    again = _chain_method('parallel', 2)\n"
         "import jax\n"
-        "print(json.dumps({{'method': result.posterior.meta['settings']['chain_method'], 'again': again, "
+        "print(json.dumps({{'method': result.posterior.meta.settings['chain_method'], 'again': again, "
         "'devices': jax.local_device_count(), 'warnings': [str(w.message) for w in caught "
         "if w.category.__name__ == 'VectorizedChainsWarning']}}))")
 

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level,
-                                       nonnegative_float, note, positive_float, print_json)
+from bayescale.commands.common import (check_output, format_table, level, nonnegative_float, note, positive_float,
+                                       posterior_command, print_json)
 from bayescale.defaults import DEFAULT_RISK
 
 if TYPE_CHECKING:
@@ -46,9 +46,8 @@ def _product(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("budget", help="risk-aware choice of model size, batch and steps for a FLOP budget",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    add_posterior_argument(p)
+    p = posterior_command(subparsers, "budget", "risk-aware choice of model size, batch and steps for a FLOP budget",
+                          __doc__, EPILOG)
     p.add_argument("--flops", required=True, type=positive_float, metavar="C",
                    help="compute budget in FLOPs (at most 1e35)")
     p.add_argument("--target-loss", type=positive_float, metavar="L",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, column_map, format_table, level,
-                                       note, print_json)
+from bayescale.commands.common import (add_runs_arguments, check_output, format_table, level, note,
+                                       posterior_command, print_json)
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 
 EPILOG = f"""\
@@ -31,13 +31,9 @@ typical loss ratio to the forecast beyond {SCALE_FACTOR:g}x (e.g. bits instead o
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("calibrate", help="coverage, PIT, CRPS and interval scores against realized runs",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    add_posterior_argument(p)
-    p.add_argument("--runs", required=True, type=Path, metavar="REALIZED_FILE",
-                   help="realized runs (CSV, Parquet or JSON lines) in the run-table schema")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. loss=eval_loss")
+    p = posterior_command(subparsers, "calibrate", "coverage, PIT, CRPS and interval scores against realized runs",
+                          __doc__, EPILOG)
+    add_runs_arguments(p, "REALIZED_FILE", "realized runs", "loss=eval_loss")
     p.add_argument("--level", type=level, action="append", metavar="P",
                    help="central interval probability; repeat (default: 0.5 0.8 0.9 0.95)")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
@@ -56,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    group_by = posterior.meta.get("group_by")
+    group_by = posterior.meta.group_by
     runs = load_runs(args.runs, columns=args.column_map, group_columns=[group_by] if group_by else [])
     result = calibrate(posterior, runs, levels=tuple(args.level or DEFAULT_LEVELS), seed=args.seed,
                        scale_check=not args.no_scale_check)

@@ -102,9 +102,21 @@ def check_output(path: Path | None, option: str = "--out", folder: bool = False,
     os.unlink(probe)
 
 
-def add_posterior_argument(parser: argparse.ArgumentParser) -> None:
+def add_runs_arguments(parser: argparse.ArgumentParser, metavar: str = "FILE", what: str = "run table",
+                       example: str = "params=N_no_embed") -> None:
+    """``--runs`` (a table in the run-table schema) and ``--column-map`` (renames onto it)."""
+    parser.add_argument("--runs", required=True, type=Path, metavar=metavar,
+                        help=f"{what} (CSV, Parquet or JSON lines) in the run-table schema")
+    parser.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
+                        help=f"rename the file's columns onto the schema, e.g. {example}")
+
+
+def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:
+    """The parser of a command that reads a posterior: its help page and ``--posterior``."""
+    parser = subparsers.add_parser(name, help=help, description=module_doc, epilog=epilog, formatter_class=FORMATTER)
     parser.add_argument("--posterior", required=True, type=Path, metavar="P.nc",
                         help="posterior written by `bayescale fit --out`")
+    return parser
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, check_output, column_map, format_table, note, print_json
-from bayescale.commands.fit import FORMATS, format_loader
-from bayescale.defaults import DEFAULT_MIN_STEP_FRACTION, MODELS, PARETO_K_MAX
+from bayescale.commands.common import FORMATTER, check_output, format_table, note, print_json
+from bayescale.commands.fit import add_input_arguments, add_selection_arguments, read_runs
+from bayescale.defaults import PARETO_K_MAX
+from bayescale.models.registry import LAWS
+
+MODELS = tuple(LAWS)
 
 EPILOG = """\
 examples:
@@ -42,26 +45,15 @@ def model_list(text: str) -> list[str]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("compare", help="compare law forms (Kaplan, Kaplan + L_inf, Chinchilla) by PSIS-LOO",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
-                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
-    p.add_argument("--format", choices=sorted(FORMATS), default="table",
-                   help="input format: the run-table schema, or an adapter for public data (default: table)")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
+    add_input_arguments(p)
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="M1,M2,...",
                    help=f"models to compare (default: {','.join(MODELS)})")
-    p.add_argument("--group-by", default="auto", metavar="COL",
-                   help="column whose values get their own constants (default: split when the table has several, "
-                        "'none' for one group)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains per model (default: 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: 0.9)")
-    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
-                   help=f"drop points before this fraction of each run's final step, for every model "
-                        f"(default: {DEFAULT_MIN_STEP_FRACTION})")
-    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    add_selection_arguments(p, ", for every model")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="also write each posterior to DIR/MODEL.nc")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,16 +62,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.compare import compare_models
-    from bayescale.runs import load_runs
 
-    loader = format_loader(args.format)
-    if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map,
-                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
-    else:
-        if args.column_map:
-            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
-        runs = loader(args.runs)
+    runs = read_runs(args)
     check_output(args.out_dir, "--out-dir", folder=True)  # before sampling: a bad folder would lose every fit
     comparison, fits = compare_models(
         runs, args.models, group_by=None if args.group_by == "none" else args.group_by, chains=args.chains,

@@ -54,10 +54,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.demo import run_demo
+    from bayescale.models.registry import irreducible_variant
 
     check_output(args.out, folder=True)  # before sampling
     res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                   target_loss=args.target_loss, irreducible=args.irreducible, progress=not args.quiet)
+                   target_loss=args.target_loss,
+                   law=irreducible_variant("kaplan") if args.irreducible else "kaplan", progress=not args.quiet)
     print("Held-out largest size (never fitted), new-run bands:")
     print(format_table(res.held_out))
     print(f"\nForecasts, target loss {res.target_loss:g} nats (medians; intervals in forecasts.csv):")

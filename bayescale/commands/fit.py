@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, check_output, column_map, format_table, gate_exit_code, level, note,
-                                       print_json)
+from bayescale.commands.common import (FORMATTER, add_runs_arguments, check_output, format_table, gate_exit_code,
+                                       level, note, print_json)
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
+from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
 # the library is imported in `run`.
@@ -48,22 +49,48 @@ def format_loader(name: str):
     return None if FORMATS[name] is None else getattr(runs, FORMATS[name])
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("fit", help="fit the scaling-law model to a run table (NUTS)",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    p.add_argument("--runs", required=True, type=Path, metavar="FILE",
-                   help="run table (CSV, Parquet or JSON lines) in the run-table schema")
+def read_runs(args: argparse.Namespace):
+    """The run table of ``--runs`` in ``--format`` (with ``--column-map`` and ``--group-by``)."""
+    from bayescale.runs import load_runs
+
+    loader = format_loader(args.format)
+    if loader is None:
+        runs = load_runs(args.runs, columns=args.column_map,
+                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
+    else:
+        if args.column_map:
+            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
+        runs = loader(args.runs)
+    return runs
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """``--runs``, ``--format``, ``--column-map`` and ``--group-by``: the run table a fit reads."""
+    add_runs_arguments(p)
     p.add_argument("--format", choices=sorted(FORMATS), default="table",
                    help="input format: the run-table schema, or an adapter for public data (default: table)")
-    p.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
-                   help="rename the file's columns onto the schema, e.g. params=N_no_embed")
-    p.add_argument("--model", choices=("kaplan", "chinchilla"), default="kaplan",
-                   help="law form: kaplan (curves in N, B, S) or chinchilla (final losses in N, D)")
-    p.add_argument("--irreducible", action="store_true",
-                   help="add an irreducible loss L_inf to the Kaplan floor")
     p.add_argument("--group-by", default="auto", metavar="COL",
                    help="column whose values get their own constants drawn from a population "
                         "(default: split when the table has several, 'none' for one group)")
+
+
+def add_selection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--min-step-fraction`` and ``--min-step``: which points every fit sees."""
+    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
+                   help=f"drop points before this fraction of each run's final step{what} "
+                        f"(the early transient; default: {DEFAULT_MIN_STEP_FRACTION})")
+    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="fit the scaling-law model to a run table (NUTS)",
+                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
+    add_input_arguments(p)
+    p.add_argument("--model", choices=names(), default="kaplan",
+                   help="law form: " + "; ".join(f"{n} ({d})" for n, d in DESCRIPTIONS.items())
+                        + " (default: kaplan)")
+    p.add_argument("--irreducible", action="store_true",
+                   help="fit the model's variant with an irreducible loss (kaplan -> kaplan_irreducible)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
@@ -72,10 +99,7 @@ def register(subparsers) -> None:
                    help="NUTS target acceptance; raise towards 0.95 if there are divergences (default: 0.9)")
     p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"), default="parallel",
                    help="how chains run: parallel uses one CPU device per chain (default: parallel)")
-    p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
-                   help="drop points before this fraction of each run's final step "
-                        f"(the early transient; default: {DEFAULT_MIN_STEP_FRACTION})")
-    p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    add_selection_arguments(p)
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
                    help="law-error growth on log loss per unit log-distance outside the fitted data "
                         f"(default: {DEFAULT_EXTRAPOLATION_ERROR})")
@@ -91,28 +115,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.fit import fit
-    from bayescale.runs import load_runs
 
-    loader = format_loader(args.format)
-    if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map,
-                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
-    else:
-        if args.column_map:
-            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
-        runs = loader(args.runs)
+    law = irreducible_variant(args.model) if args.irreducible else args.model
+    runs = read_runs(args)
     check_output(args.out, example="posterior.nc")  # before sampling: a path that cannot be written would lose the fit
     group_by = None if args.group_by == "none" else args.group_by
     options = dict(group_by=group_by, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                    target_accept=args.target_accept, progress=not args.quiet)
-    if args.model == "chinchilla":
-        from bayescale.chinchilla import fit_chinchilla
-
-        result = fit_chinchilla(runs, **options)
-    else:
-        result = fit(runs, irreducible=args.irreducible, chain_method=args.chain_method,
-                     min_step_fraction=args.min_step_fraction, min_step=args.min_step,
-                     extrapolation_error=args.extrapolation_error, **options)
+    result = fit(runs, law=law, chain_method=args.chain_method, min_step_fraction=args.min_step_fraction,
+                 min_step=args.min_step, extrapolation_error=args.extrapolation_error, **options)
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)
     if args.json:
@@ -121,11 +132,11 @@ def run(args: argparse.Namespace) -> int:
                                     "min_ess_bulk": result.diagnostics.min_ess_bulk,
                                     "min_ess_tail": result.diagnostics.min_ess_tail,
                                     "divergences": result.diagnostics.divergences},
-                    "dropped": result.posterior.meta.get("dropped", {})})
+                    "dropped": result.posterior.meta.dropped})
     else:
         print(format_table(summary))
         print(result.diagnostics.format())
-        for reason, count in result.posterior.meta.get("dropped", {}).items():
+        for reason, count in result.posterior.meta.dropped.items():
             if count:
                 note(f"{count} points not fitted ({reason.replace('_', ' ')})")
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")

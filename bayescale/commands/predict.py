@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, add_posterior_argument, check_output, format_table, level, note,
-                                       positive_float, print_json)
+from bayescale.commands.common import (check_output, format_table, level, note, positive_float, posterior_command,
+                                       print_json)
 from bayescale.defaults import MODES
 
 EPILOG = """\
@@ -30,9 +30,8 @@ parameter uncertainty only. The extrapolation distance is reported on stderr.
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="bands for a trajectory, or steps/tokens to reach a loss",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    add_posterior_argument(p)
+    p = posterior_command(subparsers, "predict", "bands for a trajectory, or steps/tokens to reach a loss",
+                          __doc__, EPILOG)
     p.add_argument("--params", required=True, type=positive_float, metavar="N",
                    help="non-embedding parameters of the model to forecast")
     p.add_argument("--batch-tokens", required=True, type=positive_float, metavar="B", help="tokens per optimizer step")

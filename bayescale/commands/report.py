@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, add_posterior_argument, check_output, level, note, positive_float
+from bayescale.commands.common import check_output, level, note, positive_float, posterior_command
 from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
@@ -22,9 +22,8 @@ files: open it in any browser or send it as one file.
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("report", help="figures and a self-contained HTML summary of a posterior",
-                              description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    add_posterior_argument(p)
+    p = posterior_command(subparsers, "report", "figures and a self-contained HTML summary of a posterior",
+                          __doc__, EPILOG)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for report.html and the figures")
     p.add_argument("--level", type=level, default=0.9, help="central interval of tables and bands (default: 0.9)")
     p.add_argument("--runs", type=Path, metavar="REALIZED_FILE", help="realized runs: add a calibration section")
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
-    group_by = posterior.meta.get("group_by")
+    group_by = posterior.meta.group_by
     runs = load_runs(args.runs, group_columns=[group_by] if group_by else []) if args.runs else None
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,

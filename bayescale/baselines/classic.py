@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from bayescale import laws
+from bayescale.models import kaplan
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, transient_mask
 
 
@@ -37,7 +37,7 @@ from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, transient_mask
 class ClassicEstimate:
     """Point constants and the contour points behind the critical-batch fit."""
 
-    constants: laws.KaplanConstants
+    constants: kaplan.KaplanConstants
     contours: pd.DataFrame
 
     def as_dict(self) -> dict[str, float]:
@@ -108,5 +108,5 @@ def classic_fit(runs: pd.DataFrame, min_step_fraction: float = DEFAULT_MIN_STEP_
     b_crit = np.exp(log_B_star - np.log(largest["loss"].to_numpy()) / alpha_B)
     s_min = largest["step"].to_numpy() / (1.0 + b_crit / largest["batch_tokens"].to_numpy())
     log_Nc, aN, log_Sc, aS = _fit_size_and_steps(largest, s_min)
-    constants = laws.KaplanConstants(log_Nc, aN, log_Sc, aS, log_B_star, alpha_B)
+    constants = kaplan.KaplanConstants(log_Nc, aN, log_Sc, aS, log_B_star, alpha_B)
     return ClassicEstimate(constants=constants, contours=contours)

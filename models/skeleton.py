@@ -1,0 +1,167 @@
+r"""The one NumPyro model every law form plugs into.
+
+For group ``g`` (e.g. evaluation split), run ``r`` and kept point ``i`` (all logs
+natural), with a law (:class:`~bayescale.models.law.Law`) that supplies the latents'
+priors, its own extra sites and ``mean_log_loss``::
+
+    # each re-centred latent x of the law, with prior (m, s)
+    x[g] ~ Normal(m, s)                                             # one group
+    x    ~ MultivariateNormal(m 1, s^2 1 1^T + group_sd^2 I)        # G > 1 groups
+    #   i.e. x[g] = mu + delta[g],  mu ~ Normal(m, s),  delta[g] ~ Normal(0, group_sd), mu integrated out
+
+    mu_i = law.mean_log_loss(constants[g_i], N_i, B_i, S_i, ...) + run_offset[r_i]
+    run_offset[r] ~ Normal(0, tau_run),   tau_run ~ HalfNormal(run_sd)        # seed noise
+    r_i = log_loss_i - mu_i
+    log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
+    log_loss_i ~ StudentT(nu, mu_i, sigma)                                  # first kept point
+    sigma ~ HalfNormal(noise_sd),   rho ~ Uniform(0, 1)
+
+The AR(1) term follows consecutive kept checkpoints of the same run and group (lag in
+checkpoints, not in steps); it is a conditional likelihood with Student-t innovations,
+which keeps the posterior from treating 100 correlated points of one curve as 100
+independent facts. Without observations (``log_loss=None``: prior predictive, and the
+predictor's new runs) every point is drawn from the stationary marginal
+``StudentT(nu, mu_i, sigma)``. Fits of final losses only (one point per run) have no
+run offsets and no ``rho`` unless the law keeps them
+(``Law.offsets_for_final_losses``): the seed noise is then part of ``sigma``.
+
+Parametrisation for NUTS, chosen by measurement on the bundled runs (two groups, 11
+runs; 2 chains x 2,000 draws, three seeds; benchmarks/RESULTS.md):
+
+* The between-group spread ``group_sd`` is fixed, not sampled, and the population mean
+  is integrated out, so each latent has a fixed Gaussian prior over groups. Two or
+  three groups cannot estimate a spread (its posterior is its prior), and a sampled
+  spread makes a funnel: non-centred, NUTS needed about 550 leapfrog steps per draw
+  (tree depth 9); centred, it diverged. With the fixed spread the group latents are
+  sampled directly (centred), since every group has hundreds of points. A single group
+  samples each latent non-centred (``LocScaleReparam``: unit-scale coordinates for the
+  starting-point search).
+* The run offsets are non-centred (``LocScaleReparam``): a run's offset is known only
+  to about its own size (tens of autocorrelated points), and with centred offsets the
+  divergent transitions gathered where ``tau_run`` approaches zero.
+
+The law's own error (how far real curves depart from the law, which grows with the
+distance of an extrapolation) is not a parameter here: the predictor adds it
+(:mod:`bayescale.predict`), since the fitted sizes cannot reveal it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.infer.reparam import LocScaleReparam
+
+from .law import Covariates, Law
+
+
+def group_latent(name: str, loc: float, scale: float, n_groups: int, group_sd: float):
+    """One latent per group. A single group draws it from its prior; several groups share
+    a population mean (prior ``Normal(loc, scale)``, integrated out) and differ from it by
+    ``Normal(0, group_sd)``: ``MultivariateNormal(loc, scale^2 J + group_sd^2 I)``."""
+    if n_groups == 1:
+        with numpyro.plate("group", 1):
+            return numpyro.sample(name, dist.Normal(loc, scale))
+    cov = scale**2 * jnp.ones((n_groups, n_groups)) + group_sd**2 * jnp.eye(n_groups)
+    return numpyro.sample(name, dist.MultivariateNormal(jnp.full(n_groups, loc), covariance_matrix=cov))
+
+
+def take_group(c, g):
+    """The constants ``c`` (a NamedTuple of per-group arrays or scalars) at group indices ``g``."""
+    return type(c)(*(jnp.asarray(v)[g] if jnp.ndim(v) else v for v in c))
+
+
+def has_curves(data) -> bool:
+    """Whether some run has several kept points (then run offsets and AR(1) residuals apply)."""
+    return bool(np.asarray(data.has_prev).any())
+
+
+def has_run_offsets(law: Law, data) -> bool:
+    """Whether a fit of ``data`` under ``law`` has run offsets and an AR(1) correlation."""
+    return law.offsets_for_final_losses or has_curves(data)
+
+
+def covariates(data) -> Covariates:
+    """The :class:`~bayescale.models.law.Covariates` of the points of a ``CurveData``."""
+    return Covariates(data.log_N, data.log_B, data.log_S, dict(data.covariates))
+
+
+def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
+    G = data.n_groups
+    latents = {name: group_latent(name, loc, scale, G, priors.group_sd)
+               for name, (loc, scale) in law.prior_centres(data, priors).items()}
+    latents.update(law.extra_latents(data, priors))
+    c = law.constants_from_latents(latents, data.references)
+    with numpyro.plate("group", G):
+        for name, value in law.paper_constants(c).items():
+            numpyro.deterministic(name, value)
+
+    if offsets:
+        run_scale = numpyro.sample("run_offset_scale", dist.HalfNormal(priors.run_sd))
+        with numpyro.plate("run", len(data.runs)):
+            run_offset = numpyro.sample("run_offset", dist.Normal(0.0, run_scale))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(priors.noise_sd))
+    if offsets:
+        rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
+
+    mu = law.mean_log_loss(take_group(c, data.group_idx), covariates(data))
+    if offsets:
+        mu = mu + run_offset[data.run_idx]
+    loc, scale = mu, sigma
+    if offsets and log_loss is not None:
+        resid_prev = (log_loss - mu)[data.prev_idx]
+        loc = mu + jnp.where(data.has_prev, rho * resid_prev, 0.0)
+        scale = sigma * jnp.where(data.has_prev, jnp.sqrt(1.0 - rho**2), 1.0)
+    with numpyro.plate("obs", data.n_points):
+        numpyro.sample("log_loss", dist.StudentT(priors.nu, loc, scale), obs=log_loss)
+
+
+def curve_model(data, law: Law, priors=None, log_loss=None, run_offsets: bool | None = None,
+                non_centred: bool = True) -> None:
+    """NumPyro model of the losses in ``data`` under ``law`` (module docstring).
+
+    ``priors`` defaults to ``law.default_priors()``; ``log_loss`` defaults to ``None``
+    (prior predictive, or new runs from posterior draws); pass ``data.log_loss`` to
+    condition. ``run_offsets`` defaults to :func:`has_run_offsets`; the predictor sets it
+    to whether the fit had them, since the points of one new run are not a curve.
+    ``non_centred=False`` samples a single group's latents directly (the same
+    distribution), so that posterior draws of the latents themselves can be substituted.
+    """
+    offsets = has_run_offsets(law, data) if run_offsets is None else run_offsets
+    priors = law.default_priors() if priors is None else priors
+    reparam = {"run_offset": LocScaleReparam(0)}
+    if data.n_groups == 1 and non_centred:  # unit-scale coordinates for the starting-point search
+        reparam.update({name: LocScaleReparam(0) for name in law.latents})
+    with handlers.reparam(config=reparam):
+        _model(law, data, priors, log_loss, offsets)
+
+
+def new_run_noise(rng: np.random.Generator, tau, sigma, nu: float, points: int) -> np.ndarray:
+    """The model's observation block for one new run, on log loss, drawn with NumPy.
+
+    Per posterior draw ``d`` (``tau``, ``sigma`` arrays over draws; ``tau`` zero for fits
+    without run offsets): ``run_offset ~ Normal(0, tau_d)`` shared by the run's points,
+    plus ``StudentT(nu, 0, sigma_d)`` per point, the stationary marginal -- exactly what
+    :func:`curve_model` draws with ``log_loss=None`` for a run not in the fit (NumPyro's
+    ``Predictive``; ``bayescale.predict.loss_draws(..., through_model=True)``). The
+    predictor uses this form because JAX draws Student-t variables through a gamma
+    rejection sampler that is slow on CPUs: 4,000 draws x 512 points took 5.5 s through
+    ``Predictive`` against 0.45 s here (benchmarks/RESULTS.md); tests/test_predict.py
+    checks that both give the same distribution. Returns ``(draws, points)``.
+    """
+    tau, sigma = np.asarray(tau, float), np.asarray(sigma, float)
+    run = rng.standard_normal((tau.shape[0], 1)) * tau[:, None]
+    return run + rng.standard_t(nu, size=(sigma.shape[0], points)) * sigma[:, None]
+
+
+def dims(data, law: Law) -> tuple[dict, dict]:
+    """ArviZ coordinates and dimensions of a fit of ``data`` under ``law``."""
+    coords = {"group": data.groups, "obs": np.arange(data.n_points)}
+    site_dims = {s: ["group"] for s in law.group_sites(data.n_groups)}
+    site_dims["log_loss"] = ["obs"]
+    if has_run_offsets(law, data):
+        coords["run"] = data.runs
+        site_dims.update({"run_offset": ["run"], "run_offset_decentered": ["run"]})
+    return coords, site_dims
