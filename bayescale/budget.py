@@ -5,7 +5,7 @@ tokens costs
 
 .. math::  C = (6N + a)\, B\, S \quad \text{FLOPs}
 
-with ``a`` the attention FLOPs per token (0 by default, DESIGN.md section 2; Kaplan et
+with ``a`` the attention FLOPs per token (0 by default; Kaplan et
 al. 2020, Table 1, count ``2 n_layer n_ctx d_attn`` per token forward, so ``a = 6
 n_layer n_ctx d_attn`` for training).
 

@@ -1,4 +1,4 @@
-"""The ``bayescale`` command line (DESIGN.md section 8).
+"""The ``bayescale`` command line (contract in docs/cli.md).
 
 Every subcommand prints help with examples, writes machine-readable output on request
 (``--json`` or ``--out``) and exits 0 on success, 2 with a one-line reason on bad input.

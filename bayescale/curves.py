@@ -13,7 +13,7 @@ Two choices live here because they decide what the likelihood sees:
   curves). Every point records the index of the previous kept point of the same run and
   group, which the models use for AR(1) residuals.
 
-Reference values used to re-centre the parameters (DESIGN.md section 4) are computed
+Reference values used to re-centre the parameters (docs/model.md) are computed
 here from the kept points: ``N_ref`` the geometric mean of the distinct sizes,
 ``S_ref`` the geometric mean of the kept steps and ``L_ref`` the median kept loss.
 """

@@ -1,6 +1,6 @@
 """Run tables: the contract between the trainer, the fitter and outside data.
 
-A run table is a long table with one row per evaluation point (DESIGN.md section 7):
+A run table is a long table with one row per evaluation point (docs/run-table.md):
 
 ==============  ========  ===================================================
 column          required  meaning

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import os
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from bayescale import fit
 from bayescale.cores import use_cpu_cores
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.environment import conditions
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 
@@ -80,7 +80,7 @@ def main() -> None:
         rows.append({"law_error_kappa": kappa, **score(post, held)})
     table = pd.DataFrame(rows)
     header = (f"\n## extrapolation (Gemstones, leave the 1-2B sizes out) — {dt.date.today().isoformat()}\n\n"
-              f"Machine: {os.cpu_count()} CPU cores; fit on {train['run'].nunique()} curves up to "
+              f"Machine: {conditions()}. Fit on {train['run'].nunique()} curves up to "
               f"{args.max_fit_params:.2g} total parameters ({len(train)} points, {args.points} per curve), "
               f"{args.chains} chains x {args.draws} draws, {seconds:.0f} s; held out {held['run'].nunique()} curves, "
               f"{len(held)} points past the transient. Diagnostics: {result.diagnostics.format().splitlines()[0]}\n\n")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from bayescale.models.law import expand
 from scipy.optimize import brentq, newton
 
 from bayescale import fit, use_cpu_cores
-from bayescale.environment import cpu_model
+from bayescale.environment import conditions
 from bayescale.predict import predict_trajectory
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
@@ -73,7 +71,6 @@ def main() -> None:
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args()
     use_cpu_cores(args.chains)
-    load = os.getloadavg()[0]
 
     runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=[1.5e4, 3e4, 6e4, 1.2e5, 2.5e5, 5e5], batches=[256, 1024, 4096],
                          final_step=3000, points=400, seed=0)
@@ -119,8 +116,7 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     table = "\n".join(f"| {name:<{width}} | {value} |" for name, value in rows)
     header = (f"\n## fit_speed — {dt.date.today().isoformat()}\n\n"
-              f"Machine: {os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()}, "
-              f"Python {platform.python_version()}; load average at start {load:.2f}. Synthetic curves from "
+              f"Machine: {conditions()}. Synthetic curves from "
               f"`EXAMPLE_CONSTANTS` (6 sizes x 3 batches, 400 log-spaced evaluations each, distinct integer steps).\n\n"
               f"| measurement | value |\n|---|---|\n")
     print(header + table)

@@ -37,7 +37,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -51,7 +50,7 @@ from bayescale import fit  # noqa: E402
 from bayescale.baselines.bootstrap import fit_bootstrap  # noqa: E402
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
-from bayescale.environment import cpu_model  # noqa: E402
+from bayescale.environment import conditions  # noqa: E402
 from bayescale.predict import loss_draws  # noqa: E402
 from bayescale.runs import load_gadre2024, load_gemstones2025  # noqa: E402
 
@@ -229,7 +228,6 @@ def main() -> None:
     args = ap.parse_args()
     use_cpu_cores()  # one chain per core where JAX can still be configured (falls back to vectorized otherwise)
     data = args.data if args.data.is_absolute() else ROOT / args.data
-    load = os.getloadavg()[0]
     start = time.perf_counter()
     notes: list[str] = []
     rows, detail, chain_method = gadre(data / "gadre2024" / "final_losses.csv", args, notes)
@@ -243,8 +241,7 @@ def main() -> None:
                      "90% width (nats)", "wall time (s)"]
     text = "\n".join([
         f"\n## public_data — bayescale vs bootstrap on public runs — {dt.date.today().isoformat()}\n",
-        f"Machine: {os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()}, Python "
-        f"{platform.python_version()}; load average at start {load:.2f}; OPENBLAS_NUM_THREADS="
+        f"Machine: {conditions()}; OPENBLAS_NUM_THREADS="
         f"{os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS {args.chains} chains x {args.draws} draws "
         f"({args.warmup} warmup, {chain_method} chains, target_accept {args.target_accept}), seed {args.seed}; bootstrap {args.n_boot} run-resamples, "
         f"L-BFGS-B from the 20 best of Hoffmann et al.'s 4,500 grid starts (each resample: the full-data optimum and its "

@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import importlib.metadata
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bayescale.environment import cpu_model
+from bayescale.environment import conditions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEAVY = ("jax", "numpyro", "arviz", "matplotlib", "scipy", "pandas", "torch")
@@ -71,7 +70,6 @@ def main() -> None:
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     commands = {
         "`import bayescale`": ([sys.executable, "-c", IMPORT], IMPORT, 1.5),
         "`bayescale --help`": (_help_command(), HELP, 1.0),
@@ -91,10 +89,8 @@ def main() -> None:
                     f"{_heavy_modules(code)} |")
     label = f" ({args.label})" if args.label else ""
     header = (f"\n## startup{label} — {dt.date.today().isoformat()}\n\n"
-              f"`python benchmarks/startup.py --repeats {args.repeats}`: {os.cpu_count()} CPU cores "
-              f"({cpu_model()}), {platform.system()}; Python {platform.python_version()}, "
-              f"jax {_version('jax')}, numpyro {_version('numpyro')}, arviz {_version('arviz')}; "
-              f"load average {load:.2f} at the start, {load_end:.2f} at the end. Wall time of a fresh process "
+              f"`python benchmarks/startup.py --repeats {args.repeats}`: {conditions()}; "
+              f"load average {load_end:.2f} at the end. Wall time of a fresh process "
               f"from start to exit, {args.repeats} runs each (alternating, after one warm-up run each).\n\n"
               "| command | median (s) | fastest (s) | slowest (s) | target (s) | heavy modules imported |\n"
               "|---|---|---|---|---|---|\n")

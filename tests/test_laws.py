@@ -11,7 +11,7 @@ from bayescale.models import kaplan as laws
 
 
 def _wide_grid(n: int, seed: int):
-    """DESIGN.md section 3's wide grid: alpha_S 0.3-1.5, alpha_B 0.05-1, L_N 0.1-5, S 1-1e7, B 2^6-2^26."""
+    """The wide grid of constants the laws must handle: alpha_S 0.3-1.5, alpha_B 0.05-1, L_N 0.1-5, S 1-1e7, B 2^6-2^26."""
     rng = np.random.default_rng(seed)
     return dict(
         alpha_S=rng.uniform(0.3, 1.5, n), alpha_B=rng.uniform(0.05, 1.0, n), L_N=rng.uniform(0.1, 5.0, n),

@@ -1,6 +1,6 @@
 r"""The common practice for Chinchilla fits: Huber loss, L-BFGS from a grid, bootstrap intervals.
 
-This is the baseline bayescale is benchmarked against (DESIGN.md section 5), as done by
+This is the baseline bayescale is benchmarked against, as done by
 Hoffmann et al. (2022, section D.2) and Besiroglu et al. (2024):
 
 .. math::

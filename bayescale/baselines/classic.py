@@ -1,6 +1,6 @@
 """The classical staged point estimate of Su et al. (2024), the baseline to beat.
 
-Stages (DESIGN.md section 5):
+Stages:
 
 1. **Size and step terms.** On the run with the largest batch of every size (taken as
    far above the critical batch), fit ``log L = log(L_N + (S_c / S)^alpha_S)`` with
