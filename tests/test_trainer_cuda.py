@@ -14,6 +14,8 @@ from bayescale.trainer import TrainConfig, train
 from bayescale.trainer.training import checkpoint_path
 
 REPO = Path(__file__).resolve().parent.parent
+#: ``torchrun`` with two ranks on this machine (gloo on CPU).
+TORCHRUN_TWO_CPU_RANKS = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
 @pytest.mark.cuda
@@ -69,12 +71,7 @@ def test_ddp_on_cpu_matches_a_single_process(tmp_path: Path) -> None:
         "--quiet",
     ]
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_TWO_CPU_RANKS,
         "-m",
         "bayescale.trainer",
         "train",
@@ -169,12 +166,7 @@ def test_ddp_accumulation_matches_one_process_with_the_whole_batch(tmp_path: Pat
     out = tmp_path / "ddp"
     out.mkdir()
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_TWO_CPU_RANKS,
         str(script),
         str(out),
         json.dumps(split.to_dict()),
