@@ -112,7 +112,8 @@ def validate_runs(
     if missing:
         raise RunTableError(
             f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))}); "
-            "rename them or pass a column mapping, e.g. columns={'params': 'N_no_embed'}"
+            "rename them or map them: --column-map params=N_no_embed on the command line, "
+            "columns={'params': 'N_no_embed'} in Python"
         )
     if table.empty:
         raise RunTableError(f"{source}: the table has no rows; give a file with at least one evaluation point")
@@ -189,15 +190,19 @@ def load_runs(
     """Load and validate a run table from CSV, Parquet or JSON lines.
 
     ``columns`` maps schema names to the file's names, e.g.
-    ``{"params": "N_no_embed", "loss": "eval_loss"}``; ``group_columns`` names further
-    columns that group rows (a ``--group-by`` column), which may not be blank.
+    ``{"params": "N_no_embed", "loss": "eval_loss"}``. A column of the file that already
+    has a mapped schema name (a ``loss`` column when ``loss`` maps to ``eval_loss``) is
+    kept as ``<name>_original``. ``group_columns`` names further columns that group rows
+    (a ``--group-by`` column), which may not be blank.
     """
     table = read_table(path)
     if columns:
         absent = [src for src in columns.values() if src not in table.columns]
         if absent:
             raise RunTableError(f"{path}: column mapping names absent column(s) {', '.join(absent)} (found: {', '.join(map(str, table.columns))})")
-        table = table.rename(columns={src: dst for dst, src in columns.items()})
+        displaced = {dst: f"{dst}_original" for dst, src in columns.items()
+                     if dst in table.columns and dst != src and dst not in columns.values()}
+        table = table.rename(columns={**displaced, **{src: dst for dst, src in columns.items()}})
     return validate_runs(table, source=str(path), on_invalid=on_invalid, group_columns=group_columns)
 
 

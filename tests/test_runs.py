@@ -34,7 +34,7 @@ def test_valid_table_round_trips_through_every_format(tmp_path):
 
 
 def test_missing_column_names_it_and_the_fix():
-    with pytest.raises(RunTableError, match=r"missing required column\(s\) loss.*column mapping"):
+    with pytest.raises(RunTableError, match=r"missing required column\(s\) loss.*map them: --column-map"):
         validate_runs(_table().drop(columns="loss"), source="x.csv")
 
 
@@ -93,6 +93,16 @@ def test_column_mapping(tmp_path):
     assert "params" in load_runs(tmp_path / "r.csv", columns={"params": "N_no_embed"}).columns
     with pytest.raises(RunTableError, match="absent column"):
         load_runs(tmp_path / "r.csv", columns={"params": "nope"})
+
+
+def test_mapping_onto_a_name_the_file_already_has_keeps_both(tmp_path):
+    """``--column-map loss=val_loss`` on a file with its own ``loss`` column: the mapped
+    column becomes ``loss`` and the file's own is kept as ``loss_original``."""
+    table = _table()
+    table.assign(val_loss=table["loss"] * 1.1).to_csv(tmp_path / "r.csv", index=False)
+    runs = load_runs(tmp_path / "r.csv", columns={"loss": "val_loss"})
+    np.testing.assert_allclose(runs["loss"], runs["loss_original"] * 1.1)
+
 
 
 def test_one_size_or_one_batch_warns_that_the_prior_decides():
