@@ -36,7 +36,7 @@ class Diagnostics:
 
     @property
     def max_rhat(self) -> float:
-        return float(self.table["r_hat"].max())
+        return float(self.table["r_hat"].max(skipna=False))  # NaN (one chain) fails the gate
 
     @property
     def min_ess_bulk(self) -> float:
@@ -54,9 +54,11 @@ class Diagnostics:
     def problems(self) -> list[str]:
         """Each failed check with the fix to try."""
         out = []
-        if self.max_rhat > RHAT_MAX:
+        if self.table["r_hat"].isna().any():  # split R-hat needs two chains to compare
+            out.append("R-hat is undefined with a single chain: run two or more chains (--chains 2)")
+        if self.table["r_hat"].max() > RHAT_MAX:
             worst = self.table["r_hat"].idxmax()
-            out.append(f"R-hat {self.max_rhat:.3f} > {RHAT_MAX} ({worst}): chains disagree; run more warmup "
+            out.append(f"R-hat {self.table['r_hat'].max():.3f} > {RHAT_MAX} ({worst}): chains disagree; run more warmup "
                        "(--warmup) and check that the data identify this constant")
         for kind in ("bulk", "tail"):
             value = float(self.table[f"ess_{kind}"].min())

@@ -80,3 +80,10 @@ def test_diagnose_reads_draws_and_divergences_from_inference_data():
     d = diagnose(idata, ["good", "stuck"])
     assert d.divergences == 5 and d.n_draws == 2000
     assert d.table.loc["stuck", "r_hat"] > 1.5 and not d.passed
+
+
+def test_a_single_chain_fails_and_says_to_run_more_chains():
+    """Split R-hat needs two chains; with one it is undefined (NaN) and the gate says why."""
+    d = _diagnostics(r_hat=float("nan"))
+    assert not d.passed
+    assert d.problems() == ["R-hat is undefined with a single chain: run two or more chains (--chains 2)"]
