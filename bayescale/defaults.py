@@ -17,6 +17,12 @@ DEFAULT_EXTRAPOLATION_ERROR = 0.01
 #: uncertainty only, or what a new run will show.
 MODES = ("mean", "new_run")
 
+#: A forecast warns (:class:`bayescale.models.law.ExtrapolationWarning`) when it lies more
+#: than this factor beyond the fitted data along any axis (size, steps, batch): the
+#: law's own error term widens its bands with the distance, but whether the law's form
+#: still holds there is untested by the fitted runs.
+EXTRAPOLATION_WARN_FACTOR = 10.0
+
 #: Quantile of the final loss that :func:`bayescale.budget.plan_budget` minimises by default.
 DEFAULT_RISK = 0.9
 

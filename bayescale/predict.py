@@ -30,6 +30,7 @@ batch) raise ``ValueError``. Targets in loss are treated consistently: a law err
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 import jax
@@ -39,8 +40,8 @@ import pandas as pd
 
 from numpyro.infer import Predictive
 
-from bayescale.defaults import MODES
-from bayescale.models.law import Covariates, Extrapolation, expand
+from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
+from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning, expand
 from bayescale.models.skeleton import curve_model, new_run_noise
 from bayescale.posterior import Posterior
 from bayescale.runs import MAX_SCALE
@@ -50,6 +51,22 @@ def extrapolation(posterior: Posterior, params: float, batch_tokens: float | Non
                   steps: float | np.ndarray | None = None) -> Extrapolation:
     """Distance of a request from the fitted data along each of the law's axes (largest over ``steps``)."""
     return posterior.law.extrapolation(posterior.meta.ranges, params, batch_tokens, steps)
+
+
+def state_extrapolation(df: pd.DataFrame, ext: Extrapolation, what: str) -> pd.DataFrame:
+    """Record how far a forecast extrapolates in ``df.attrs`` (``"extrapolation"``: a
+    sentence, ``"extrapolation_factors"``: per axis) and warn with
+    :class:`ExtrapolationWarning` when an axis lies more than
+    :data:`~bayescale.defaults.EXTRAPOLATION_WARN_FACTOR` times beyond the fitted data."""
+    df.attrs["extrapolation"] = ext.describe()
+    df.attrs["extrapolation_factors"] = ext.factors
+    far = {name: f for name, f in ext.factors.items() if f > EXTRAPOLATION_WARN_FACTOR}
+    if far:
+        warnings.warn(f"{what}: {', '.join(f'{n} x{f:.3g}' for n, f in far.items())} beyond the fitted data "
+                      f"(warned above x{EXTRAPOLATION_WARN_FACTOR:g}); the bands include the law's error, which grows "
+                      "with the distance, but the fitted runs cannot show whether the law's form holds there",
+                      ExtrapolationWarning, stacklevel=3)
+    return df
 
 
 def level_percent(level: float) -> str:
@@ -295,8 +312,7 @@ def predict_trajectory(
         grid = _request("steps", steps)
     draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed)
     df = _frame(draws, levels, {"step": grid})
-    df.attrs["extrapolation"] = extrapolation(posterior, N, B, grid).describe()
-    return df
+    return state_extrapolation(df, extrapolation(posterior, N, B, grid), f"N={N:.3g}, B={B:.3g}")
 
 
 def _law_shift(posterior: Posterior, group: str | None, mode: str, N: float, seed: int) -> np.ndarray:
@@ -325,7 +341,8 @@ def predict_min_loss(
     law = posterior.law
     floor = np.asarray(law.min_loss(expand(posterior.constants(group)), sizes[None, :]), float)
     shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
-    return _frame(floor * np.exp(shift), levels, {"params": sizes})
+    df = _frame(floor * np.exp(shift), levels, {"params": sizes})
+    return state_extrapolation(df, extrapolation(posterior, sizes), f"N={', '.join(f'{n:.3g}' for n in sizes)}")
 
 
 def predict_critical_batch(
@@ -375,5 +392,4 @@ def predict_steps_to_loss(
     values = np.stack(list(quantities.values()), axis=1)
     df = _frame(values, levels, {"quantity": np.array(list(quantities))})
     df["p_reachable"] = float(np.mean(np.isfinite(quantities["steps"])))
-    df.attrs["extrapolation"] = extrapolation(posterior, N, B).describe()
-    return df
+    return state_extrapolation(df, extrapolation(posterior, N, B), f"N={N:.3g}, B={B:.3g}")

@@ -60,11 +60,20 @@ class Covariates:
         return self.extra[name]
 
 
+class ExtrapolationWarning(UserWarning):
+    """A forecast lies far beyond the fitted data (see ``EXTRAPOLATION_WARN_FACTOR``)."""
+
+
 @dataclass(frozen=True)
 class Extrapolation:
     """How far a request lies outside the fitted data: natural-log distance per axis."""
 
     axes: dict[str, float]
+
+    @property
+    def factors(self) -> dict[str, float]:
+        """Per axis, how many times beyond the fitted range (1 inside it)."""
+        return {name: float(np.exp(v)) for name, v in self.axes.items()}
 
     @property
     def distance(self) -> float:

@@ -139,3 +139,21 @@ def test_new_run_draws_are_the_fitted_models_own(small_posterior):
     spread = np.quantile(fast, 0.95, axis=0) - np.quantile(fast, 0.05, axis=0)
     np.testing.assert_allclose(np.quantile(model, q, axis=0), np.quantile(fast, q, axis=0), atol=0.1 * spread.max())
     assert np.std(model, axis=0) == pytest.approx(np.std(fast, axis=0), rel=0.15)
+
+
+def test_forecasts_state_their_extrapolation_and_warn_far_beyond_the_data(small_posterior):
+    """Every forecast records its factor per axis; beyond 10x on an axis it also warns."""
+    import warnings
+
+    from bayescale.models.law import ExtrapolationWarning
+
+    largest = max(small_posterior.meta.sizes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        near = P.predict_trajectory(small_posterior, 2 * largest, 1024, 3000, points=4)
+    assert near.attrs["extrapolation_factors"]["size"] == pytest.approx(2, rel=1e-3)
+    with pytest.warns(ExtrapolationWarning, match=r"size x100 beyond the fitted data"):
+        far = P.predict_min_loss(small_posterior, 100 * largest)
+    assert far.attrs["extrapolation_factors"]["size"] == pytest.approx(100, rel=1e-3)
+    with pytest.warns(ExtrapolationWarning, match="size x"):
+        P.predict_steps_to_loss(small_posterior, 100 * largest, 1024, 1.0)

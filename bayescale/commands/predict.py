@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from bayescale.commands.common import (check_output, format_table, level, note, positive_float, posterior_command,
                                        print_json)
-from bayescale.defaults import MODES
+from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
 
 EPILOG = """\
 examples:
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.models.law import ExtrapolationWarning
     from bayescale.posterior import Posterior
     from bayescale.predict import predict_min_loss, predict_steps_to_loss, predict_trajectory
 
@@ -57,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     posterior = Posterior.load(args.posterior)
     levels = tuple(args.level or (0.9,))
     common = dict(levels=levels, mode=args.mode, group=args.group, seed=args.seed)
-    if args.steps is not None:
-        table = predict_trajectory(posterior, args.params, args.batch_tokens, args.steps, points=args.points, **common)
-    else:
-        table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss, **common)
-    floor = predict_min_loss(posterior, args.params, **common)
+    with warnings.catch_warnings():  # said once, below, with the minimum loss
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        if args.steps is not None:
+            table = predict_trajectory(posterior, args.params, args.batch_tokens, args.steps, points=args.points,
+                                       **common)
+        else:
+            table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss, **common)
+        floor = predict_min_loss(posterior, args.params, **common)
     if args.until_loss is not None and table["p_reachable"].iloc[0] == 0.0:
         raise ValueError(f"--until-loss {args.until_loss:g} is out of reach for N={args.params:.4g}: no posterior draw "
                          f"gets below its minimum reachable loss, {floor['median'].iloc[0]:.4g} "
@@ -71,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and not (bands < float("inf")).all().all():
         raise ValueError(f"the forecast is not finite at some steps up to {args.steps:g}; "
                          "lower --steps, or check --params and --batch-tokens")
-    note(f"N={args.params:.4g}: {table.attrs['extrapolation']}; minimum reachable loss "
+    far = max(table.attrs["extrapolation_factors"].values()) > EXTRAPOLATION_WARN_FACTOR
+    note(f"{'warning: ' if far else ''}N={args.params:.4g}: {table.attrs['extrapolation']}"
+         f"{f' (forecasts warn above x{EXTRAPOLATION_WARN_FACTOR:g})' if far else ''}; minimum reachable loss "
          f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
          f"({levels[0]:.0%})")
     if args.out:
