@@ -34,6 +34,7 @@ _PUBLIC = {
     "load_gadre2024": "runs",
     "load_gemstones2025": "runs",
     "load_runs": "runs",
+    "load_wandb": "runs",
     "validate_runs": "runs",
     "KaplanConstants": "models.kaplan",
     "PosteriorMeta": "posterior",
@@ -58,7 +59,8 @@ if _typing.TYPE_CHECKING:
     from bayescale.models.kaplan import KaplanConstants
     from bayescale.posterior import Posterior, PosteriorFileError, PosteriorMeta
     from bayescale.report import write_report
-    from bayescale.runs import RunTableError, load_gadre2024, load_gemstones2025, load_runs, validate_runs
+    from bayescale.runs import (RunTableError, load_gadre2024, load_gemstones2025, load_runs, load_wandb,
+                                validate_runs)
 
 
 def __getattr__(name: str):
@@ -111,6 +113,7 @@ __all__ = [
     "load_gadre2024",
     "load_gemstones2025",
     "load_runs",
+    "load_wandb",
     "plan_budget",
     "validate_runs",
     "write_report",

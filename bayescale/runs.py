@@ -186,6 +186,8 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     on_invalid: Literal["raise", "drop"] = "raise",
     group_columns: Sequence[str] = (),
+    batch_tokens: float | None = None,
+    context: float | None = None,
 ) -> pd.DataFrame:
     """Load and validate a run table from CSV, Parquet or JSON lines.
 
@@ -193,7 +195,8 @@ def load_runs(
     ``{"params": "N_no_embed", "loss": "eval_loss"}``. A column of the file that already
     has a mapped schema name (a ``loss`` column when ``loss`` maps to ``eval_loss``) is
     kept as ``<name>_original``. ``group_columns`` names further columns that group rows
-    (a ``--group-by`` column), which may not be blank.
+    (a ``--group-by`` column), which may not be blank. ``batch_tokens`` and ``context``
+    fill in a batch the file does not give in tokens (:func:`set_batch`).
     """
     table = read_table(path)
     if columns:
@@ -203,6 +206,7 @@ def load_runs(
         displaced = {dst: f"{dst}_original" for dst, src in columns.items()
                      if dst in table.columns and dst != src and dst not in columns.values()}
         table = table.rename(columns={**displaced, **{src: dst for dst, src in columns.items()}})
+    table = set_batch(table, batch_tokens, context, source=str(path))
     return validate_runs(table, source=str(path), on_invalid=on_invalid, group_columns=group_columns)
 
 
@@ -282,3 +286,179 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
         "split": "train",
     })
     return validate_runs(table, source=str(path))
+
+
+def set_batch(
+    table: pd.DataFrame,
+    batch_tokens: float | None = None,
+    context: float | None = None,
+    source: str = "<run table>",
+) -> pd.DataFrame:
+    """Fill in the batch of a table that does not record it in tokens (before validation).
+
+    ``batch_tokens`` is a constant batch (tokens per optimizer step) for every row.
+    ``context`` (tokens per sequence) is recorded in the ``context`` column, and where the
+    table gives its batch in sequences (a ``batch_sequences`` column) the batch is
+    ``batch_sequences * context``. A table that has a ``batch_tokens`` column keeps it;
+    a constant or a sequence batch that disagrees with it raises :class:`RunTableError`.
+    """
+    if batch_tokens is None and context is None and not ("batch_sequences" in table.columns
+                                                          and "batch_tokens" not in table.columns):
+        return table
+    df = table.copy()
+    if context is not None:
+        if "context" in df.columns:
+            have = pd.to_numeric(df["context"], errors="coerce")
+            if (np.abs(have - context) > TOKENS_RTOL * context).any():
+                raise RunTableError(f"{source}: --context {context:g} disagrees with the table's context column "
+                                    f"({', '.join(f'{v:g}' for v in sorted(have.dropna().unique())[:3])}); drop one")
+        df["context"] = float(context)
+    derived = None
+    if "batch_sequences" in df.columns:
+        if context is None:
+            if batch_tokens is None and "batch_tokens" not in df.columns:
+                raise RunTableError(f"{source}: the batch is given in sequences (batch_sequences); "
+                                    "give --context (tokens per sequence) to turn it into batch_tokens")
+        else:
+            derived = pd.to_numeric(df["batch_sequences"], errors="coerce") * float(context)
+    for given, what in ((derived, f"batch_sequences x --context {context}"),
+                        (None if batch_tokens is None else pd.Series(float(batch_tokens), index=df.index),
+                         f"--batch-tokens {batch_tokens:g}" if batch_tokens is not None else "")):
+        if given is None:
+            continue
+        if "batch_tokens" in df.columns:
+            have = pd.to_numeric(df["batch_tokens"], errors="coerce")
+            off = (np.abs(have - given) > TOKENS_RTOL * given).to_numpy()
+            if off.any():
+                i = int(np.flatnonzero(off)[0])
+                raise RunTableError(f"{source}: row {i + 1}: {what} gives batch_tokens={given.iloc[i]:g} but the "
+                                    f"table's batch_tokens column says {have.iloc[i]:g}; drop the option or the column")
+        else:
+            df["batch_tokens"] = given
+    return df
+
+
+def select_runs(
+    table: pd.DataFrame,
+    max_params: float | None = None,
+    where: str | None = None,
+    source: str = "<run table>",
+) -> pd.DataFrame:
+    """The rows of a validated run table with ``params <= max_params`` and for which the
+    :meth:`pandas.DataFrame.query` expression ``where`` holds (a held-out split:
+    ``"params < 1e6 and split == 'in_domain'"``). An expression that does not parse, names
+    an unknown column or does not give one truth value per row, and a selection that leaves
+    no row, raise :class:`RunTableError`.
+    """
+    df = table
+    if max_params is not None:
+        df = df.loc[df["params"] <= max_params]
+        if df.empty:
+            raise RunTableError(f"{source}: no rows with params <= {max_params:g} (smallest params: "
+                                f"{table['params'].min():g}); raise --max-params")
+    if where:
+        try:
+            kept = df.query(where)
+        except pd.errors.UndefinedVariableError as err:
+            raise RunTableError(f"{source}: --where {where!r}: {err} (columns: {', '.join(map(str, df.columns))})") from err
+        except Exception as err:  # SyntaxError, TypeError, ValueError... from pandas' parser
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise RunTableError(f"{source}: --where {where!r} cannot be evaluated ({type(err).__name__}: {message}); "
+                                "use pandas query syntax, e.g. \"params < 1e6 and split == 'in_domain'\"") from err
+        if not isinstance(kept, pd.DataFrame):
+            raise RunTableError(f"{source}: --where {where!r} does not select rows; give a condition, e.g. params < 1e6")
+        df = kept
+        if df.empty:
+            raise RunTableError(f"{source}: --where {where!r} leaves no rows; loosen the condition")
+    return df.reset_index(drop=True)
+
+
+#: Column names W&B uses for the run and the step in its exports, in order of preference.
+WANDB_RUN_COLUMNS = ("run", "Name", "name", "run_name", "run_id", "id")
+WANDB_STEP_COLUMNS = ("Step", "_step", "step", "trainer/global_step", "global_step")
+#: Suffixes of the band columns in W&B's chart export (dropped).
+WANDB_BAND_SUFFIXES = ("__MIN", "__MAX")
+
+
+def _per_run(value: Mapping[str, float] | float, runs: pd.Series, what: str, source: str) -> pd.Series:
+    """A constant, or a run -> value mapping looked up for every row (every run must be in it)."""
+    if isinstance(value, Mapping):
+        lookup = {str(k): float(v) for k, v in value.items()}
+        absent = sorted(set(runs) - set(lookup))
+        if absent:
+            raise RunTableError(f"{source}: no {what} given for run(s) {', '.join(absent[:5])}"
+                                f"{' ...' if len(absent) > 5 else ''}; add them to the {what} mapping")
+        return runs.map(lookup).astype(float)
+    return pd.Series(float(value), index=runs.index)
+
+
+def load_wandb(
+    path: str | Path | pd.DataFrame,
+    loss: str,
+    params: Mapping[str, float] | float,
+    batch_tokens: Mapping[str, float] | float,
+    split: str | None = None,
+    run_column: str | None = None,
+    step_column: str | None = None,
+) -> pd.DataFrame:
+    """A run table from a Weights & Biases export (a file or a DataFrame).
+
+    Two layouts are read:
+
+    * long: one row per logged step, with a run column (``run``, ``Name``, ``name``,
+      ``run_name``, ``run_id`` or ``id``; or ``run_column``), a step column (``Step``,
+      ``_step``, ``step``, ``trainer/global_step``, ``global_step``; or ``step_column``)
+      and metric columns, among them ``loss`` (e.g. ``"eval/loss"``);
+    * wide: W&B's "export CSV" of a chart, a ``Step`` column and one column per run
+      named ``<run name> - <metric>``; the ``__MIN``/``__MAX`` band columns are dropped.
+
+    ``params`` and ``batch_tokens`` (tokens per optimizer step) are a constant or a
+    mapping from run name to value. Rows where the loss was not logged (W&B leaves the
+    cell empty when other metrics were logged at that step) are not evaluation points
+    and are left out; rows at step 0 (the loss before training) are left out with a
+    warning. With ``split`` every row gets that ``split``. Returns the validated table
+    (:func:`validate_runs`).
+    """
+    if isinstance(path, pd.DataFrame):
+        raw, source = path, "<W&B export>"
+    else:
+        raw, source = read_table(path), str(path)
+    columns = [str(c) for c in raw.columns]
+    raw = raw.set_axis(columns, axis=1)
+    suffix = f" - {loss}"
+    wide = [c for c in columns if c.endswith(suffix) and len(c) > len(suffix)]
+    if loss in columns or not wide:
+        if loss not in columns:
+            metrics = sorted({c.rsplit(" - ", 1)[1] for c in columns if " - " in c and not c.endswith(WANDB_BAND_SUFFIXES)})
+            hint = f"; the chart export has metric(s) {', '.join(metrics)}" if metrics else ""
+            raise RunTableError(f"{source}: no loss column {loss!r} (found: {', '.join(columns)}){hint}; "
+                                "pass the metric's name as loss=")
+        run_col = run_column or next((c for c in WANDB_RUN_COLUMNS if c in columns), None)
+        step_col = step_column or next((c for c in WANDB_STEP_COLUMNS if c in columns), None)
+        for found, what, options in ((run_col, "run", WANDB_RUN_COLUMNS), (step_col, "step", WANDB_STEP_COLUMNS)):
+            if found is None or found not in columns:
+                raise RunTableError(f"{source}: no {what} column (looked for {found or ', '.join(options)}; found: "
+                                    f"{', '.join(columns)}); name it with {what}_column=")
+        long = pd.DataFrame({"run": raw[run_col].astype(str), "step": raw[step_col], "loss": raw[loss]})
+    else:
+        step_col = step_column or next((c for c in WANDB_STEP_COLUMNS if c in columns), None)
+        if step_col is None or step_col not in columns:
+            raise RunTableError(f"{source}: a chart export needs a Step column (found: {', '.join(columns)}); "
+                                "name it with step_column=")
+        melted = raw[[step_col, *wide]].melt(id_vars=step_col, var_name="run", value_name="loss")
+        long = pd.DataFrame({"run": melted["run"].str[:-len(suffix)], "step": melted[step_col],
+                             "loss": melted["loss"]})
+    long = long.loc[long["loss"].notna()].reset_index(drop=True)
+    if long.empty:
+        raise RunTableError(f"{source}: the metric {loss!r} has no logged values")
+    step = pd.to_numeric(long["step"], errors="coerce")
+    start = (step == 0).to_numpy()
+    if start.any():
+        warnings.warn(f"{source}: left out {int(start.sum())} rows at step 0 (the loss before training)", stacklevel=2)
+        long = long.loc[~start].reset_index(drop=True)
+    long["params"] = _per_run(params, long["run"], "params", source)
+    long["batch_tokens"] = _per_run(batch_tokens, long["run"], "batch_tokens", source)
+    if split is not None:
+        long["split"] = split
+    return validate_runs(long[["run", "params", "batch_tokens", "step", "loss", *(["split"] if split else [])]],
+                         source=source)

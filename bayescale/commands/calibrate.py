@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bayescale.commands.common import (add_runs_arguments, check_output, format_table, level, note,
-                                       posterior_command, print_json)
+                                       posterior_command, print_json, read_runs_arguments)
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 
 EPILOG = f"""\
@@ -48,12 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.calibrate import calibrate
     from bayescale.plots import plot_coverage, plot_pit
     from bayescale.posterior import Posterior
-    from bayescale.runs import load_runs
 
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.group_by
-    runs = load_runs(args.runs, columns=args.column_map, group_columns=[group_by] if group_by else [])
+    runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     result = calibrate(posterior, runs, levels=tuple(args.level or DEFAULT_LEVELS), seed=args.seed,
                        scale_check=not args.no_scale_check)
     if args.out:

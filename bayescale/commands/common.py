@@ -103,12 +103,49 @@ def check_output(path: Path | None, option: str = "--out", folder: bool = False,
 
 
 def add_runs_arguments(parser: argparse.ArgumentParser, metavar: str = "FILE", what: str = "run table",
-                       example: str = "params=N_no_embed") -> None:
-    """``--runs`` (a table in the run-table schema) and ``--column-map`` (renames onto it)."""
-    parser.add_argument("--runs", required=True, type=Path, metavar=metavar,
-                        help=f"{what} (CSV, Parquet or JSON lines) in the run-table schema")
+                       example: str = "params=N_no_embed", required: bool = True, help: str | None = None) -> None:
+    """``--runs`` (a table in the run-table schema) and the options every command that reads
+    one shares: ``--column-map`` (renames onto the schema), ``--batch-tokens`` and
+    ``--context`` (a batch the file does not give in tokens), ``--max-params`` and
+    ``--where`` (keep some rows, e.g. a held-out split). :func:`read_runs_arguments`
+    applies them."""
+    parser.add_argument("--runs", required=required, type=Path, metavar=metavar,
+                        help=help or f"{what} (CSV, Parquet or JSON lines) in the run-table schema")
     parser.add_argument("--column-map", type=column_map, metavar="SCHEMA=COLUMN,...",
                         help=f"rename the file's columns onto the schema, e.g. {example}")
+    parser.add_argument("--batch-tokens", type=positive_float, metavar="B",
+                        help="tokens per optimizer step of every run, for a file without a batch_tokens column")
+    parser.add_argument("--context", type=positive_float, metavar="T",
+                        help="tokens per sequence: batch_tokens = batch_sequences x T for a file that gives "
+                             "its batch in sequences (map it: --column-map batch_sequences=COL)")
+    parser.add_argument("--max-params", type=positive_float, metavar="N", help="keep only rows with params <= N")
+    parser.add_argument("--where", metavar="EXPR",
+                        help="keep only rows where EXPR holds (pandas query syntax), "
+                             "e.g. \"params < 1e6 and split == 'in_domain'\"")
+
+
+def read_runs_arguments(args: argparse.Namespace, group_columns: list[str] | tuple[str, ...] = (),
+                        loader=None) -> pd.DataFrame | None:
+    """The run table of :func:`add_runs_arguments`' options (``None`` without ``--runs``).
+
+    ``loader`` is an adapter for public data (``bayescale.runs.load_gadre2024``), which maps
+    its own columns and batch: ``--column-map``, ``--batch-tokens`` and ``--context`` are
+    refused with it; the row filters apply to every format.
+    """
+    from bayescale.runs import load_runs, select_runs
+
+    if args.runs is None:
+        return None
+    if loader is None:
+        runs = load_runs(args.runs, columns=args.column_map, group_columns=list(group_columns),
+                         batch_tokens=args.batch_tokens, context=args.context)
+    else:
+        given = [name for name, value in (("--column-map", args.column_map), ("--batch-tokens", args.batch_tokens),
+                                          ("--context", args.context)) if value]
+        if given:
+            raise ValueError(f"{', '.join(given)} applies to --format table only; adapters map their own columns")
+        runs = loader(args.runs)
+    return select_runs(runs, max_params=args.max_params, where=args.where, source=str(args.runs))
 
 
 def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, check_output, format_table, gate_exit_code,
-                                       level, note, print_json)
+                                       level, note, print_json, read_runs_arguments)
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
@@ -50,22 +50,15 @@ def format_loader(name: str):
 
 
 def read_runs(args: argparse.Namespace):
-    """The run table of ``--runs`` in ``--format`` (with ``--column-map`` and ``--group-by``)."""
-    from bayescale.runs import load_runs
-
-    loader = format_loader(args.format)
-    if loader is None:
-        runs = load_runs(args.runs, columns=args.column_map,
-                         group_columns=[] if args.group_by in ("auto", "none") else [args.group_by])
-    else:
-        if args.column_map:
-            raise ValueError("--column-map applies to --format table only; adapters map their own columns")
-        runs = loader(args.runs)
-    return runs
+    """The run table of ``--runs`` in ``--format`` (with ``--column-map``, ``--batch-tokens``,
+    the row filters and ``--group-by``)."""
+    return read_runs_arguments(args, group_columns=[] if args.group_by in ("auto", "none") else [args.group_by],
+                               loader=format_loader(args.format))
 
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    """``--runs``, ``--format``, ``--column-map`` and ``--group-by``: the run table a fit reads."""
+    """``--runs`` and its options (:func:`add_runs_arguments`), ``--format`` and ``--group-by``:
+    the run table a fit reads."""
     add_runs_arguments(p)
     p.add_argument("--format", choices=sorted(FORMATS), default="table",
                    help="input format: the run-table schema, or an adapter for public data (default: table)")

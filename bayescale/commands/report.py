@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import check_output, level, note, positive_float, posterior_command
+from bayescale.commands.common import (add_runs_arguments, check_output, level, note, positive_float,
+                                       posterior_command, read_runs_arguments)
 from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                           __doc__, EPILOG)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for report.html and the figures")
     p.add_argument("--level", type=level, default=0.9, help="central interval of tables and bands (default: 0.9)")
-    p.add_argument("--runs", type=Path, metavar="REALIZED_FILE", help="realized runs: add a calibration section")
+    add_runs_arguments(p, "REALIZED_FILE", example="loss=eval_loss", required=False,
+                       help="realized runs: add a calibration section")
     p.add_argument("--flops", type=positive_float, metavar="C", help="a FLOP budget: add a budgeting section")
     p.add_argument("--target-loss", type=positive_float, metavar="L", help="target loss of the budgeting section")
     p.add_argument("--risk", type=level, default=DEFAULT_RISK, help=f"risk quantile of the budgeting section "
@@ -40,14 +42,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.posterior import Posterior
     from bayescale.report import write_report
-    from bayescale.runs import load_runs
 
     if args.target_loss is not None and args.flops is None:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
     check_output(args.out, folder=True)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.group_by
-    runs = load_runs(args.runs, group_columns=[group_by] if group_by else []) if args.runs else None
+    runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
                         progress=not args.quiet)
