@@ -302,8 +302,8 @@ def set_batch(
     ``batch_sequences * context``. A table that has a ``batch_tokens`` column keeps it;
     a constant or a sequence batch that disagrees with it raises :class:`RunTableError`.
     """
-    if batch_tokens is None and context is None and not ("batch_sequences" in table.columns
-                                                          and "batch_tokens" not in table.columns):
+    sequences = "batch_sequences" in table.columns
+    if batch_tokens is None and context is None and not (sequences and "batch_tokens" not in table.columns):
         return table
     df = table.copy()
     if context is not None:
@@ -313,28 +313,25 @@ def set_batch(
                 raise RunTableError(f"{source}: --context {context:g} disagrees with the table's context column "
                                     f"({', '.join(f'{v:g}' for v in sorted(have.dropna().unique())[:3])}); drop one")
         df["context"] = float(context)
-    derived = None
-    if "batch_sequences" in df.columns:
-        if context is None:
-            if batch_tokens is None and "batch_tokens" not in df.columns:
-                raise RunTableError(f"{source}: the batch is given in sequences (batch_sequences); "
-                                    "give --context (tokens per sequence) to turn it into batch_tokens")
-        else:
-            derived = pd.to_numeric(df["batch_sequences"], errors="coerce") * float(context)
-    for given, what in ((derived, f"batch_sequences x --context {context}"),
-                        (None if batch_tokens is None else pd.Series(float(batch_tokens), index=df.index),
-                         f"--batch-tokens {batch_tokens:g}" if batch_tokens is not None else "")):
-        if given is None:
+    given = []  # (batch in tokens per row, where it comes from), applied in this order
+    if sequences and context is not None:
+        given.append((pd.to_numeric(df["batch_sequences"], errors="coerce") * float(context),
+                      f"batch_sequences x --context {context}"))
+    elif sequences and batch_tokens is None and "batch_tokens" not in df.columns:
+        raise RunTableError(f"{source}: the batch is given in sequences (batch_sequences); "
+                            "give --context (tokens per sequence) to turn it into batch_tokens")
+    if batch_tokens is not None:
+        given.append((pd.Series(float(batch_tokens), index=df.index), f"--batch-tokens {batch_tokens:g}"))
+    for values, what in given:
+        if "batch_tokens" not in df.columns:
+            df["batch_tokens"] = values
             continue
-        if "batch_tokens" in df.columns:
-            have = pd.to_numeric(df["batch_tokens"], errors="coerce")
-            off = (np.abs(have - given) > TOKENS_RTOL * given).to_numpy()
-            if off.any():
-                i = int(np.flatnonzero(off)[0])
-                raise RunTableError(f"{source}: row {i + 1}: {what} gives batch_tokens={given.iloc[i]:g} but the "
-                                    f"table's batch_tokens column says {have.iloc[i]:g}; drop the option or the column")
-        else:
-            df["batch_tokens"] = given
+        have = pd.to_numeric(df["batch_tokens"], errors="coerce")
+        off = (np.abs(have - values) > TOKENS_RTOL * values).to_numpy()
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise RunTableError(f"{source}: row {i + 1}: {what} gives batch_tokens={values.iloc[i]:g} but the "
+                                f"table's batch_tokens column says {have.iloc[i]:g}; drop the option or the column")
     return df
 
 

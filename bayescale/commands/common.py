@@ -20,33 +20,32 @@ if TYPE_CHECKING:
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
+def _number(text: str, expected: str) -> float:
+    """A finite number from ``text``, which may be ``1e9`` or a power such as ``2**19``."""
+    base, _, exponent = text.partition("**")
+    try:
+        value = float(base) ** float(exponent) if exponent else float(text)
+    except (ValueError, OverflowError) as err:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from err
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """An argparse type for a positive number; accepts ``1e9`` and ``2**19``."""
-    try:
-        if "**" in text:
-            base, exponent = text.split("**", 1)
-            value = float(base) ** float(exponent)
-        else:
-            value = float(text)
-    except (ValueError, OverflowError) as err:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
-    if not math.isfinite(value) or value <= 0:
+    value = _number(text, "a positive number")
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
 def nonnegative_float(text: str) -> float:
     """An argparse type for a number >= 0; accepts ``0``, ``1e9`` and ``2**19``."""
-    try:
-        value = float(text)
-    except ValueError:
-        return positive_float(text)
-    if value == 0.0:
-        return 0.0
-    try:
-        return positive_float(text)
-    except argparse.ArgumentTypeError as err:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from err
+    value = _number(text, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def level(text: str) -> float:

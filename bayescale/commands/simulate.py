@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from bayescale.commands.common import FORMATTER, check_output, nonnegative_float, note, positive_float
+from bayescale.models.registry import get_law, names
 
 EPILOG = """\
 examples:
@@ -32,12 +33,8 @@ Default constants: kaplan, kaplan_irreducible bayescale.synthetic.EXAMPLE_CONSTA
 noise and design are written next to the table as OUT.truth.json.
 """
 
-#: The constants of each model as ``--constants`` names them.
-CONSTANT_NAMES = {
-    "kaplan": ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B"),
-    "kaplan_irreducible": ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B", "L_inf"),
-    "chinchilla": ("E", "A", "B", "alpha", "beta"),
-}
+#: Table formats the command writes, by suffix (those :func:`bayescale.runs.read_table` reads).
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq")
 #: Options that only the curve simulator (Kaplan) reads, with their defaults.
 CURVE_DEFAULTS = {"steps": 3000, "points": 40, "seeds": 1, "run_sd": 0.002, "rho": 0.5}
 
@@ -68,7 +65,7 @@ def constant_values(text: str) -> dict[str, float]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="write a run table drawn from chosen true constants (plan a sweep)",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
-    p.add_argument("--model", choices=tuple(CONSTANT_NAMES), default="kaplan", help="law form (default: kaplan)")
+    p.add_argument("--model", choices=names(), default="kaplan", help="law form (default: kaplan)")
     p.add_argument("--sizes", required=True, type=number_list, metavar="N1,N2,...",
                    help="non-embedding parameter counts, one or more runs each")
     p.add_argument("--batch-tokens", type=number_list, metavar="B1,B2,...",
@@ -89,8 +86,9 @@ def register(subparsers) -> None:
     p.add_argument("--rho", type=float,
                    help=f"kaplan: lag-1 correlation of the residuals along a curve (default: {CURVE_DEFAULTS['rho']})")
     p.add_argument("--constants", type=constant_values, default={}, metavar="NAME=VALUE,...",
-                   help="true constants as the papers print them (kaplan: " + ", ".join(CONSTANT_NAMES["kaplan"])
-                        + "; chinchilla: " + ", ".join(CONSTANT_NAMES["chinchilla"]) + "); the rest keep the defaults")
+                   help="true constants as the papers print them (kaplan: N_c, alpha_N, S_c, alpha_S, B_star, "
+                        "alpha_B, and L_inf for kaplan_irreducible; chinchilla: E, A, B, alpha, beta); the rest "
+                        "keep the defaults")
     p.add_argument("--split", help="give every row this split (kaplan) or group (chinchilla)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE",
@@ -104,26 +102,25 @@ def truth_path(out: Path) -> Path:
 
 
 def write_table(table, path: Path) -> None:
+    """Write ``table`` in the format of ``path``'s suffix (one of :data:`SUFFIXES`)."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         table.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
     elif suffix in (".jsonl", ".ndjson"):
         table.to_json(path, orient="records", lines=True)
-    elif suffix in (".parquet", ".pq"):
-        table.to_parquet(path, index=False)
     else:
-        raise ValueError(f"--out {path}: unknown table format '{suffix}'; use .csv, .tsv, .jsonl or .parquet")
+        table.to_parquet(path, index=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() not in (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq"):
+    if args.out.suffix.lower() not in SUFFIXES:
         raise ValueError(f"--out {args.out}: unknown table format '{args.out.suffix}'; use .csv, .tsv, .jsonl or .parquet")
     check_output(args.out, example="sim.csv")
-    names = CONSTANT_NAMES[args.model]
-    unknown = sorted(set(args.constants) - set(names))
+    law = get_law(args.model)
+    unknown = sorted(set(args.constants) - set(law.gated()))
     if unknown:
         raise ValueError(f"--constants: {', '.join(unknown)} is not a constant of {args.model}; "
-                         f"its constants are {', '.join(names)}")
+                         f"its constants are {', '.join(law.gated())}")
     chinchilla = args.model == "chinchilla"
     curve_options = {k: getattr(args, k) for k in CURVE_DEFAULTS}
     if chinchilla:
