@@ -68,24 +68,15 @@ def requested_devices() -> int | None:
 def backends_are_initialized() -> bool:
     """Whether JAX has initialised its backend, after which ``XLA_FLAGS`` no longer applies.
 
-    Never imports JAX: a process that has not imported it has not started it. Uses
-    ``jax._src.xla_bridge.backends_are_initialized`` (a private API); where a JAX version
-    lacks it, falls back to the backend cache it reads, and else answers ``False``
-    (setting flags too late is harmless: the fit then falls back to vectorized chains).
+    Never imports JAX: a process that has not imported it has not started it. Asks
+    ``jax._src.xla_bridge.backends_are_initialized``, a private API that every supported
+    JAX release (0.9 and later, pyproject.toml) has.
     """
     if "jax" not in sys.modules:
         return False
-    try:
-        from jax._src import xla_bridge
-    except ImportError:
-        return False
-    check = getattr(xla_bridge, "backends_are_initialized", None)
-    if callable(check):
-        try:
-            return bool(check())
-        except Exception:  # noqa: BLE001 - a private API; any failure means "cannot tell"
-            return False
-    return bool(getattr(xla_bridge, "_backends", None))
+    from jax._src import xla_bridge
+
+    return bool(xla_bridge.backends_are_initialized())
 
 
 def expose_cpu_cores(chains: int | None = None) -> bool:
