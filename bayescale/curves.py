@@ -92,10 +92,13 @@ def prepare_curves(
     group_by: str | None = "auto",
     min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
     min_step: float = 0.0,
+    covariate_columns: tuple[str, ...] = (),
 ) -> CurveData:
     """Select the points to fit and build index arrays for runs, groups, sizes and AR(1).
 
     ``group_by="auto"`` uses :func:`default_group_column`; ``None`` fits one group.
+    ``covariate_columns`` are columns of ``table`` carried to ``CurveData.covariates``
+    (a law's per-point covariates, computed on the whole table before the cut).
     """
     if group_by == "auto":
         group_by = default_group_column(table)
@@ -156,6 +159,7 @@ def prepare_curves(
         references=references,
         ranges=ranges,
         dropped=dropped,
+        covariates={name: df[name].to_numpy(np.float32) for name in covariate_columns},
     )
     return data
 

@@ -15,6 +15,8 @@ import importlib
 LAWS = {
     "kaplan": "bayescale.models.kaplan:KAPLAN",
     "kaplan_irreducible": "bayescale.models.kaplan:KAPLAN_IRREDUCIBLE",
+    "kaplan_schedule": "bayescale.models.schedule:KAPLAN_SCHEDULE",
+    "kaplan_schedule_irreducible": "bayescale.models.schedule:KAPLAN_SCHEDULE_IRREDUCIBLE",
     "chinchilla": "bayescale.models.chinchilla:CHINCHILLA",
 }
 
@@ -22,6 +24,8 @@ LAWS = {
 DESCRIPTIONS = {
     "kaplan": "Kaplan/Su: curves in N, B, S",
     "kaplan_irreducible": "Kaplan/Su with an irreducible loss L_inf",
+    "kaplan_schedule": "Kaplan/Su on the learning-rate area, with annealing: any schedule",
+    "kaplan_schedule_irreducible": "kaplan_schedule with an irreducible loss L_inf",
     "chinchilla": "Chinchilla: losses in N and tokens D = B S",
 }
 
