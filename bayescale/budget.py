@@ -59,7 +59,8 @@ from tqdm.auto import tqdm
 
 from bayescale.defaults import DEFAULT_RISK
 from bayescale.posterior import Posterior
-from bayescale.predict import level_percent, loss_draws, quantile_bands
+from bayescale.predict import check_schedule, level_percent, loss_draws, quantile_bands
+from bayescale.schedules import Schedule, final_features
 
 #: Largest budget the search accepts, in FLOPs. Far beyond any training run; above it the
 #: candidates' sizes and step counts leave the range the float32 law can evaluate.
@@ -87,6 +88,8 @@ class SearchSpace:
     max_tokens: float | None = None
     attention_flops_per_token: float = 0.0
     params_per_decade: int = 8
+    #: learning-rate schedule of every candidate, stretched to its steps (default: constant)
+    schedule: Schedule | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_params", "max_params", "max_steps", "max_tokens"):
@@ -188,29 +191,36 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
 
 
 def final_loss_draws(posterior: Posterior, table: pd.DataFrame, *, mode: str = "new_run",
-                     group: str | None = None, seed: int = 0) -> np.ndarray:
-    """Draws ``(draws, len(table))`` of the final loss of each candidate row.
+                     group: str | None = None, seed: int = 0, schedule: Schedule | None = None) -> np.ndarray:
+    """Draws ``(draws, len(table))`` of the final loss of each candidate row, each trained
+    with ``schedule`` stretched to its steps (default: constant after warm-up).
 
     The one place the budgeter asks the predictor for losses
     (:func:`bayescale.predict.loss_draws`); rows are padded to a multiple of 256 so the
     compiled solver is reused across budgets.
     """
+    check_schedule(posterior.law, schedule)
     n = len(table)
     padded = int(np.ceil(n / _PAD) * _PAD)
     cols = [np.resize(table[c].to_numpy(float), padded) for c in ("params", "batch_tokens", "steps")]
-    return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed)[:, :n]
+    covariates = None
+    if posterior.law.covariates:
+        covariates = {k: v for k, v in final_features(schedule or Schedule(), cols[2]).items()
+                      if k in posterior.law.covariates}
+    return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed, covariates=covariates)[:, :n]
 
 
 def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | None = None, risk: float = DEFAULT_RISK,
-          levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0) -> pd.DataFrame:
+          levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0,
+          schedule: Schedule | None = None) -> pd.DataFrame:
     """Add forecast columns to a candidate table and sort it best first.
 
     Added: ``median``, ``lower_<pct>``/``upper_<pct>`` per level (central intervals of the
     new-run final loss, nats), ``loss_q`` (its ``risk``-quantile) and, with a target,
-    ``p_target`` (the probability of reaching it).
+    ``p_target`` (the probability of reaching it). Candidates train with ``schedule``.
     """
     _check_risk(risk)
-    draws = final_loss_draws(posterior, table, group=group, seed=seed)
+    draws = final_loss_draws(posterior, table, group=group, seed=seed, schedule=schedule)
     out = table.copy()
     bands = quantile_bands(draws, levels)
     out["median"] = bands[levels[0]][0]
@@ -289,8 +299,9 @@ def plan_budget(
     """
     _check_target(target_loss)
     table = score(posterior, candidates(posterior, flops, space), target_loss=target_loss, risk=risk,
-                  levels=levels, group=group, seed=seed)
-    table["point_loss"] = np.median(final_loss_draws(posterior, table, mode="mean", group=group, seed=seed), axis=0)
+                  levels=levels, group=group, seed=seed, schedule=space.schedule)
+    table["point_loss"] = np.median(final_loss_draws(posterior, table, mode="mean", group=group, seed=seed,
+                                                     schedule=space.schedule), axis=0)
     if target_loss is not None and table["p_target"].iloc[0] == 0.0:
         best = table.loc[table["median"].idxmin()]
         raise UnreachableTarget(
@@ -307,7 +318,8 @@ def _best_at(posterior: Posterior, flops: float, *, target_loss: float | None, r
     table = _candidate_table(posterior, flops, space)
     if table.empty:
         return None
-    best = score(posterior, table, target_loss=target_loss, risk=risk, levels=levels, group=group, seed=seed).iloc[0]
+    best = score(posterior, table, target_loss=target_loss, risk=risk, levels=levels, group=group, seed=seed,
+                 schedule=space.schedule).iloc[0]
     return pd.concat([pd.Series({"budget": float(flops)}), best])
 
 
@@ -404,3 +416,27 @@ def least_compute(
             else:
                 lo = mid
     return found
+
+
+def compare_schedules(posterior: Posterior, params: float, batch_tokens: float, steps: float,
+                      schedules: dict[str, Schedule], *, target_loss: float | None = None,
+                      levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """One run (``params``, ``batch_tokens``, ``steps``: one compute budget) under each of
+    ``schedules``: the new-run final-loss bands and, with a target, the probability of
+    reaching it. One row per schedule, in the given order; every schedule gets the same
+    posterior draws and law errors (``seed``), so differences are the schedules'.
+    """
+    _check_target(target_loss)
+    table = pd.DataFrame({"params": [float(params)], "batch_tokens": [float(batch_tokens)], "steps": [float(steps)]})
+    rows = []
+    for name, schedule in schedules.items():
+        draws = final_loss_draws(posterior, table, group=group, seed=seed, schedule=schedule)[:, 0]
+        bands = quantile_bands(draws[:, None], levels)
+        row = {"schedule": name, "description": schedule.describe(), "median": float(bands[levels[0]][0][0])}
+        for level, (_, lower, upper) in bands.items():
+            row[f"lower_{level_percent(level)}"] = float(lower[0])
+            row[f"upper_{level_percent(level)}"] = float(upper[0])
+        if target_loss is not None:
+            row["p_target"] = float(np.mean(draws <= target_loss))
+        rows.append(row)
+    return pd.DataFrame(rows)

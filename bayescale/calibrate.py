@@ -50,6 +50,7 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 from bayescale.posterior import Posterior
 from bayescale.predict import level_percent, loss_draws, quantile_bands
+from bayescale.schedules import table_features
 
 #: Edges of the extrapolation bins in realized N over the largest fitted N.
 DISTANCE_EDGES = (1.0, 3.0, 10.0, 30.0)
@@ -205,6 +206,8 @@ def calibrate(
     keep = transient_mask(runs, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
     if not keep.any():
         raise ValueError("every realized point lies in the early transient the fit drops; give longer runs")
+    # each realized point is predicted under its own run's schedule, read from the whole run
+    features = table_features(runs).loc[keep].reset_index(drop=True) if posterior.law.covariates else None
     table = runs.loc[keep].reset_index(drop=True)
     groups = match_groups(posterior, table)
     check_ranges(posterior, table)
@@ -213,8 +216,11 @@ def calibrate(
     for g in pd.unique(groups):
         rows = np.flatnonzero(groups == g)
         part = table.iloc[rows]
+        covariates = None if features is None else {k: features[k].to_numpy(float)[rows]
+                                                     for k in posterior.law.covariates}
         draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
-                           part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed)
+                           part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed,
+                           covariates=covariates)
         for name, values in _point_scores(draws, y[rows], levels).items():
             columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:

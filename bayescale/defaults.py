@@ -49,3 +49,6 @@ DEMO_CHAINS = 2
 DEMO_WARMUP = 500
 DEMO_DRAWS = 2500
 DEMO_TARGET_ACCEPT = 0.99
+
+#: Learning-rate schedule shapes a forecast can be asked for (``--schedule``; bayescale.schedules).
+SCHEDULE_KINDS = ("constant", "cosine", "wsd", "linear")

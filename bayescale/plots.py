@@ -21,7 +21,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from bayescale.budget import BudgetPlan
 from bayescale.calibrate import Calibration
 from bayescale.posterior import Posterior
-from bayescale.predict import level_percent, loss_draws, predict_critical_batch, predict_min_loss, predict_trajectory
+from bayescale.predict import (level_percent, loss_draws, predict_critical_batch, predict_min_loss,
+                               predict_trajectory, quantile_bands)
 
 LOSS_LABEL = "loss (nats/token)"
 STEPS_LABEL = "optimizer steps S"
@@ -47,12 +48,14 @@ def _band_alpha(levels: Sequence[float]) -> dict[float, float]:
 
 
 def fitted_points(posterior: Posterior) -> pd.DataFrame:
-    """The fitted evaluation points: ``params, batch_tokens, step, loss, run, group``."""
+    """The fitted evaluation points: ``params, batch_tokens, step, loss, run, group`` and the
+    law's covariates (``law.covariates``)."""
     cd, obs = posterior.idata.constant_data, posterior.idata.observed_data
     return pd.DataFrame({
         "params": np.exp(cd["log_N"].values.astype(float)), "batch_tokens": np.exp(cd["log_B"].values.astype(float)),
         "step": np.exp(cd["log_S"].values.astype(float)), "loss": np.exp(obs["log_loss"].values.astype(float)),
         "run": cd["run_idx"].values, "group": np.asarray(posterior.groups)[cd["group_idx"].values],
+        **{name: cd[name].values.astype(float) for name in posterior.law.covariates},
     })
 
 
@@ -90,15 +93,18 @@ def plot_trajectories(
     fig, axes = figure(1, len(batches), width=4.6, sharey=True)
     for ax, B in zip(axes[0], batches):
         at_b = data[np.isclose(data["batch_tokens"], B)]
-        for N in sizes:
-            pts = at_b[np.isclose(at_b["params"], N)]
-            if pts.empty:
-                continue
-            grid = np.geomspace(pts["step"].min(), pts["step"].max(), points)
-            band = predict_trajectory(posterior, N, B, grid, levels=(level,), mode=mode, group=group, seed=seed)
-            ax.fill_between(band["step"], band["lower"], band["upper"], color=colour[N], alpha=0.3, linewidth=0)
-            ax.plot(band["step"], band["median"], color=colour[N], linewidth=1)
-            ax.scatter(pts["step"], pts["loss"], color=colour[N], s=9, zorder=3, label=f"N={N:.3g}")
+        labelled = set()
+        for _, pts in at_b.sort_values("step").groupby("run"):  # each run under its own schedule
+            N = float(pts["params"].iloc[0])
+            covariates = {name: pts[name].to_numpy() for name in posterior.law.covariates}
+            draws = loss_draws(posterior, N, B, pts["step"].to_numpy(), mode=mode, group=g, seed=seed,
+                               covariates=covariates or None)
+            median, lower, upper = quantile_bands(draws, (level,))[level]
+            ax.fill_between(pts["step"], lower, upper, color=colour[N], alpha=0.3, linewidth=0)
+            ax.plot(pts["step"], median, color=colour[N], linewidth=1)
+            ax.scatter(pts["step"], pts["loss"], color=colour[N], s=9, zorder=3,
+                       label=None if N in labelled else f"N={N:.3g}")
+            labelled.add(N)
         for N in forecast_params:
             grid = np.geomspace(data["step"].min(), forecast_steps or 3 * last, points)
             band = predict_trajectory(posterior, N, B, grid, levels=(level,), mode=mode, group=group, seed=seed)
@@ -350,8 +356,10 @@ def _posterior_predictive(posterior: Posterior, seed: int) -> np.ndarray:
     for g in posterior.groups:
         rows = np.flatnonzero(data["group"].to_numpy() == g)
         part = data.iloc[rows]
+        covariates = {name: part[name].to_numpy() for name in posterior.law.covariates}
         out[:, rows] = np.log(loss_draws(posterior, part["params"].to_numpy(), part["batch_tokens"].to_numpy(),
-                                         part["step"].to_numpy(), mode="new_run", group=g, seed=seed))
+                                         part["step"].to_numpy(), mode="new_run", group=g, seed=seed,
+                                         covariates=covariates or None))
     return out
 
 

@@ -45,6 +45,7 @@ from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning
 from bayescale.models.skeleton import curve_model, new_run_noise
 from bayescale.posterior import Posterior
 from bayescale.runs import MAX_SCALE
+from bayescale.schedules import CONSTANT, Schedule, features_at, final_features
 
 
 def extrapolation(posterior: Posterior, params: float, batch_tokens: float | None = None,
@@ -108,6 +109,34 @@ def _request(name: str, value) -> np.ndarray:
         raise ValueError(f"{name}={np.max(arr):g} is above {MAX_SCALE:g}, far beyond any training run and the range "
                          f"the float32 law is evaluated in; give {name} up to {MAX_SCALE:g} (check the units)")
     return arr
+
+
+def check_schedule(law, schedule: Schedule | None) -> None:
+    """Raise ``ValueError`` when ``law`` cannot forecast ``schedule``: a law without schedule
+    covariates (``kaplan``) describes a constant rate after warm-up only."""
+    if not law.covariates and schedule is not None and schedule.kind != "constant":
+        raise ValueError(f"the {law.name} law assumes a constant learning rate after warm-up; to forecast a "
+                         f"{schedule.kind} schedule, fit a schedule-aware law (--model kaplan_schedule)")
+
+
+def schedule_covariates(posterior: Posterior, schedule: Schedule | None, steps,
+                        total_steps: float | None = None) -> dict[str, np.ndarray] | None:
+    """The covariates of points ``steps`` of one run trained with ``schedule`` (default:
+    constant after warm-up), planned to end at ``total_steps`` (default: the last of
+    ``steps``), for the posterior's law; ``None`` for a law that reads no schedule.
+
+    A law without schedule covariates (``kaplan``) describes a constant rate only, so any
+    other schedule raises ``ValueError`` naming the law that forecasts it.
+    """
+    law = posterior.law
+    check_schedule(law, schedule)
+    if not law.covariates:
+        return None
+    schedule = CONSTANT if schedule is None else schedule
+    if total_steps is None and schedule.last_step is not None:
+        total_steps = float(np.max(steps))
+    return {name: np.asarray(v) for name, v in features_at(schedule, steps, total_steps).items()
+            if name in law.covariates}
 
 
 #: Largest number the law's float32 arithmetic holds.
@@ -293,6 +322,8 @@ def predict_trajectory(
     group: str | None = None,
     points: int = 64,
     seed: int = 0,
+    schedule: Schedule | None = None,
+    total_steps: float | None = None,
 ) -> pd.DataFrame:
     """Loss trajectory bands of a model of ``params`` at ``batch_tokens`` per step.
 
@@ -302,6 +333,10 @@ def predict_trajectory(
     of steps. Columns: ``step, median, lower,
     upper`` (and ``level`` when several levels are asked). ``df.attrs["extrapolation"]``
     describes how far the request extrapolates.
+
+    ``schedule`` is the run's learning-rate schedule (:class:`~bayescale.schedules.Schedule`;
+    default constant after warm-up), planned to end at ``total_steps`` (default: the
+    last step of the grid); only schedule-aware laws forecast other than constant ones.
     """
     N = float(_request("params", params))
     B = float(_request("batch_tokens", batch_tokens))
@@ -310,8 +345,11 @@ def predict_trajectory(
         grid = step_grid(final, points, first_step=first_fitted if first_fitted < final else 1.0)
     else:
         grid = _request("steps", steps)
-    draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed)
+    covariates = schedule_covariates(posterior, schedule, grid, total_steps)
+    draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed, covariates=covariates)
     df = _frame(draws, levels, {"step": grid})
+    if schedule is not None:
+        df.attrs["schedule"] = schedule.describe()
     return state_extrapolation(df, extrapolation(posterior, N, B, grid), f"N={N:.3g}, B={B:.3g}")
 
 
@@ -373,6 +411,7 @@ def predict_steps_to_loss(
     mode: str = "new_run",
     group: str | None = None,
     seed: int = 0,
+    schedule: Schedule | None = None,
 ) -> pd.DataFrame:
     """Steps and tokens to reach ``target_loss`` at ``batch_tokens``, and whatever else the law knows.
 
@@ -382,14 +421,59 @@ def predict_steps_to_loss(
     and gives ``D = (B / (L - E - A/N^alpha))^(1/beta)`` tokens). Draws for which the
     target lies below the size's minimum loss give infinite steps; the column
     ``p_reachable`` is the posterior probability that the target is reachable.
+
+    With a ``schedule`` other than constant (schedule-aware laws), ``steps`` is the
+    shortest run that ends at or below the target: for a shape (cosine, WSD, linear) the
+    planned length ``T`` whose final loss reaches it, for an explicit schedule the first
+    step along it that does (:func:`steps_under_schedule`).
     """
     _check_mode(mode)
     N = float(_request("params", params))
     B = float(_request("batch_tokens", batch_tokens))
     L = float(_positive("target_loss", target_loss))
     L_law = L * np.exp(-_law_shift(posterior, group, mode, N, seed)[:, 0])
-    quantities = posterior.law.steps_to_loss(posterior.constants(group), N, B, L_law)
+    if schedule is None or schedule.kind == "constant":
+        quantities = posterior.law.steps_to_loss(posterior.constants(group), N, B, L_law)
+    else:
+        check_schedule(posterior.law, schedule)
+        quantities = steps_under_schedule(posterior, N, B, L_law, schedule, group=group)
     values = np.stack(list(quantities.values()), axis=1)
     df = _frame(values, levels, {"quantity": np.array(list(quantities))})
     df["p_reachable"] = float(np.mean(np.isfinite(quantities["steps"])))
     return state_extrapolation(df, extrapolation(posterior, N, B), f"N={N:.3g}, B={B:.3g}")
+
+
+def steps_under_schedule(posterior: Posterior, params: float, batch_tokens: float, target_law: np.ndarray,
+                         schedule: Schedule, *, group: str | None = None, points: int = 128) -> dict[str, np.ndarray]:
+    """Per draw, the steps at which the law's mean curve under ``schedule`` first reaches
+    ``target_law[d]`` (``inf`` when it does not within the search range).
+
+    A shape (cosine, WSD, linear) is stretched to each planned length ``T`` of a
+    log-spaced grid from step 1 to ``10^4`` times the last fitted step (at most
+    :data:`MAX_SCALE`) and its final loss read; an explicit schedule is one run, read
+    along its steps. The crossing is interpolated linearly in ``(log T, log L)``
+    between grid points. Returns ``steps``, ``tokens`` and, for laws with one, the
+    ``critical_batch`` at the target.
+    """
+    law = posterior.law
+    end = min(MAX_SCALE, 1e4 * posterior.meta.ranges["step"][1]) if schedule.last_step is None else schedule.last_step
+    T = np.geomspace(1.0, end, points)
+    feats = features_at(schedule, T, end) if schedule.last_step is not None else final_features(schedule, T)
+    extra = {k: jnp.asarray(v, jnp.float32) for k, v in feats.items() if k in law.covariates}
+    log_x = [jnp.log(jnp.asarray(np.broadcast_to(v, T.shape), jnp.float32)) for v in (params, batch_tokens, T)]
+    log_L = np.asarray(_mean_sampler(law)(posterior.constants(group), *log_x, extra), float)
+    log_target = np.log(np.asarray(target_law, float))[:, None]
+    reached = log_L <= log_target
+    first = np.argmax(reached, axis=1)
+    prev = np.maximum(first - 1, 0)
+    rows = np.arange(len(first))
+    y0, y1 = log_L[rows, prev], log_L[rows, first]
+    w = np.where(y1 < y0, (y0 - log_target[:, 0]) / np.where(y1 < y0, y0 - y1, 1.0), 1.0)
+    log_T = np.log(T)
+    steps = np.exp(log_T[prev] + np.clip(w, 0.0, 1.0) * (log_T[first] - log_T[prev]))
+    steps = np.where(reached.any(axis=1), np.where(first == 0, T[0], steps), np.inf)
+    out = {"steps": steps, "tokens": batch_tokens * steps}
+    if law.critical_batch is not None:
+        out["critical_batch"] = np.asarray(law.critical_batch(posterior.constants(group), np.exp(log_target[:, 0])),
+                                           float)
+    return out

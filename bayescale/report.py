@@ -23,11 +23,12 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from bayescale import __version__, plots
-from bayescale.budget import DEFAULT_RISK, compute_frontier, plan_budget
+from bayescale.budget import DEFAULT_RISK, SearchSpace, compute_frontier, plan_budget
 from bayescale.calibrate import calibrate
 from bayescale.diagnostics import RHAT_MAX, ESS_MIN, diagnose
 from bayescale.posterior import Posterior
 from bayescale.predict import extrapolation, predict_critical_batch, predict_min_loss, predict_trajectory
+from bayescale.schedules import Schedule
 
 #: Forecast sizes, as multiples of the largest fitted size.
 FORECAST_MULTIPLES = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -158,7 +159,7 @@ def _per_group(posterior: Posterior, make: Callable[[str], pd.DataFrame]) -> pd.
                      ignore_index=True)
 
 
-def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
+def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule | None) -> Section:
     r = posterior.meta.ranges
     sizes = np.array(FORECAST_MULTIPLES) * r["params"][1]
     batch, last = r["batch_tokens"][1], r["step"][1]
@@ -166,9 +167,11 @@ def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
     min_loss = _per_group(posterior, lambda g: predict_min_loss(posterior, sizes, group=g, **band).assign(
         extrapolation=[extrapolation(posterior, n).describe() for n in sizes]))
     trajectory = _per_group(posterior, lambda g: predict_trajectory(
-        posterior, sizes[2], batch, np.array([last, 3 * last, 10 * last]), group=g, **band))
+        posterior, sizes[2], batch, np.array([last, 3 * last, 10 * last]), group=g, schedule=schedule, **band))
     tables = [("Minimum reachable loss L_N (nats/token)", min_loss),
-              (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens (nats/token)", trajectory)]
+              (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens, "
+               f"{'constant rate' if schedule is None else schedule.describe()} to step {10 * last:g} (nats/token)",
+               trajectory)]
     figures = [(f"trajectories_{_slug(g)}", f"Fitted points with {level:.0%} bands of their curves, and forecasts "
                 f"for N = {sizes[1]:.3g} and {sizes[2]:.3g} ({g}).",
                 lambda g=g: plots.plot_trajectories(posterior, group=g, level=level, forecast_params=sizes[1:3],
@@ -190,10 +193,11 @@ def _forecasts(posterior: Posterior, level: float, seed: int) -> Section:
 
 
 def _budget(posterior: Posterior, flops: float, target_loss: float | None, risk: float, group: str | None,
-            seed: int) -> Section:
-    plan = plan_budget(posterior, flops, target_loss=target_loss, risk=risk, group=group, seed=seed)
+            seed: int, schedule: Schedule | None) -> Section:
+    space = SearchSpace(schedule=schedule)
+    plan = plan_budget(posterior, flops, target_loss=target_loss, risk=risk, group=group, seed=seed, space=space)
     frontier = compute_frontier(posterior, np.geomspace(flops / 100, flops * 100, 9), risk=risk,
-                                target_loss=target_loss, group=group, seed=seed)
+                                target_loss=target_loss, group=group, seed=seed, space=space)
     columns = ["params", "batch_tokens", "steps", "tokens", "flops", "median", "loss_q", "point_loss",
                *(["p_target"] if target_loss is not None else [])]
     return Section("Compute budget", paragraphs=[
@@ -228,20 +232,23 @@ def write_report(
     group: str | None = None,
     seed: int = 0,
     progress: bool = False,
+    schedule: Schedule | None = None,
 ) -> Path:
     """Write the figures and ``report.html`` into ``out_dir``; return the HTML path.
 
     ``runs`` (a validated realized run table) adds a calibration section, ``flops`` a
     budgeting section (with ``target_loss``, ``risk`` and, for grouped posteriors, ``group``).
+    ``schedule`` is the learning-rate schedule of the forecast and budgeted runs (default:
+    constant; other schedules need a schedule-aware law).
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level} must be in (0, 1), e.g. 0.9")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections = [_overview(posterior), _diagnostics(posterior), _constants(posterior, level),
-                _forecasts(posterior, level, seed)]
+                _forecasts(posterior, level, seed, schedule)]
     if flops is not None:
-        sections.append(_budget(posterior, flops, target_loss, risk, group, seed))
+        sections.append(_budget(posterior, flops, target_loss, risk, group, seed, schedule))
     if runs is not None:
         sections.append(_calibration(posterior, runs, seed))
     path = out / "report.html"

@@ -44,8 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-#: Schedule shapes :class:`Schedule` knows, as the command line's ``--schedule`` takes them.
-KINDS = ("constant", "cosine", "wsd", "linear")
+from bayescale.defaults import SCHEDULE_KINDS as KINDS
 #: Memory ``lambda`` of the annealing momentum, per step (Tissue et al. 2024 use 0.999).
 ANNEAL_MEMORY = 0.999
 #: Defaults of a specification, as the trainer uses them.
@@ -53,8 +52,9 @@ DEFAULT_FINAL_LR_FRACTION = 0.1
 DEFAULT_DECAY_FRACTION = 0.2
 #: Names of the features, as the schedule-aware laws declare them (``Law.covariates``).
 FEATURES = ("log_lr_area", "lr_anneal")
-#: Longest schedule expanded step by step (float64 arrays of this length per run).
-MAX_STEPS = 50_000_000
+#: Longest schedule expanded step by step (float64 arrays of this length per run); longer
+#: ones are sampled with a stride (:func:`features_at`).
+MAX_SAMPLES = 2_000_000
 
 
 class ScheduleWarning(UserWarning):
@@ -131,24 +131,24 @@ class Schedule:
         """The last step an explicit schedule gives (``None`` for a shape, which stretches to any length)."""
         return None if self.steps is None else float(self.steps[-1])
 
-    def relative_rates(self, total_steps: int) -> np.ndarray:
-        """Rates of steps ``1..total_steps`` as a fraction of the peak, planned to end at ``total_steps``."""
+    def relative_rates(self, total_steps: int, stride: int = 1) -> np.ndarray:
+        """Rates as a fraction of the peak of steps ``stride, 2 stride, ...`` up to ``total_steps``
+        (every step by default), for a run planned to end at ``total_steps``."""
         total = int(total_steps)
-        if total < 1 or total > MAX_STEPS:
-            raise ValueError(f"total_steps={total_steps} must be in 1..{MAX_STEPS:g}")
+        if total < 1:
+            raise ValueError(f"total_steps={total_steps} must be at least 1")
+        s = np.arange(stride, total + 1, stride, dtype=float) - 1.0  # 0-based optimizer steps
         if self.kind == "file":
             if total > self.last_step:
                 raise ValueError(f"the schedule ends at step {self.last_step:g}, before step {total}; give the "
                                  "learning rate up to the last step forecast")
-            r = np.interp(np.arange(1, total + 1), self.steps, self.rates)
-            return r / self.rates.max()
-        s = np.arange(total, dtype=float)  # 0-based optimizer step
+            return np.interp(s + 1.0, self.steps, self.rates) / self.rates.max()
         W, f = self.warmup_steps, self.final_lr_fraction
         if self.kind == "constant":
-            r = np.ones(total)
+            r = np.ones_like(s)
         elif self.kind in ("cosine", "linear"):
             span = total - 1 - W
-            p = np.ones(total) if span <= 0 else np.clip((s - W) / max(span, 1), 0.0, 1.0)
+            p = np.ones_like(s) if span <= 0 else np.clip((s - W) / span, 0.0, 1.0)
             r = f + (1 - f) * 0.5 * (1 + np.cos(math.pi * p)) if self.kind == "cosine" else 1 - (1 - f) * p
         else:  # wsd
             start = max(W, total - round(self.decay_fraction * total))
@@ -174,37 +174,58 @@ class Schedule:
 CONSTANT = Schedule()
 
 
-def lr_features(relative_rates: np.ndarray, memory: float = ANNEAL_MEMORY) -> tuple[np.ndarray, np.ndarray]:
+def lr_features(relative_rates: np.ndarray, memory: float = ANNEAL_MEMORY,
+                stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """LR area ``A(t)`` and annealing ``Phi(t)`` after each step ``t = 1..T`` (module docstring).
 
     ``relative_rates[t-1]`` is the rate of step ``t`` (any positive scale; divided by its
-    peak here).
+    peak here). With ``stride = k > 1`` the rates are those of every ``k``-th step and
+    each stands for its ``k`` steps: the area sums ``k r``, and the momentum decays by
+    ``lambda^k`` per sample, so that ``Phi`` gains ``(1 - lambda^k) m`` per sample (the
+    exact sum when the rate changes only at the samples).
     """
     r = np.asarray(relative_rates, float)
     r = r / r.max()
     peak = int(np.argmax(r))
     r[:peak] = 1.0  # warm-up steps count as full steps
-    area = np.cumsum(r)
+    area = stride * np.cumsum(r)
     drops = np.concatenate([[0.0], r[:-1] - r[1:]])
-    momentum = lfilter([1.0], [1.0, -memory], drops)
-    anneal = (1.0 - memory) * np.cumsum(momentum)
+    decay = memory**stride
+    momentum = lfilter([1.0], [1.0, -decay], drops)
+    anneal = (1.0 - decay) * np.cumsum(momentum)
     return area, anneal
 
 
-def features_at(schedule: Schedule, steps, total_steps: float | None = None) -> dict[str, np.ndarray]:
+def features_at(schedule: Schedule, steps, total_steps: float | None = None,
+                max_samples: int = MAX_SAMPLES) -> dict[str, np.ndarray]:
     """The features (:data:`FEATURES`) at ``steps`` of a run that follows ``schedule``, planned
-    to end at ``total_steps`` (default: the largest of ``steps``). Non-integer steps are
-    rounded to the nearest step (at least 1)."""
+    to end at ``total_steps`` (default: the largest of ``steps``).
+
+    The schedule is expanded step by step up to ``max_samples`` steps; a longer run is
+    sampled every ``ceil(T / max_samples)`` steps (:func:`lr_features`' ``stride``), and a
+    step reads the sample that ends its stride. Non-integer steps are rounded.
+    """
     steps = np.asarray(steps, float)
     total = float(np.max(steps)) if total_steps is None else float(total_steps)
     if np.max(steps) > total:
         raise ValueError(f"step {np.max(steps):g} lies beyond the schedule's planned last step {total:g}")
     T = int(math.ceil(total))
-    if T > MAX_STEPS:
-        raise ValueError(f"schedules are expanded step by step up to {MAX_STEPS:g} steps; {T} is too many")
-    area, anneal = lr_features(schedule.relative_rates(T))
-    idx = np.clip(np.rint(steps).astype(np.int64), 1, T) - 1
+    stride = max(1, math.ceil(T / max_samples))
+    area, anneal = lr_features(schedule.relative_rates(T, stride), stride=stride)
+    idx = np.clip(np.ceil(np.rint(steps) / stride).astype(np.int64), 1, len(area)) - 1
     return {"log_lr_area": np.log(area[idx]), "lr_anneal": anneal[idx]}
+
+
+def final_features(schedule: Schedule, total_steps, max_samples: int = 20_000) -> dict[str, np.ndarray]:
+    """The features at the last step of runs planned to end at each of ``total_steps``
+    (a shape stretched to each length; budgets compare runs of many lengths)."""
+    totals = np.atleast_1d(np.asarray(total_steps, float))
+    out = {name: np.empty(totals.shape) for name in FEATURES}
+    for i, T in enumerate(totals):
+        one = features_at(schedule, [T], T, max_samples)
+        for name in FEATURES:
+            out[name][i] = one[name][0]
+    return out
 
 
 def _spec_of(first: pd.Series, final_step: float) -> tuple[Schedule, float] | None:

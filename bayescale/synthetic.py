@@ -10,7 +10,7 @@ all on log loss, which mimics how real evaluation curves wander around a fitted 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import pandas as pd
 from bayescale.cores import expose_cpu_cores
 from bayescale.models.chinchilla import ChinchillaConstants, chinchilla_log_loss
 from bayescale.models.kaplan import KaplanConstants, trajectory
+from bayescale.models.law import Covariates
+from bayescale.models.schedule import KAPLAN_SCHEDULE, ScheduleConstants
+from bayescale.schedules import Schedule, features_at
 
 
 #: Constants that give byte-level-like curves (losses of about 1-3 nats) for 1e4-1e6
@@ -26,6 +29,27 @@ from bayescale.models.kaplan import KaplanConstants, trajectory
 EXAMPLE_CONSTANTS = KaplanConstants.from_paper(
     N_c=1.0e6, alpha_N=0.2, S_c=180.0, alpha_S=0.7, B_star=1.4e4, alpha_B=0.3
 )
+#: :data:`EXAMPLE_CONSTANTS` with an annealing gain of 0.15 on log loss at 1e5 parameters,
+#: falling as N^(-0.1), for the schedule-aware law (a cosine decay to a tenth then ends
+#: a few percent below a constant rate, as on real curves).
+EXAMPLE_SCHEDULE_CONSTANTS = ScheduleConstants(*EXAMPLE_CONSTANTS, log_D_ref=float(np.log(0.15)), gamma_D=0.1,
+                                               log_N_ref=float(np.log(1e5)))
+
+
+def mean_curve(constants: KaplanConstants | ScheduleConstants, N: float, B: float, steps: np.ndarray,
+               schedule: Schedule | None = None) -> np.ndarray:
+    """The law's loss at ``steps`` of one run; a schedule other than constant needs
+    :class:`~bayescale.models.schedule.ScheduleConstants`."""
+    steps32 = steps.astype(np.float32)
+    if isinstance(constants, ScheduleConstants):
+        feats = features_at(schedule or Schedule(), steps)
+        x = Covariates(np.log(np.float32(N)), np.log(np.float32(B)), np.log(steps32),
+                       {k: v.astype(np.float32) for k, v in feats.items()})
+        return np.exp(np.asarray(KAPLAN_SCHEDULE.mean_log_loss(constants, x), float))
+    if schedule is not None and schedule.kind != "constant":
+        raise ValueError("Kaplan constants describe a constant learning rate; give ScheduleConstants for "
+                         f"a {schedule.kind} schedule")
+    return np.asarray(trajectory(constants, float(N), float(B), steps32), dtype=float)
 
 
 def log_spaced_steps(final_step: int, points: int, first: int = 1) -> np.ndarray:
@@ -46,8 +70,14 @@ def simulate_runs(
     seeds: int = 1,
     seed: int = 0,
     split: str | None = None,
+    schedules: Mapping[str, Schedule] | None = None,
+    peak_lr: float = 3e-3,
 ) -> pd.DataFrame:
-    """A run table with one run per (size, batch, seed) in the schema of :mod:`bayescale.runs`.
+    """A run table with one run per (size, batch, schedule, seed) in the schema of :mod:`bayescale.runs`.
+
+    ``schedules`` (name -> :class:`~bayescale.schedules.Schedule`, each planned to end at
+    ``final_step``) adds the columns ``schedule`` and ``learning_rate`` (``peak_lr``
+    times the schedule's relative rate at each step); without it every run is constant.
 
     Where this is the process's first JAX computation, it first exposes the CPU cores
     (:func:`bayescale.cores.expose_cpu_cores`), so that a fit of the table that follows
@@ -57,23 +87,27 @@ def simulate_runs(
     rng = np.random.default_rng(seed)
     steps = log_spaced_steps(final_step, points)
     rows = []
+    named = dict(schedules) if schedules else {None: None}
     for N in sizes:
         for B in batches:
-            for s in range(seeds):
-                mean = np.asarray(trajectory(constants, float(N), float(B), steps.astype(np.float32)),
-                                  dtype=float)
-                eps = np.empty(len(steps))
-                eps[0] = rng.normal(0.0, noise)
-                innovation = noise * np.sqrt(1.0 - rho**2)
-                for i in range(1, len(steps)):
-                    eps[i] = rho * eps[i - 1] + rng.normal(0.0, innovation)
-                loss = mean * np.exp(eps + rng.normal(0.0, run_sd))
-                run = f"N{N:.3g}-B{B:g}-s{s}" + (f"-{split}" if split else "")
-                rows.append(pd.DataFrame({
-                    "run": run, "params": float(N), "batch_tokens": float(B), "step": steps.astype(float),
-                    "loss": loss, "tokens": float(B) * steps, "seed": s,
-                    **({"split": split} if split else {}),
-                }))
+            for name, schedule in named.items():
+                mean = mean_curve(constants, float(N), float(B), steps, schedule)
+                for s in range(seeds):
+                    eps = np.empty(len(steps))
+                    eps[0] = rng.normal(0.0, noise)
+                    innovation = noise * np.sqrt(1.0 - rho**2)
+                    for i in range(1, len(steps)):
+                        eps[i] = rho * eps[i - 1] + rng.normal(0.0, innovation)
+                    loss = mean * np.exp(eps + rng.normal(0.0, run_sd))
+                    run = f"N{N:.3g}-B{B:g}" + (f"-{name}" if name else "") + f"-s{s}" + (f"-{split}" if split else "")
+                    extra = {} if schedule is None else {
+                        "schedule": schedule.kind,
+                        "learning_rate": peak_lr * schedule.relative_rates(final_step)[steps - 1]}
+                    rows.append(pd.DataFrame({
+                        "run": run, "params": float(N), "batch_tokens": float(B), "step": steps.astype(float),
+                        "loss": loss, "tokens": float(B) * steps, "seed": s,
+                        **({"split": split} if split else {}), **extra,
+                    }))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayescale.commands.common import (check_output, format_table, level, nonnegative_float, note, positive_float,
-                                       posterior_command, print_json)
-from bayescale.defaults import DEFAULT_RISK
+from bayescale.commands.common import (add_schedule_arguments, check_output, format_table, level, nonnegative_float,
+                                       note, positive_float, posterior_command, print_json, read_schedule)
+from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
 
 if TYPE_CHECKING:
     from bayescale.budget import SearchSpace
@@ -28,6 +28,11 @@ examples:
   bayescale budget --posterior p.nc --flops 3e19 --tokens-per-second 1.5e6 --max-hours 24 \\
       --attention-flops-per-token 6*24*2048*1024 --out budget/
 
+  # every candidate trained with a cosine decay (schedule-aware posterior), and the chosen
+  # N, B, S compared under cosine and WSD
+  bayescale budget --posterior p.nc --flops 1e18 --target-loss 2.1 --schedule cosine \
+      --warmup-steps 500 --compare-schedules cosine,wsd
+
 Compute is C = (6 N + a) B S FLOPs (a = --attention-flops-per-token, default 0). Every
 candidate spends the budget unless --max-steps or the token limit stops it first.
 Candidates are ranked by P(final loss <= target) with --target-loss, else by the
@@ -43,6 +48,16 @@ def _product(text: str) -> float:
     if "**" in text or "*" not in text:
         return nonnegative_float(text)
     return float(math.prod(positive_float(factor) for factor in text.split("*")))
+
+
+def _schedule_list(text: str) -> list[str]:
+    """``cosine,wsd`` -> ``["cosine", "wsd"]``; each a schedule shape."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SCHEDULE_KINDS]
+    if not kinds or unknown:
+        raise argparse.ArgumentTypeError(f"expected schedules from {', '.join(SCHEDULE_KINDS)} separated by commas, "
+                                         f"got {text!r}")
+    return kinds
 
 
 def register(subparsers) -> None:
@@ -82,6 +97,10 @@ def register(subparsers) -> None:
                              "(default: 0)")
     limits.add_argument("--params-per-decade", type=int, default=8, metavar="K",
                         help="model sizes per decade (default: 8)")
+    add_schedule_arguments(p)
+    p.add_argument("--compare-schedules", type=_schedule_list, metavar="A,B,...",
+                   help=f"compare schedules ({', '.join(SCHEDULE_KINDS)}) at the risk-aware choice's N, B and S: "
+                        "final-loss bands and P(target) under each, with the warm-up and fractions given above")
     p.add_argument("--group", help="which group to plan for when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--top", type=int, default=10, help="candidates printed (default: 10)")
@@ -102,7 +121,7 @@ def _space(args: argparse.Namespace) -> SearchSpace:
                        batch_tokens=tuple(args.batch_tokens) if args.batch_tokens else None,
                        min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=min(tokens) if tokens else None,
                        attention_flops_per_token=args.attention_flops_per_token,
-                       params_per_decade=args.params_per_decade)
+                       params_per_decade=args.params_per_decade, schedule=read_schedule(args))
 
 
 COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "median", "lower_90", "upper_90", "loss_q"]
@@ -111,7 +130,8 @@ COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "media
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from bayescale.budget import MAX_FLOPS, UnreachableTarget, check_flops, compute_frontier, least_compute, plan_budget
+    from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
+                                  least_compute, plan_budget)
     from bayescale.plots import plot_frontier
     from bayescale.posterior import Posterior
 
@@ -119,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
     check_flops("flops", args.flops)
     if args.max_flops is not None:
         check_flops("max_flops", args.max_flops)
-    posterior = Posterior.load(args.posterior)
     space = _space(args)
+    if args.compare_schedules and args.schedule_file is not None:
+        raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")
+    posterior = Posterior.load(args.posterior)
     common = dict(space=space, group=args.group, seed=args.seed)
     plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
     frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, min(args.flops * 100, MAX_FLOPS), 9),
@@ -135,22 +157,33 @@ def run(args: argparse.Namespace) -> int:
             unreachable = str(err)
     columns = COLUMNS + (["p_target"] if args.target_loss is not None else [])
     summary = plan.summary()[["choice", *columns, "point_loss"]]
+    schedules = None
+    if args.compare_schedules:
+        choice = plan.choice
+        schedules = compare_schedules(posterior, choice["params"], choice["batch_tokens"], choice["steps"],
+                                      {k: read_schedule(args, kind=k) for k in args.compare_schedules},
+                                      target_loss=args.target_loss, group=args.group, seed=args.seed)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         plan.table.to_csv(args.out / "candidates.csv", index=False)
         frontier.to_csv(args.out / "frontier.csv", index=False)
+        if schedules is not None:
+            schedules.to_csv(args.out / "schedules.csv", index=False)
         plot_frontier(frontier, plan=plan).savefig(args.out / "frontier.png", dpi=110)
         note(f"wrote candidates.csv, frontier.csv and frontier.png to {args.out}")
     if args.json:
         print_json({"flops": args.flops, "criterion": plan.criterion, "risk": args.risk,
                     "target_loss": args.target_loss,
+                    "schedule": space.schedule.describe() if space.schedule else "constant",
+                    "schedules": schedules,
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
     compute = f"(6N + {space.attention_flops_per_token:.3g}) B S" if space.attention_flops_per_token else "6 N B S"
+    trained = f"; every run {space.schedule.describe()}" if space.schedule else ""
     print(f"budget {args.flops:.3g} FLOPs (C = {compute}): {len(plan.table)} "
-          f"candidates x {plan.n_draws} draws, ranked by {plan.criterion}")
+          f"candidates x {plan.n_draws} draws, ranked by {plan.criterion}{trained}")
     print(format_table(summary))
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
@@ -161,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
                   f"S={cheapest['steps']:.4g}, P={cheapest['p_target']:.3g})")
         else:
             note(unreachable)
+    if schedules is not None:
+        print(f"\nschedules at the risk-aware choice (N={plan.choice['params']:.3g}, "
+              f"B={plan.choice['batch_tokens']:g}, S={plan.choice['steps']:.4g}):")
+        print(format_table(schedules))
     print("\nfrontier (risk-aware choice per budget):")
     print(format_table(frontier[["budget", *columns]]))
     print(f"\ntop {min(args.top, len(plan.table))} candidates:")

@@ -147,6 +147,67 @@ def read_runs_arguments(args: argparse.Namespace, group_columns: list[str] | tup
     return select_runs(runs, max_params=args.max_params, where=args.where, source=str(args.runs))
 
 
+def fraction(text: str) -> float:
+    """An argparse type for a number in [0, 1]."""
+    value = _number(text, "a fraction in [0, 1]")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text!r}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An argparse type for an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from err
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+SCHEDULE_HELP = """The run's learning-rate schedule (forecast by schedule-aware laws, --model kaplan_schedule;
+other laws forecast a constant rate only): a shape stretched to the run's planned last
+step, --schedule constant|cosine|wsd|linear with --warmup-steps, --final-lr-fraction
+(final rate / peak rate) and --decay-fraction (share of the steps in the WSD decay), or
+an explicit --schedule-file (CSV with step,learning_rate). Default: constant."""
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--schedule``, ``--warmup-steps``, ``--final-lr-fraction``, ``--decay-fraction``, ``--schedule-file``."""
+    from bayescale.defaults import SCHEDULE_KINDS
+
+    group = parser.add_argument_group("learning-rate schedule", SCHEDULE_HELP)
+    group.add_argument("--schedule", choices=SCHEDULE_KINDS, help="schedule shape (default: constant)")
+    group.add_argument("--warmup-steps", type=whole_number, metavar="W", help="linear warm-up steps (default: 0)")
+    group.add_argument("--final-lr-fraction", type=fraction, metavar="F",
+                       help="final rate / peak rate of cosine, wsd and linear (default: 0.1)")
+    group.add_argument("--decay-fraction", type=fraction, metavar="F",
+                       help="share of the steps in the wsd decay (default: 0.2)")
+    group.add_argument("--schedule-file", type=Path, metavar="CSV", help="explicit schedule: CSV with step,learning_rate")
+
+
+def read_schedule(args: argparse.Namespace, kind: str | None = None):
+    """The :class:`~bayescale.schedules.Schedule` the schedule options give (``kind`` overrides
+    ``--schedule``), or ``None`` when none is given; ``ValueError`` on contradictory options."""
+    from bayescale.schedules import Schedule
+
+    kind = kind or args.schedule
+    shape = {name: getattr(args, name) for name in ("warmup_steps", "final_lr_fraction", "decay_fraction")
+             if getattr(args, name) is not None}
+    if args.schedule_file is not None:
+        if kind or shape:
+            raise ValueError("--schedule-file gives the whole schedule; leave out --schedule, --warmup-steps, "
+                             "--final-lr-fraction and --decay-fraction")
+        return Schedule.from_file(args.schedule_file)
+    if kind is None:
+        if shape:
+            raise ValueError(f"--{next(iter(shape)).replace('_', '-')} shapes a schedule; give --schedule too "
+                             "(e.g. --schedule cosine)")
+        return None
+    return Schedule(kind, **shape)
+
+
 def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:
     """The parser of a command that reads a posterior: its help page and ``--posterior``."""
     parser = subparsers.add_parser(name, help=help, description=module_doc, epilog=epilog, formatter_class=FORMATTER)

@@ -6,8 +6,8 @@ import argparse
 import warnings
 from pathlib import Path
 
-from bayescale.commands.common import (check_output, format_table, level, note, positive_float, posterior_command,
-                                       print_json)
+from bayescale.commands.common import (add_schedule_arguments, check_output, format_table, level, note,
+                                       positive_float, posterior_command, print_json, read_schedule)
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
 
 EPILOG = """\
@@ -22,6 +22,11 @@ examples:
 
   # steps and tokens to reach a loss of 1.1 nats (and their minima, B_crit there)
   bayescale predict --posterior p.nc --params 5e7 --batch-tokens 262144 --until-loss 1.1 --json
+
+  # a cosine run of 20000 steps (decay to a tenth, 500 warm-up steps), with a posterior of
+  # the schedule-aware law (bayescale fit --model kaplan_schedule)
+  bayescale predict --posterior p.nc --params 5e7 --batch-tokens 2**18 --steps 20000 \
+      --schedule cosine --warmup-steps 500 --final-lr-fraction 0.1
 
 Modes: new_run (default) is what a run you train will show: parameter uncertainty,
 seed and evaluation noise, and the law's own error, which grows with the distance of
@@ -47,6 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--out", type=Path, metavar="CSV", help="write the table as CSV here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_schedule_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.predict import predict_min_loss, predict_steps_to_loss, predict_trajectory
 
     check_output(args.out, example="bands.csv")
+    schedule = read_schedule(args)
     posterior = Posterior.load(args.posterior)
     levels = tuple(args.level or (0.9,))
     common = dict(levels=levels, mode=args.mode, group=args.group, seed=args.seed)
@@ -63,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", ExtrapolationWarning)
         if args.steps is not None:
             table = predict_trajectory(posterior, args.params, args.batch_tokens, args.steps, points=args.points,
-                                       **common)
+                                       schedule=schedule, **common)
         else:
-            table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss, **common)
+            table = predict_steps_to_loss(posterior, args.params, args.batch_tokens, args.until_loss,
+                                          schedule=schedule, **common)
         floor = predict_min_loss(posterior, args.params, **common)
     if args.until_loss is not None and table["p_reachable"].iloc[0] == 0.0:
         raise ValueError(f"--until-loss {args.until_loss:g} is out of reach for N={args.params:.4g}: no posterior draw "
@@ -80,13 +88,14 @@ def run(args: argparse.Namespace) -> int:
     note(f"{'warning: ' if far else ''}N={args.params:.4g}: {table.attrs['extrapolation']}"
          f"{f' (forecasts warn above x{EXTRAPOLATION_WARN_FACTOR:g})' if far else ''}; minimum reachable loss "
          f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
-         f"({levels[0]:.0%})")
+         f"({levels[0]:.0%})" + (f"; schedule: {schedule.describe()}" if schedule else ""))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
         note(f"wrote {args.out}")
     if args.json:
         print_json({"params": args.params, "batch_tokens": args.batch_tokens, "mode": args.mode,
+                    "schedule": schedule.describe() if schedule else "constant",
                     "extrapolation": table.attrs["extrapolation"], "min_loss": floor, "bands": table})
     elif not args.out:
         print(format_table(table))

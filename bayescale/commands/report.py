@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (add_runs_arguments, check_output, level, note, positive_float,
-                                       posterior_command, read_runs_arguments)
+from bayescale.commands.common import (add_runs_arguments, add_schedule_arguments, check_output, level, note,
+                                       positive_float, posterior_command, read_runs_arguments, read_schedule)
 from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--group", help="group of the budgeting section when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_schedule_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -46,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
     if args.target_loss is not None and args.flops is None:
         raise ValueError("--target-loss belongs to the budgeting section; give --flops too")
     check_output(args.out, folder=True)
+    schedule = read_schedule(args)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.group_by
     runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
-                        progress=not args.quiet)
+                        progress=not args.quiet, schedule=schedule)
     note(f"wrote {path} and its figures (PNG) to {args.out}")
     print(path)
     return 0
