@@ -15,7 +15,7 @@ from bayescale import __version__
 from bayescale.cores import use_cpu_cores
 
 #: Subcommand modules under ``bayescale.commands``, in the order of ``--help``.
-COMMANDS = ("demo", "simulate", "fit", "compare", "predict", "budget", "calibrate", "report")
+COMMANDS = ("demo", "simulate", "fit", "compare", "predict", "budget", "calibrate", "report", "track")
 
 DESCRIPTION = """\
 Forecast language-model training runs before they are trained, with credible bands.

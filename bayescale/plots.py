@@ -397,3 +397,30 @@ def plot_predictive_check(posterior: Posterior, *, kind: str = "posterior", num_
            title=f"{kind.capitalize()} predictive check of the {len(obs)} fitted points")
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_track(forecast: pd.DataFrame) -> Figure:
+    """A tracked run (:func:`bayescale.track.track`): its observed checkpoints, the ladder-only
+    band (from the ladder's posterior alone) and the band updated by the run's own curve."""
+    observed = forecast.attrs["observed"]
+    level_rows = forecast if "level" not in forecast else forecast[forecast["level"] == forecast["level"].max()]
+    fig, axes = figure(1, 1, width=6.4)
+    ax = axes[0, 0]
+    ax.fill_between(observed["step"], observed["ladder_lower"], observed["ladder_upper"], color="0.6", alpha=0.3,
+                    linewidth=0)
+    ax.fill_between(level_rows["step"], level_rows["ladder_lower"], level_rows["ladder_upper"], color="0.6",
+                    alpha=0.3, linewidth=0, label="ladder alone")
+    ax.plot(level_rows["step"], level_rows["ladder_median"], color="0.4", linestyle="--", linewidth=1)
+    ax.fill_between(level_rows["step"], level_rows["lower"], level_rows["upper"], color="C0", alpha=0.35,
+                    linewidth=0, label="updated by the run")
+    ax.plot(level_rows["step"], level_rows["median"], color="C0", linewidth=1.2)
+    ax.scatter(observed["step"], observed["loss"], color="k", s=10, zorder=3, label="observed checkpoints")
+    ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, ylabel=LOSS_LABEL,
+           title=f"Tracking N = {forecast.attrs['params']:.3g}, B = {forecast.attrs['batch_tokens']:g} "
+                 f"to step {forecast.attrs['total_steps']:g}")
+    _plain_log(ax.yaxis)
+    ax.grid(True, which="both", alpha=0.2)
+    if forecast.attrs["alarm"]:
+        ax.text(0.02, 0.03, "ALARM: left the ladder's band", transform=ax.transAxes, color="C3", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig

@@ -152,7 +152,7 @@ def _check_law(log_L: np.ndarray, N: np.ndarray, B: np.ndarray, S: np.ndarray) -
                          f"(float32 overflow); keep params, batch sizes and steps up to {MAX_SCALE:g}")
 
 
-def _priors(posterior: Posterior):
+def fitted_priors(posterior: Posterior):
     """The law's prior settings the posterior was fitted with (stored with it)."""
     defaults = posterior.law.default_priors()
     stored = posterior.meta.settings.get("priors", {})
@@ -215,7 +215,7 @@ def _law_error(posterior: Posterior, distance, rng: np.random.Generator | int) -
     return z * float(posterior.meta.extrapolation_error) * np.atleast_1d(np.asarray(distance, float))[None, :]
 
 
-def _scale_draws(posterior: Posterior, name: str) -> np.ndarray:
+def scale_draws(posterior: Posterior, name: str) -> np.ndarray:
     """Draws of a scalar site; zeros where the fit has no such site (no run offsets)."""
     if name not in posterior.idata.posterior:
         return np.zeros(posterior.n_draws)
@@ -231,7 +231,9 @@ def _model_draws(posterior: Posterior) -> dict[str, np.ndarray]:
     return {name: posterior.draws(name) for name in names if name in post}
 
 
-def _frame(x: np.ndarray, levels: Sequence[float], index: dict[str, np.ndarray]) -> pd.DataFrame:
+def band_frame(x: np.ndarray, levels: Sequence[float], index: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A table of bands of draws ``x`` ``(draws, points)``: the ``index`` columns, then
+    ``median, lower, upper`` per level (stacked, with a ``level`` column when several)."""
     rows = []
     for level, (median, lower, upper) in quantile_bands(x, levels).items():
         part = pd.DataFrame({**index, "median": median, "lower": lower, "upper": upper})
@@ -296,12 +298,12 @@ def loss_draws(
     if mode == "new_run" and not through_model:
         rng = np.random.default_rng(seed)
         law_error = _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)
-        noise = new_run_noise(rng, _scale_draws(posterior, "run_offset_scale"), _scale_draws(posterior, "sigma"),
-                              _priors(posterior).nu, len(S))
+        noise = new_run_noise(rng, scale_draws(posterior, "run_offset_scale"), scale_draws(posterior, "sigma"),
+                              fitted_priors(posterior).nu, len(S))
         log_L = log_L + law_error + noise
     elif mode == "new_run":
         offsets = "run_offset_scale" in posterior.idata.posterior
-        sampler = _new_run_sampler(law, _priors(posterior), offsets, len(posterior.groups),
+        sampler = _new_run_sampler(law, fitted_priors(posterior), offsets, len(posterior.groups),
                                    posterior.group_index(group))
         references = {k: jnp.float32(v) for k, v in posterior.meta.references.items()}
         log_L = np.asarray(sampler(jax.random.PRNGKey(seed), _model_draws(posterior), *log_x, extra, references),
@@ -347,7 +349,7 @@ def predict_trajectory(
         grid = _request("steps", steps)
     covariates = schedule_covariates(posterior, schedule, grid, total_steps)
     draws = loss_draws(posterior, N, B, grid, mode=mode, group=group, seed=seed, covariates=covariates)
-    df = _frame(draws, levels, {"step": grid})
+    df = band_frame(draws, levels, {"step": grid})
     if schedule is not None:
         df.attrs["schedule"] = schedule.describe()
     return state_extrapolation(df, extrapolation(posterior, N, B, grid), f"N={N:.3g}, B={B:.3g}")
@@ -379,7 +381,7 @@ def predict_min_loss(
     law = posterior.law
     floor = np.asarray(law.min_loss(expand(posterior.constants(group)), sizes[None, :]), float)
     shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
-    df = _frame(floor * np.exp(shift), levels, {"params": sizes})
+    df = band_frame(floor * np.exp(shift), levels, {"params": sizes})
     return state_extrapolation(df, extrapolation(posterior, sizes), f"N={', '.join(f'{n:.3g}' for n in sizes)}")
 
 
@@ -398,7 +400,7 @@ def predict_critical_batch(
     losses = np.atleast_1d(_positive("loss", loss))
     c = posterior.constants(group)
     values = np.stack([np.asarray(law.critical_batch(c, L), float) for L in losses], axis=1)
-    return _frame(values, levels, {"loss": losses})
+    return band_frame(values, levels, {"loss": losses})
 
 
 def predict_steps_to_loss(
@@ -438,7 +440,7 @@ def predict_steps_to_loss(
         check_schedule(posterior.law, schedule)
         quantities = steps_under_schedule(posterior, N, B, L_law, schedule, group=group)
     values = np.stack(list(quantities.values()), axis=1)
-    df = _frame(values, levels, {"quantity": np.array(list(quantities))})
+    df = band_frame(values, levels, {"quantity": np.array(list(quantities))})
     df["p_reachable"] = float(np.mean(np.isfinite(quantities["steps"])))
     return state_extrapolation(df, extrapolation(posterior, N, B), f"N={N:.3g}, B={B:.3g}")
 
