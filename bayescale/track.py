@@ -8,10 +8,13 @@ new run's log loss at step ``t`` is
 .. math::
 
     \log L_t = \mu_d(t) + o + \kappa \sum_a z_a\, d_{a,t} + \varepsilon_t, \qquad
-    o \sim N(0, \tau_d^2), \quad z_a \sim N(0, 1),
+    o \sim N(0, \tau_d^2 + \kappa^2), \quad z_a \sim N(0, 1),
 
 with ``mu_d`` the law's mean curve under the run's schedule, ``o`` the run's offset
-(seed spread ``tau``), ``kappa z_a d_{a,t}`` the law's own error along each axis ``a``
+(the ladder's seed spread ``tau``, widened by one unit ``kappa`` of the law's error: a
+live run on other hardware, data order or code differs from the ladder's runs by more
+than their seeds do, and with ``tau`` alone a run a few percent off the ladder inside
+its ranges would leave the update to a handful of draws), ``kappa z_a d_{a,t}`` the law's own error along each axis ``a``
 of the law (size, steps, batch; ``d_{a,t}`` the log-distance of the point outside the
 fitted range on that axis, ``kappa`` per unit of it), and ``epsilon`` the evaluation
 noise, AR(1) along the checkpoints with correlation ``rho_d`` and scale ``sigma_d`` (as
@@ -72,6 +75,20 @@ class TrackWarning(UserWarning):
     """The update rests on few posterior draws; a joint refit is safer."""
 
 
+def check_step_order(table: pd.DataFrame, group_by: str | None = None) -> None:
+    """Raise ``ValueError`` when a run's steps do not increase down ``table`` (per group
+    column, when it has one): checkpoints of a live run come in order, and rows out of
+    order usually mean two logs were pasted together."""
+    keys = ["run"] + ([group_by] if group_by and group_by in table.columns else [])
+    for _, rows in table.groupby(keys, sort=False):
+        steps = pd.to_numeric(rows["step"], errors="coerce").to_numpy(float)
+        back = np.flatnonzero(np.diff(steps) <= 0)
+        if len(back):
+            i = int(back[0])
+            raise ValueError(f"the partial run's steps are out of order: step {steps[i + 1]:g} follows "
+                             f"{steps[i]:g}; give the checkpoints in the order they were logged, one row per step")
+
+
 def partial_curve(posterior: Posterior, partial: pd.DataFrame, total_steps: float,
                   group: str | None = None) -> pd.DataFrame:
     """The one run of ``partial`` (a validated run table) in ``group``, checked: one run,
@@ -87,11 +104,8 @@ def partial_curve(posterior: Posterior, partial: pd.DataFrame, total_steps: floa
         curve = partial[partial[column].astype(str) == name]
         if curve.empty:
             raise ValueError(f"the partial run has no rows of group '{name}' (column {column})")
+    check_step_order(curve)
     steps = curve["step"].to_numpy(float)
-    if np.any(np.diff(steps) <= 0):
-        i = int(np.flatnonzero(np.diff(steps) <= 0)[0])
-        raise ValueError(f"the partial run's steps are out of order: step {steps[i + 1]:g} follows {steps[i]:g}; "
-                         "sort the checkpoints by step (one row per step)")
     if steps[-1] >= total_steps:
         raise ValueError(f"the partial run already reached step {steps[-1]:g}, at or beyond --total-steps "
                          f"{total_steps:g}; nothing is left to forecast")
@@ -168,12 +182,12 @@ def track(
     curve with its ladder-only band) and, with ``target_loss``, ``p_target_before`` and
     ``p_target_after``: the probability of a loss at or below it at ``total_steps``.
     """
-    check_schedule(posterior.law, schedule)
     if not (np.isfinite(total_steps) and total_steps > 0):
         raise ValueError(f"total_steps={total_steps} must be a positive number of steps")
     if schedule is not None and schedule.last_step is not None and schedule.last_step < total_steps:
         raise ValueError(f"the schedule ends at step {schedule.last_step:g}, before --total-steps {total_steps:g}; "
                          "give the planned learning rate up to the last step")
+    check_schedule(posterior.law, schedule)
     curve = partial_curve(posterior, partial_runs, total_steps, group)
     settings = posterior.meta.settings
     keep = transient_mask(curve, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
@@ -204,9 +218,10 @@ def track(
         noise = rng.standard_t(nu, size=mu_d.shape) * scale[:, None]
         return np.exp(mu_d + oz @ design.T + noise)
 
-    ladder = new_run(mu, sigma, rng.standard_normal((D, k)) * np.c_[tau, np.ones((D, k - 1))])
+    offset_sd = np.sqrt(tau**2 + kappa**2)
+    ladder = new_run(mu, sigma, rng.standard_normal((D, k)) * np.c_[offset_sd, np.ones((D, k - 1))])
     residuals = np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n]
-    mean, cov, log_w = _update(residuals, np.broadcast_to(design[:n], (D, n, k)), tau, sigma, rho)
+    mean, cov, log_w = _update(residuals, np.broadcast_to(design[:n], (D, n, k)), offset_sd, sigma, rho)
     keep, ess = _resample(log_w, rng)
     oz = mean[keep] + np.einsum("dij,dj->di", np.linalg.cholesky(cov[keep]), rng.standard_normal((D, k)))
     updated = new_run(mu[keep], sigma[keep], oz)

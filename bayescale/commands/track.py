@@ -53,14 +53,16 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.plots import plot_track
     from bayescale.posterior import Posterior
-    from bayescale.runs import load_runs
-    from bayescale.track import track
+    from bayescale.runs import load_runs, read_table
+    from bayescale.track import check_step_order, track
 
     check_output(args.out, folder=True)
     schedule = read_schedule(args)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.group_by
     partial = load_runs(args.partial, columns=args.column_map, group_columns=[group_by] if group_by else [])
+    raw = read_table(args.partial).rename(columns={v: k for k, v in (args.column_map or {}).items()})
+    check_step_order(raw, group_by)  # loading sorts the rows; a file out of order is a mistake here
     levels = tuple(args.level or (0.9,))
     df = track(posterior, partial, args.total_steps, schedule=schedule, levels=levels, target_loss=args.target_loss,
                group=args.group, points=args.points, seed=args.seed)
