@@ -3,17 +3,22 @@
 1. Load the bundled sweep (:func:`bundled_runs`): byte-level GPTs trained by
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
-2. Fit a law form (one group per split; by default the Kaplan/Su law, or its variant
-   with a floor ``L_inf`` per split) on every size but the largest (sampler settings
-   in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts need a law with a critical
-   batch.
-3. Predict the held-out largest size at each of its batch sizes and compare with what it
-   really did: per split, the median absolute relative error after the early transient
-   and the fraction of its points inside the 50% and 90% new-run bands.
+2. Fit a law form (one group per split; by default the schedule-aware Kaplan/Su law,
+   ``kaplan_schedule``) on every size but the largest, and on the constant and cosine
+   runs only (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts
+   need a law with a critical batch.
+3. Predict what was held out and compare with what it really did, per split: the
+   largest size at each of its batch sizes, and the runs of a schedule never fitted
+   (WSD), each point under its own run's schedule. Reported: the median absolute
+   relative error after the early transient and the fraction of points inside the 50%
+   and 90% new-run bands.
 4. Forecast models 10x and 100x larger than the largest trained: minimum loss, steps and
    tokens to reach a named target loss, B_crit at that loss and the trajectory at
    B = B_crit, all with bands.
-5. Write figures (PNG), the posterior (netCDF) and ``summary.md`` to the output folder.
+5. Track the held-out size as if it were training: observe its first 20% of steps and
+   update its forecast (:func:`bayescale.track.track`); compare the final loss with the
+   ladder-only forecast.
+6. Write figures (PNG), the posterior (netCDF) and ``summary.md`` to the output folder.
 """
 
 from __future__ import annotations
@@ -33,12 +38,18 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 from bayescale.fit import FitResult, fit
 from bayescale.models.law import Law
-from bayescale.predict import (predict_critical_batch, predict_min_loss, predict_steps_to_loss,
-                               predict_trajectory)
+from bayescale.predict import (loss_draws, predict_critical_batch, predict_min_loss, predict_steps_to_loss,
+                               predict_trajectory, quantile_bands)
 from bayescale.runs import validate_runs
+from bayescale.schedules import Schedule, table_features
+from bayescale.track import track
 
 BUNDLED = "sweep_runs.csv"
 FORECAST_FACTORS = (10, 100)
+#: The schedule the demo holds out (fitted: constant and cosine runs).
+HELD_OUT_SCHEDULE = "wsd"
+#: Share of the held-out size's steps the tracking example observes.
+TRACK_FRACTION = 0.2
 
 
 def bundled_runs() -> pd.DataFrame:
@@ -61,28 +72,63 @@ class DemoResult:
     forecasts: pd.DataFrame
     target_loss: float
     out_dir: Path
+    tracking: pd.DataFrame | None = None
 
 
-def _held_out_check(result: FitResult, held: pd.DataFrame, group_by: str) -> tuple[pd.DataFrame, list]:
-    """Per split: median |relative error| and 50%/90% band coverage on the held-out runs."""
+def _held_out_check(result: FitResult, held: pd.DataFrame, group_by: str, what: str) -> tuple[pd.DataFrame, list]:
+    """Per split: median |relative error| and 50%/90% band coverage on held-out runs, each
+    point predicted under its own run's schedule."""
+    post = result.posterior
     rows, curves = [], []
     kept = held.loc[transient_mask(held)]
+    features = table_features(held).loc[kept.index] if post.law.covariates else None
     for split, part in kept.groupby(group_by):
         errors, in50, in90 = [], [], []
         for run, curve in part.groupby("run"):
             N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
-            bands = predict_trajectory(result.posterior, N, B, curve["step"].to_numpy(), levels=(0.5, 0.9),
-                                       group=str(split))
+            covariates = None if features is None else {k: features.loc[curve.index, k].to_numpy(float)
+                                                        for k in post.law.covariates}
+            draws = loss_draws(post, N, B, curve["step"].to_numpy(float), group=str(split), covariates=covariates)
+            bands = quantile_bands(draws, (0.5, 0.9))
             loss = curve["loss"].to_numpy()
-            b50, b90 = bands[bands["level"] == 0.5], bands[bands["level"] == 0.9]
-            errors += list(np.abs(b90["median"].to_numpy() / loss - 1))
-            in50 += list((loss >= b50["lower"].to_numpy()) & (loss <= b50["upper"].to_numpy()))
-            in90 += list((loss >= b90["lower"].to_numpy()) & (loss <= b90["upper"].to_numpy()))
-            curves.append((str(split), B, curve, b90))
-        rows.append({"split": split, "params": float(part["params"].iloc[0]), "points": len(errors),
+            (median, lo50, hi50), (_, lo90, hi90) = bands[0.5], bands[0.9]
+            errors += list(np.abs(median / loss - 1))
+            in50 += list((loss >= lo50) & (loss <= hi50))
+            in90 += list((loss >= lo90) & (loss <= hi90))
+            band = pd.DataFrame({"step": curve["step"].to_numpy(), "median": median, "lower": lo90, "upper": hi90})
+            label = f"B = {B:g} tokens" if what == "size" else f"N = {N:.3g}, {curve['schedule'].iloc[0]}"
+            curves.append((str(split), label, curve, band))
+        rows.append({"held_out": what, "split": split, "runs": part["run"].nunique(), "points": len(errors),
                      "median_abs_rel_error": float(np.median(errors)), "coverage_50": float(np.mean(in50)),
                      "coverage_90": float(np.mean(in90))})
     return pd.DataFrame(rows), curves
+
+
+def _tracking(result: FitResult, run: pd.DataFrame, group: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Track one held-out run from its first :data:`TRACK_FRACTION` of steps (its own
+    split only): the final-loss forecast before and after, and the coverage of the rest."""
+    run = run[run["split"] == group] if "split" in run.columns else run
+    total = float(run["step"].max())
+    partial = run[run["step"] <= TRACK_FRACTION * total]
+    first = run.iloc[0]
+    schedule = Schedule(str(first.get("schedule", "constant")), warmup_steps=int(first.get("warmup_steps", 0) or 0))
+    df = track(result.posterior, partial, total, schedule=schedule, group=group, points=128)
+    rest = run[run["step"] > partial["step"].max()]
+    step, loss = rest["step"].to_numpy(float), rest["loss"].to_numpy(float)
+    lo = np.interp(np.log(step), np.log(df["step"]), df["lower"])
+    hi = np.interp(np.log(step), np.log(df["step"]), df["upper"])
+    lad_lo = np.interp(np.log(step), np.log(df["step"]), df["ladder_lower"])
+    lad_hi = np.interp(np.log(step), np.log(df["step"]), df["ladder_upper"])
+    final, truth = df.iloc[-1], float(run["loss"].iloc[-1])
+    table = pd.DataFrame([
+        {"forecast": "ladder alone", "final_loss": final["ladder_median"], "lower_90": final["ladder_lower"],
+         "upper_90": final["ladder_upper"], "abs_rel_error": abs(final["ladder_median"] / truth - 1),
+         "coverage_90_rest": float(np.mean((loss >= lad_lo) & (loss <= lad_hi)))},
+        {"forecast": f"updated at {TRACK_FRACTION:.0%} of the steps", "final_loss": final["median"],
+         "lower_90": final["lower"], "upper_90": final["upper"], "abs_rel_error": abs(final["median"] / truth - 1),
+         "coverage_90_rest": float(np.mean((loss >= lo) & (loss <= hi)))}])
+    table.attrs.update(truth=truth, alarm=df.attrs["alarm"], effective_draws=df.attrs["effective_draws"])
+    return table, df
 
 
 def _forecast(result: FitResult, sizes: list[float], target: float, group: str) -> tuple[pd.DataFrame, list]:
@@ -107,19 +153,19 @@ def _forecast(result: FitResult, sizes: list[float], target: float, group: str) 
     return pd.DataFrame(rows), trajectories
 
 
-def _held_out_figure(curves: list, held_n: float) -> Figure:
+def _held_out_figure(curves: list, title: str) -> Figure:
     splits = sorted({c[0] for c in curves})
     fig, axes = plots.figure(1, len(splits), width=5.2, height=4.2, sharey=True)
     for ax, split in zip(axes[0], splits):
-        for i, (_, B, curve, band) in enumerate(c for c in curves if c[0] == split):
+        for i, (_, label, curve, band) in enumerate(c for c in curves if c[0] == split):
             ax.fill_between(band["step"], band["lower"], band["upper"], color=f"C{i}", alpha=0.25, linewidth=0)
             ax.plot(band["step"], band["median"], color=f"C{i}", linewidth=1)
-            ax.scatter(curve["step"], curve["loss"], color=f"C{i}", s=10, zorder=3, label=f"B = {B:g} tokens")
-        ax.set(xscale="log", xlabel="optimizer steps S", title=f"{split}: held-out N = {held_n:.3g}")
+            ax.scatter(curve["step"], curve["loss"], color=f"C{i}", s=10, zorder=3, label=label)
+        ax.set(xscale="log", xlabel="optimizer steps S", title=f"{split}: {title}")
         ax.grid(True, which="both", alpha=0.2)
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("loss (nats/token)")
-    fig.suptitle("Held-out largest size: observed points and 90% new-run bands (never fitted)")
+    fig.suptitle("Held-out runs: observed points and 90% new-run bands (never fitted)")
     return fig
 
 
@@ -155,16 +201,26 @@ def _markdown(res: DemoResult, held_n: float, sizes: list[float], group: str, me
         f"{res.fit.posterior.meta.settings['chains']} chains x {res.fit.posterior.meta.settings['draws']} draws "
         f"in {res.fit.seconds:.1f} s.", "",
         f"Diagnostics: {d.format().splitlines()[0]}", "",
-        "## Held-out largest size (new-run bands)", "", _md_table(res.held_out), "",
+        "## Held out: the largest size, and a schedule never fitted (new-run bands)", "",
+        _md_table(res.held_out), "",
         f"## Forecasts ({group}), target loss {res.target_loss:g} nats", "",
         f"Sizes {', '.join(f'{s:.3g}' for s in sizes)} ({' and '.join(f'{f}x' for f in FORECAST_FACTORS)} the "
         "largest trained), trained at the median critical batch of the target loss; 90% intervals.", "",
         _md_table(res.forecasts), "",
+        *(_tracking_lines(res.tracking) if res.tracking is not None else []),
         "## Constants (90% intervals)", "", _md_table(res.fit.posterior.summary(0.9)), "",
-        "Figures: `held_out.png`, `forecast.png`, `trajectories.png`, `min_loss.png`. "
+        "Figures: `held_out.png`, `forecast.png`, `trajectories.png`, `min_loss.png`"
+        f"{', `track.png`' if res.tracking is not None else ''}. "
         "Posterior: `posterior.nc` (open with `arviz.from_netcdf`).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tracking_lines(table: pd.DataFrame) -> list[str]:
+    alarm = table.attrs["alarm"] or "no alarm: the first checkpoints lie inside the ladder's band"
+    return [f"## Tracking the held-out size from its first {TRACK_FRACTION:.0%} of steps", "",
+            f"Realized final loss {table.attrs['truth']:.4g}; {alarm}; the update rests on "
+            f"{table.attrs['effective_draws']:.0f} effective draws.", "", _md_table(table), ""]
 
 
 def run_demo(
@@ -176,28 +232,37 @@ def run_demo(
     draws: int = DEMO_DRAWS,
     seed: int = 0,
     target_loss: float | None = None,
-    law: str | Law = "kaplan",
+    law: str | Law = "kaplan_schedule",
     progress: bool = True,
     warn: bool = True,
 ) -> DemoResult:
     """Run the demo (see the module docstring) and write its outputs to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stages = tqdm(total=5, desc="demo", disable=not progress, unit="stage")
+    stages = tqdm(total=6, desc="demo", disable=not progress, unit="stage")
     stages.set_postfix_str("loading runs")
     bundled = runs is None
     runs = bundled_runs() if bundled else runs
     group_by = "split" if "split" in runs.columns else None
     held_n = float(runs["params"].max())
-    train, held = runs[runs["params"] < held_n], runs[runs["params"] == held_n]
+    schedules = runs["schedule"] if "schedule" in runs.columns else pd.Series("constant", index=runs.index)
+    held_schedule = (schedules == HELD_OUT_SCHEDULE).to_numpy()
+    train = runs[(runs["params"] < held_n) & ~held_schedule]
+    held, held_sched = runs[runs["params"] == held_n], runs[held_schedule & (runs["params"] < held_n)]
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
     result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,
                  law=law, target_accept=DEMO_TARGET_ACCEPT,
                  progress=False, warn=warn)
     stages.update()
-    stages.set_postfix_str("checking the held-out size")
-    held_table, curves = _held_out_check(result, held if group_by else held.assign(split="all"), "split")
+    stages.set_postfix_str("checking what was held out")
+    split_of = (lambda t: t) if group_by else (lambda t: t.assign(split="all"))
+    held_table, curves = _held_out_check(result, split_of(held), "split", "size")
+    figures = {"held_out.png": _held_out_figure(curves, f"held-out N = {held_n:.3g}")}
+    if not held_sched.empty and result.posterior.law.covariates:
+        sched_table, sched_curves = _held_out_check(result, split_of(held_sched), "split", HELD_OUT_SCHEDULE)
+        held_table = pd.concat([held_table, sched_table], ignore_index=True)
+        figures["held_out_schedule.png"] = _held_out_figure(sched_curves, f"held-out schedule {HELD_OUT_SCHEDULE}")
     stages.update()
     stages.set_postfix_str("forecasting")
     group = "in_domain" if "in_domain" in result.posterior.groups else result.posterior.groups[0]
@@ -208,17 +273,23 @@ def run_demo(
     sizes = [held_n * f for f in FORECAST_FACTORS]
     forecasts, trajectories = _forecast(result, sizes, target_loss, group)
     stages.update()
+    stages.set_postfix_str("tracking the held-out size")
+    tracked = held[held["batch_tokens"] == held["batch_tokens"].max()]
+    tracking, track_df = _tracking(result, tracked[tracked["run"] == tracked["run"].iloc[0]], group)
+    stages.update()
     stages.set_postfix_str("writing figures and summary")
     result.posterior.save(out / "posterior.nc")
-    figures = {"held_out.png": _held_out_figure(curves, held_n),
-               "forecast.png": _forecast_figure(trajectories, target_loss, group),
-               "trajectories.png": plots.plot_trajectories(result.posterior, group=group, forecast_params=sizes),
-               "min_loss.png": plots.plot_min_loss(result.posterior)}
+    figures.update({"forecast.png": _forecast_figure(trajectories, target_loss, group),
+                    "trajectories.png": plots.plot_trajectories(result.posterior, group=group, forecast_params=sizes),
+                    "min_loss.png": plots.plot_min_loss(result.posterior),
+                    "track.png": plots.plot_track(track_df)})
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
     held_table.to_csv(out / "held_out.csv", index=False)
     forecasts.to_csv(out / "forecasts.csv", index=False)
-    res = DemoResult(fit=result, held_out=held_table, forecasts=forecasts, target_loss=target_loss, out_dir=out)
+    tracking.to_csv(out / "tracking.csv", index=False)
+    res = DemoResult(fit=result, held_out=held_table, forecasts=forecasts, target_loss=target_loss, out_dir=out,
+                     tracking=tracking)
     meta = bundled_metadata() if bundled else {}
     (out / "summary.md").write_text(_markdown(res, held_n, sizes, group, meta))
     stages.update()

@@ -1,8 +1,10 @@
-"""``bayescale demo``: fit the bundled runs, check a held-out size, forecast larger ones."""
+"""``bayescale demo``: fit the bundled runs, check a held-out size and schedule, forecast larger
+ones, track a run."""
 
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from bayescale.commands.common import FORMATTER, check_output, format_table, gate_exit_code, note, positive_float
@@ -17,11 +19,14 @@ examples:
 
 What it does: loads the bundled CPU sweep (byte-level GPTs trained by bayescale's own
 trainer on the Python standard library, evaluated in-domain and out-of-domain), fits
-the hierarchical Kaplan/Su model on every size but the largest, predicts the held-out
-size and scores the prediction (median relative error, 50%/90% band coverage), then
-forecasts models 10x and 100x larger: minimum loss, steps and tokens to a target loss,
-the critical batch there and the trajectory at that batch. Outputs: summary.md,
-held_out.csv, forecasts.csv, PNG figures and posterior.nc.
+the hierarchical schedule-aware Kaplan/Su model (kaplan_schedule) on every size but the
+largest and on the constant and cosine runs, predicts the held-out size and the WSD
+runs (a schedule never fitted) and scores the predictions (median relative error,
+50%/90% band coverage), forecasts models 10x and 100x larger (minimum loss, steps and
+tokens to a target loss, the critical batch there and the trajectory at that batch),
+and ends by tracking the held-out size from its first 20% of steps, as one would a
+live run. Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
+and posterior.nc.
 
 Without --irreducible the size term (N_c/N)^alpha_N falls towards zero, so far
 forecasts of the minimum loss are optimistic; with it the floor L_inf is a parameter
@@ -53,18 +58,30 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayescale.demo import run_demo
+    from bayescale.demo import FORECAST_FACTORS, run_demo
+    from bayescale.models.law import ExtrapolationWarning
     from bayescale.models.registry import irreducible_variant
 
     check_output(args.out, folder=True)  # before sampling
-    res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                   target_loss=args.target_loss,
-                   law=irreducible_variant("kaplan") if args.irreducible else "kaplan", progress=not args.quiet)
-    print("Held-out largest size (never fitted), new-run bands:")
+    with warnings.catch_warnings():  # the forecasts extrapolate on purpose; said once below
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                       target_loss=args.target_loss,
+                       law=irreducible_variant("kaplan_schedule") if args.irreducible else "kaplan_schedule",
+                       progress=not args.quiet)
+    note(f"the forecasts extrapolate {' and '.join(f'{f}x' for f in FORECAST_FACTORS)} beyond the largest fitted "
+         "size on purpose: their bands include the law's error, which grows with the distance")
+    print("Held out (never fitted): the largest size, and the WSD schedule; new-run bands:")
     print(format_table(res.held_out))
     print(f"\nForecasts, target loss {res.target_loss:g} nats (medians; intervals in forecasts.csv):")
     cols = ["params", "min_loss", "critical_batch", "steps", "tokens", "p_reachable"]
     print(format_table(res.forecasts[cols]))
+    if res.tracking is not None:
+        print(f"\nTracking the held-out size from its first 20% of steps (realized final loss "
+              f"{res.tracking.attrs['truth']:.4g}):")
+        print(format_table(res.tracking))
+        if res.tracking.attrs["alarm"]:
+            print(res.tracking.attrs["alarm"])
     print("\n" + res.fit.diagnostics.format())
     note(f"wrote {res.out_dir}/summary.md, figures and posterior.nc")
     return gate_exit_code(res.fit.diagnostics, args.strict)
