@@ -2,22 +2,30 @@
 
 A run table is a long table with one row per evaluation point (docs/run-table.md):
 
-==============  ========  ===================================================
-column          required  meaning
-==============  ========  ===================================================
-run             yes       unique run id
-params          yes       N, non-embedding parameters
-batch_tokens    yes       B, tokens per optimizer step
-step            yes       S, optimizer steps completed (> 0)
-loss            yes       evaluation loss, nats per token
-tokens          no        B * S (checked against the other two when present)
-split / group   no        evaluation split or any grouping for the hierarchy
-lr, schedule,   no        recorded when known
-warmup_steps,
-seed,
+=================  ========  ====================================================
+column             required  meaning
+=================  ========  ====================================================
+run                yes       unique run id
+params             yes       N, non-embedding parameters
+batch_tokens       yes       B, tokens per optimizer step
+step               yes       S, optimizer steps completed (> 0)
+loss               yes       evaluation loss, nats per token
+tokens             no        B * S (checked against the other two when present)
+split / group      no        evaluation split or any grouping for the hierarchy
+learning_rate      no        the learning rate in effect at that step (>= 0)
+schedule           no        schedule shape, one of :data:`bayescale.schedules.KINDS`
+warmup_steps       no        linear warm-up steps of the schedule
+final_lr_fraction  no        final rate / peak rate, in [0, 1]
+decay_fraction     no        share of the steps in the WSD decay, in (0, 1]
+total_steps        no        planned last step of the schedule (>= the last row's)
+lr, seed,          no        recorded when known (``lr`` is the peak rate)
 params_total,
 context
-==============  ========  ===================================================
+=================  ========  ====================================================
+
+A run's schedule, for the laws that read one (:func:`bayescale.schedules.table_features`),
+comes from its ``learning_rate`` column, else from its specification, else it is assumed
+constant after warm-up with a warning.
 
 ``run`` and the grouping columns (``split``, ``group`` and any ``--group-by`` column)
 may not be blank. ``params``, ``batch_tokens`` and ``step`` may not exceed
@@ -35,7 +43,7 @@ the schema.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +52,13 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
 POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
-OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context")
+OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context", "learning_rate",
+                    "final_lr_fraction", "decay_fraction", "total_steps")
+#: Columns that specify a run's schedule; :mod:`bayescale.schedules` reads them from a run's
+#: first row, so they may not change within a run.
+SCHEDULE_SPEC_COLUMNS = ("schedule", "warmup_steps", "final_lr_fraction", "decay_fraction", "total_steps")
+#: Relative tolerance when checking that the rows of one step (one per split) agree on ``learning_rate``.
+LEARNING_RATE_RTOL = 1e-6
 #: Columns whose values group rows (evaluation split, dataset); they may not be blank.
 GROUP_COLUMNS = ("split", "group")
 #: Largest ``params``, ``batch_tokens`` or ``step`` a run table may hold (module docstring).
@@ -101,8 +115,11 @@ def validate_runs(
     columns (:data:`GROUP_COLUMNS` and ``group_columns``, e.g. a ``--group-by`` column);
     numeric columns finite and, for ``params``, ``batch_tokens``, ``step`` and ``loss``,
     positive; ``params``, ``batch_tokens`` and ``step`` at most :data:`MAX_SCALE`; no
-    duplicated (run, step, split) rows; ``params`` and ``batch_tokens`` constant within a
-    run; ``tokens`` equal to ``batch_tokens * step`` within :data:`TOKENS_RTOL`.
+    duplicated (run, step, split) rows; ``tokens`` equal to ``batch_tokens * step`` within
+    :data:`TOKENS_RTOL`; the schedule columns usable (:func:`_check_schedule_cells`);
+    ``params``, ``batch_tokens`` and the schedule's specification
+    (:data:`SCHEDULE_SPEC_COLUMNS`) constant within a run; a ``learning_rate`` above 0 at
+    some step of every run that gives one.
 
     With ``on_invalid="raise"`` the first broken rule raises :class:`RunTableError`; with
     ``"drop"`` offending rows are removed, counted and reported in one warning (missing
@@ -121,7 +138,7 @@ def validate_runs(
     bad = np.zeros(len(df), dtype=bool)
     problems: list[str] = []
 
-    def flag(mask: np.ndarray, message: str) -> None:
+    def flag(mask: np.ndarray, message: str | Callable[[int], str]) -> None:
         if not mask.any():
             return
         first = int(np.flatnonzero(mask)[0])
@@ -161,6 +178,7 @@ def validate_runs(
     key = ["run", "step"] + (["split"] if "split" in df.columns else [])
     dup = df.duplicated(key, keep="first").to_numpy() & ~bad
     flag(dup, lambda i: f"duplicates an earlier row with the same ({', '.join(key)}) = {tuple(df.loc[i, key])}; keep one row per evaluation point")
+    _check_schedule_cells(df, bad, flag)
 
     if bad.any():
         warnings.warn(f"{source}: dropped {int(bad.sum())} of {len(df)} rows: " + "; ".join(problems), stacklevel=2)
@@ -168,17 +186,75 @@ def validate_runs(
         if df.empty:
             raise RunTableError(f"{source}: no valid rows are left after dropping invalid ones")
 
-    for col in ("params", "batch_tokens"):
+    for col in ("params", "batch_tokens", *(c for c in SCHEDULE_SPEC_COLUMNS if c in df.columns)):
         counts = df.groupby("run")[col].nunique()
         changed = counts[counts > 1]
         if len(changed):
             run = changed.index[0]
-            seen = sorted(df.loc[df["run"] == run, col].unique())
+            seen = sorted(df.loc[df["run"] == run, col].dropna().unique())
             raise RunTableError(
-                f"{source}: run '{run}' changes {col} mid-run ({', '.join(f'{v:g}' for v in seen)}); "
+                f"{source}: run '{run}' changes {col} mid-run ({', '.join(map(_cell, seen))}); "
                 "give each configuration its own run id"
             )
+    if "learning_rate" in df.columns:
+        peak = df.groupby("run")["learning_rate"].max()
+        stopped = peak[peak == 0]
+        if len(stopped):
+            raise RunTableError(
+                f"{source}: run '{stopped.index[0]}' has learning_rate 0 at every step; give the rate in effect "
+                "at each step, or leave the cells blank to use the run's schedule"
+            )
     return df.sort_values(["run", *(["split"] if "split" in df.columns else []), "step"]).reset_index(drop=True)
+
+
+def _cell(value: object) -> str:
+    """A value of a run table in a message: numbers as ``%g``, text as it is."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+
+
+def _check_schedule_cells(df: pd.DataFrame, bad: np.ndarray,
+                          flag: Callable[[np.ndarray, str | Callable[[int], str]], None]) -> None:
+    """Flag (through ``validate_runs``' ``flag``) the rows whose schedule columns are unusable.
+
+    ``learning_rate`` finite and >= 0, one rate per (run, step); ``schedule`` one of
+    :data:`bayescale.schedules.KINDS`; ``final_lr_fraction`` in [0, 1], ``decay_fraction``
+    in (0, 1], ``total_steps`` finite and at least the run's last step. Blank cells pass:
+    :func:`bayescale.schedules.table_features` then falls back to the next source. Blank
+    ``schedule`` cells become missing values.
+    """
+    if "learning_rate" in df.columns:
+        rate = df["learning_rate"].to_numpy()
+        flag(~np.isnan(rate) & ~(np.isfinite(rate) & (rate >= 0)) & ~bad,
+             lambda i: f"learning_rate={rate[i]:g} must be a finite number >= 0 (the rate in effect at that step)")
+        first = df["learning_rate"].where(~bad).groupby([df["run"], df["step"]]).transform("first").to_numpy()
+        clash = ~np.isnan(rate) & ~np.isnan(first) & ~np.isclose(rate, first, rtol=LEARNING_RATE_RTOL, atol=0) & ~bad
+        flag(clash, lambda i: f"learning_rate={rate[i]:g} but an earlier row of run '{df['run'].iloc[i]}' at step "
+                              f"{df['step'].iloc[i]:g} says {first[i]:g}; the rows of one step (one per split) share "
+                              "the rate in effect at that step")
+    if "schedule" in df.columns:
+        from bayescale.schedules import KINDS  # here, not at the top: bayescale.schedules loads SciPy
+
+        blank = _blank(df["schedule"])
+        df.loc[blank, "schedule"] = np.nan
+        kind = df["schedule"]
+        flag(~blank & ~kind.isin(KINDS).to_numpy() & ~bad,
+             lambda i: f"schedule={kind.iloc[i]!r} is not a schedule bayescale knows; use one of {', '.join(KINDS)}, "
+                       "or leave it blank")
+    ranges = (("final_lr_fraction", lambda v: (v >= 0) & (v <= 1), "in [0, 1] (final rate / peak rate)"),
+              ("decay_fraction", lambda v: (v > 0) & (v <= 1), "in (0, 1] (share of the steps in the WSD decay)"),
+              ("total_steps", lambda v: (v > 0) & np.isfinite(v), "> 0 (the planned last step of the schedule)"))
+    for col, inside, need in ranges:
+        if col in df.columns:
+            values = df[col].to_numpy()
+            flag(~np.isnan(values) & ~inside(values) & ~bad,
+                 lambda i, col=col, values=values, need=need: f"{col}={values[i]:g} must be {need}")
+    if "total_steps" in df.columns:
+        total = df["total_steps"].to_numpy()
+        last = df["step"].where(~bad).groupby(df["run"]).transform("max").to_numpy()
+        flag((total < last) & ~bad,
+             lambda i: f"total_steps={total[i]:g} but run '{df['run'].iloc[i]}' reaches step {last[i]:g}; "
+                       "total_steps is the planned last step of the schedule, at least the last step logged "
+                       "(fix it or leave it blank)")
 
 
 def load_runs(
