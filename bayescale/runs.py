@@ -299,6 +299,13 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     global_bs_seqs * seq_len * steps``) and the launch arguments' batch
     (``global_bs_from_args``) agrees with it, the launch arguments' batch is used: the
     6.9B runs record a batch of one sequence but ran 2,048 per step.
+
+    Every run decays its learning rate on a cosine to ``lr_cooldown_end`` at its last
+    step, so each row gets the schedule's specification: ``schedule`` = ``cosine``,
+    ``total_steps`` = ``step`` (the loss is the final one), ``final_lr_fraction`` =
+    ``lr_cooldown_end / lr`` when both columns are present, and ``lr`` and
+    ``warmup_steps`` copied when present (the recorded values, not the launch
+    arguments').
     """
     raw = read_table(path)
     need = ["name", "dataset", "N", "N_no_embed", "D_tokens", "global_bs_seqs", "seq_len", loss_column]
@@ -326,6 +333,10 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     for column in ("lr", "warmup_steps"):
         if column in raw.columns:
             table[column] = raw[column].astype(float)
+    table["schedule"] = "cosine"
+    table["total_steps"] = table["step"]
+    if {"lr", "lr_cooldown_end"} <= set(raw.columns):
+        table["final_lr_fraction"] = raw["lr_cooldown_end"].astype(float) / raw["lr"].astype(float)
     return validate_runs(table, source=str(path))
 
 
@@ -342,7 +353,9 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
     MLP and norms) for 20 of the 22 published models; the two of width 384 have 49,152
     (= 384 x 128) fewer per layer, a detail of their blocks that does not touch the
     embeddings. The batch is ``tokens / step`` (2048 x 2048 tokens) and the loss is the
-    training loss, so ``split`` is ``train``.
+    training loss, so ``split`` is ``train``. The learning rate is constant after a
+    warm-up the table does not give: ``schedule`` is ``constant``, with ``warmup_steps``
+    copied when the table has the column.
     """
     raw = read_table(path)
     need = ["run_name", "params_active_precise", "width", "depth", "tokens", "step", "final_loss"]
@@ -360,7 +373,10 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
         "tokens": raw["tokens"].astype(float),
         "loss": raw["final_loss"].astype(float),
         "split": "train",
+        "schedule": "constant",
     })
+    if "warmup_steps" in raw.columns:
+        table["warmup_steps"] = raw["warmup_steps"].astype(float)
     return validate_runs(table, source=str(path))
 
 
@@ -449,6 +465,8 @@ def select_runs(
 #: Column names W&B uses for the run and the step in its exports, in order of preference.
 WANDB_RUN_COLUMNS = ("run", "Name", "name", "run_name", "run_id", "id")
 WANDB_STEP_COLUMNS = ("Step", "_step", "step", "trainer/global_step", "global_step")
+#: Metric names under which runs commonly log the learning rate of each step, in order of preference.
+WANDB_LR_COLUMNS = ("learning_rate", "lr", "train/learning_rate", "train/lr")
 #: Suffixes of the band columns in W&B's chart export (dropped).
 WANDB_BAND_SUFFIXES = ("__MIN", "__MAX")
 
@@ -465,6 +483,31 @@ def _per_run(value: Mapping[str, float] | float, runs: pd.Series, what: str, sou
     return pd.Series(float(value), index=runs.index)
 
 
+def _chart_columns(columns: Sequence[str], metric: str) -> list[str]:
+    """The ``<run name> - <metric>`` columns of a W&B chart export."""
+    suffix = f" - {metric}"
+    return [c for c in columns if c.endswith(suffix) and len(c) > len(suffix)]
+
+
+def _chart_metric(raw: pd.DataFrame, step_col: str, metric: str) -> pd.DataFrame | None:
+    """One metric of a W&B chart export in long form (``run``, ``step``, ``value``), or ``None``
+    when the export does not have it."""
+    columns = _chart_columns(list(raw.columns), metric)
+    if not columns:
+        return None
+    melted = raw[[step_col, *columns]].melt(id_vars=step_col, var_name="run", value_name="value")
+    return pd.DataFrame({"run": melted["run"].str[:-len(f" - {metric}")], "step": melted[step_col],
+                         "value": melted["value"]})
+
+
+def _last_logged(values: pd.Series, runs: pd.Series, steps: pd.Series) -> pd.Series:
+    """Per row, the last value logged at or before its step in its run (W&B leaves a cell
+    empty at steps where the metric was not logged)."""
+    frame = pd.DataFrame({"run": runs, "step": pd.to_numeric(steps, errors="coerce"), "value": values})
+    ordered = frame.sort_values(["run", "step"], kind="stable")
+    return ordered.groupby("run")["value"].ffill().reindex(frame.index)
+
+
 def load_wandb(
     path: str | Path | pd.DataFrame,
     loss: str,
@@ -473,6 +516,7 @@ def load_wandb(
     split: str | None = None,
     run_column: str | None = None,
     step_column: str | None = None,
+    learning_rate: str | None = None,
 ) -> pd.DataFrame:
     """A run table from a Weights & Biases export (a file or a DataFrame).
 
@@ -489,7 +533,12 @@ def load_wandb(
     mapping from run name to value. Rows where the loss was not logged (W&B leaves the
     cell empty when other metrics were logged at that step) are not evaluation points
     and are left out; rows at step 0 (the loss before training) are left out with a
-    warning. With ``split`` every row gets that ``split``. Returns the validated table
+    warning. With ``split`` every row gets that ``split``.
+
+    ``learning_rate`` names the metric that logs the learning rate at each step (default:
+    the first of :data:`WANDB_LR_COLUMNS` the export has, as a column or as ``<run name>
+    - <metric>`` columns); it becomes the ``learning_rate`` column, each row taking the
+    rate last logged at or before its step in its run. Returns the validated table
     (:func:`validate_runs`).
     """
     if isinstance(path, pd.DataFrame):
@@ -498,9 +547,7 @@ def load_wandb(
         raw, source = read_table(path), str(path)
     columns = [str(c) for c in raw.columns]
     raw = raw.set_axis(columns, axis=1)
-    suffix = f" - {loss}"
-    wide = [c for c in columns if c.endswith(suffix) and len(c) > len(suffix)]
-    if loss in columns or not wide:
+    if loss in columns or not _chart_columns(columns, loss):
         if loss not in columns:
             metrics = sorted({c.rsplit(" - ", 1)[1] for c in columns if " - " in c and not c.endswith(WANDB_BAND_SUFFIXES)})
             hint = f"; the chart export has metric(s) {', '.join(metrics)}" if metrics else ""
@@ -513,14 +560,25 @@ def load_wandb(
                 raise RunTableError(f"{source}: no {what} column (looked for {found or ', '.join(options)}; found: "
                                     f"{', '.join(columns)}); name it with {what}_column=")
         long = pd.DataFrame({"run": raw[run_col].astype(str), "step": raw[step_col], "loss": raw[loss]})
+        rate_col = learning_rate or next((c for c in WANDB_LR_COLUMNS if c in columns), None)
+        if rate_col is not None and rate_col in columns:
+            long["learning_rate"] = raw[rate_col]
     else:
         step_col = step_column or next((c for c in WANDB_STEP_COLUMNS if c in columns), None)
         if step_col is None or step_col not in columns:
             raise RunTableError(f"{source}: a chart export needs a Step column (found: {', '.join(columns)}); "
                                 "name it with step_column=")
-        melted = raw[[step_col, *wide]].melt(id_vars=step_col, var_name="run", value_name="loss")
-        long = pd.DataFrame({"run": melted["run"].str[:-len(suffix)], "step": melted[step_col],
-                             "loss": melted["loss"]})
+        long = _chart_metric(raw, step_col, loss).rename(columns={"value": "loss"})
+        rate_col = learning_rate or next((m for m in WANDB_LR_COLUMNS if _chart_columns(columns, m)), None)
+        rates = None if rate_col is None else _chart_metric(raw, step_col, rate_col)
+        if rates is not None:
+            long = long.merge(rates.rename(columns={"value": "learning_rate"}), on=["run", "step"], how="left")
+    if learning_rate is not None and "learning_rate" not in long.columns:
+        raise RunTableError(f"{source}: no learning-rate metric {learning_rate!r} (found: {', '.join(columns)}); "
+                            "pass its name as learning_rate=, or leave it out to look for "
+                            f"{', '.join(WANDB_LR_COLUMNS)}")
+    if "learning_rate" in long.columns:
+        long["learning_rate"] = _last_logged(long["learning_rate"], long["run"], long["step"])
     long = long.loc[long["loss"].notna()].reset_index(drop=True)
     if long.empty:
         raise RunTableError(f"{source}: the metric {loss!r} has no logged values")
@@ -533,5 +591,6 @@ def load_wandb(
     long["batch_tokens"] = _per_run(batch_tokens, long["run"], "batch_tokens", source)
     if split is not None:
         long["split"] = split
-    return validate_runs(long[["run", "params", "batch_tokens", "step", "loss", *(["split"] if split else [])]],
-                         source=source)
+    keep = ["run", "params", "batch_tokens", "step", "loss", *(["split"] if split else []),
+            *(["learning_rate"] if "learning_rate" in long.columns else [])]
+    return validate_runs(long[keep], source=source)
