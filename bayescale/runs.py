@@ -2,22 +2,30 @@
 
 A run table is a long table with one row per evaluation point (docs/run-table.md):
 
-==============  ========  ===================================================
-column          required  meaning
-==============  ========  ===================================================
-run             yes       unique run id
-params          yes       N, non-embedding parameters
-batch_tokens    yes       B, tokens per optimizer step
-step            yes       S, optimizer steps completed (> 0)
-loss            yes       evaluation loss, nats per token
-tokens          no        B * S (checked against the other two when present)
-split / group   no        evaluation split or any grouping for the hierarchy
-lr, schedule,   no        recorded when known
-warmup_steps,
-seed,
+=================  ========  ====================================================
+column             required  meaning
+=================  ========  ====================================================
+run                yes       unique run id
+params             yes       N, non-embedding parameters
+batch_tokens       yes       B, tokens per optimizer step
+step               yes       S, optimizer steps completed (> 0)
+loss               yes       evaluation loss, nats per token
+tokens             no        B * S (checked against the other two when present)
+split / group      no        evaluation split or any grouping for the hierarchy
+learning_rate      no        the learning rate in effect at that step (>= 0)
+schedule           no        schedule shape, one of :data:`bayescale.schedules.KINDS`
+warmup_steps       no        linear warm-up steps of the schedule
+final_lr_fraction  no        final rate / peak rate, in [0, 1]
+decay_fraction     no        share of the steps in the WSD decay, in (0, 1]
+total_steps        no        planned last step of the schedule (>= the last row's)
+lr, seed,          no        recorded when known (``lr`` is the peak rate)
 params_total,
 context
-==============  ========  ===================================================
+=================  ========  ====================================================
+
+A run's schedule, for the laws that read one (:func:`bayescale.schedules.table_features`),
+comes from its ``learning_rate`` column, else from its specification, else it is assumed
+constant after warm-up with a warning.
 
 ``run`` and the grouping columns (``split``, ``group`` and any ``--group-by`` column)
 may not be blank. ``params``, ``batch_tokens`` and ``step`` may not exceed
@@ -35,7 +43,7 @@ the schema.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +52,13 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
 POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
-OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context")
+OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context", "learning_rate",
+                    "final_lr_fraction", "decay_fraction", "total_steps")
+#: Columns that specify a run's schedule; :mod:`bayescale.schedules` reads them from a run's
+#: first row, so they may not change within a run.
+SCHEDULE_SPEC_COLUMNS = ("schedule", "warmup_steps", "final_lr_fraction", "decay_fraction", "total_steps")
+#: Relative tolerance when checking that the rows of one step (one per split) agree on ``learning_rate``.
+LEARNING_RATE_RTOL = 1e-6
 #: Columns whose values group rows (evaluation split, dataset); they may not be blank.
 GROUP_COLUMNS = ("split", "group")
 #: Largest ``params``, ``batch_tokens`` or ``step`` a run table may hold (module docstring).
@@ -101,8 +115,11 @@ def validate_runs(
     columns (:data:`GROUP_COLUMNS` and ``group_columns``, e.g. a ``--group-by`` column);
     numeric columns finite and, for ``params``, ``batch_tokens``, ``step`` and ``loss``,
     positive; ``params``, ``batch_tokens`` and ``step`` at most :data:`MAX_SCALE`; no
-    duplicated (run, step, split) rows; ``params`` and ``batch_tokens`` constant within a
-    run; ``tokens`` equal to ``batch_tokens * step`` within :data:`TOKENS_RTOL`.
+    duplicated (run, step, split) rows; ``tokens`` equal to ``batch_tokens * step`` within
+    :data:`TOKENS_RTOL`; the schedule columns usable (:func:`_check_schedule_cells`);
+    ``params``, ``batch_tokens`` and the schedule's specification
+    (:data:`SCHEDULE_SPEC_COLUMNS`) constant within a run; a ``learning_rate`` above 0 at
+    some step of every run that gives one.
 
     With ``on_invalid="raise"`` the first broken rule raises :class:`RunTableError`; with
     ``"drop"`` offending rows are removed, counted and reported in one warning (missing
@@ -121,7 +138,7 @@ def validate_runs(
     bad = np.zeros(len(df), dtype=bool)
     problems: list[str] = []
 
-    def flag(mask: np.ndarray, message: str) -> None:
+    def flag(mask: np.ndarray, message: str | Callable[[int], str]) -> None:
         if not mask.any():
             return
         first = int(np.flatnonzero(mask)[0])
@@ -161,6 +178,7 @@ def validate_runs(
     key = ["run", "step"] + (["split"] if "split" in df.columns else [])
     dup = df.duplicated(key, keep="first").to_numpy() & ~bad
     flag(dup, lambda i: f"duplicates an earlier row with the same ({', '.join(key)}) = {tuple(df.loc[i, key])}; keep one row per evaluation point")
+    _check_schedule_cells(df, bad, flag)
 
     if bad.any():
         warnings.warn(f"{source}: dropped {int(bad.sum())} of {len(df)} rows: " + "; ".join(problems), stacklevel=2)
@@ -168,17 +186,75 @@ def validate_runs(
         if df.empty:
             raise RunTableError(f"{source}: no valid rows are left after dropping invalid ones")
 
-    for col in ("params", "batch_tokens"):
+    for col in ("params", "batch_tokens", *(c for c in SCHEDULE_SPEC_COLUMNS if c in df.columns)):
         counts = df.groupby("run")[col].nunique()
         changed = counts[counts > 1]
         if len(changed):
             run = changed.index[0]
-            seen = sorted(df.loc[df["run"] == run, col].unique())
+            seen = sorted(df.loc[df["run"] == run, col].dropna().unique())
             raise RunTableError(
-                f"{source}: run '{run}' changes {col} mid-run ({', '.join(f'{v:g}' for v in seen)}); "
+                f"{source}: run '{run}' changes {col} mid-run ({', '.join(map(_cell, seen))}); "
                 "give each configuration its own run id"
             )
+    if "learning_rate" in df.columns:
+        peak = df.groupby("run")["learning_rate"].max()
+        stopped = peak[peak == 0]
+        if len(stopped):
+            raise RunTableError(
+                f"{source}: run '{stopped.index[0]}' has learning_rate 0 at every step; give the rate in effect "
+                "at each step, or leave the cells blank to use the run's schedule"
+            )
     return df.sort_values(["run", *(["split"] if "split" in df.columns else []), "step"]).reset_index(drop=True)
+
+
+def _cell(value: object) -> str:
+    """A value of a run table in a message: numbers as ``%g``, text as it is."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+
+
+def _check_schedule_cells(df: pd.DataFrame, bad: np.ndarray,
+                          flag: Callable[[np.ndarray, str | Callable[[int], str]], None]) -> None:
+    """Flag (through ``validate_runs``' ``flag``) the rows whose schedule columns are unusable.
+
+    ``learning_rate`` finite and >= 0, one rate per (run, step); ``schedule`` one of
+    :data:`bayescale.schedules.KINDS`; ``final_lr_fraction`` in [0, 1], ``decay_fraction``
+    in (0, 1], ``total_steps`` finite and at least the run's last step. Blank cells pass:
+    :func:`bayescale.schedules.table_features` then falls back to the next source. Blank
+    ``schedule`` cells become missing values.
+    """
+    if "learning_rate" in df.columns:
+        rate = df["learning_rate"].to_numpy()
+        flag(~np.isnan(rate) & ~(np.isfinite(rate) & (rate >= 0)) & ~bad,
+             lambda i: f"learning_rate={rate[i]:g} must be a finite number >= 0 (the rate in effect at that step)")
+        first = df["learning_rate"].where(~bad).groupby([df["run"], df["step"]]).transform("first").to_numpy()
+        clash = ~np.isnan(rate) & ~np.isnan(first) & ~np.isclose(rate, first, rtol=LEARNING_RATE_RTOL, atol=0) & ~bad
+        flag(clash, lambda i: f"learning_rate={rate[i]:g} but an earlier row of run '{df['run'].iloc[i]}' at step "
+                              f"{df['step'].iloc[i]:g} says {first[i]:g}; the rows of one step (one per split) share "
+                              "the rate in effect at that step")
+    if "schedule" in df.columns:
+        from bayescale.schedules import KINDS  # here, not at the top: bayescale.schedules loads SciPy
+
+        blank = _blank(df["schedule"])
+        df.loc[blank, "schedule"] = np.nan
+        kind = df["schedule"]
+        flag(~blank & ~kind.isin(KINDS).to_numpy() & ~bad,
+             lambda i: f"schedule={kind.iloc[i]!r} is not a schedule bayescale knows; use one of {', '.join(KINDS)}, "
+                       "or leave it blank")
+    ranges = (("final_lr_fraction", lambda v: (v >= 0) & (v <= 1), "in [0, 1] (final rate / peak rate)"),
+              ("decay_fraction", lambda v: (v > 0) & (v <= 1), "in (0, 1] (share of the steps in the WSD decay)"),
+              ("total_steps", lambda v: (v > 0) & np.isfinite(v), "> 0 (the planned last step of the schedule)"))
+    for col, inside, need in ranges:
+        if col in df.columns:
+            values = df[col].to_numpy()
+            flag(~np.isnan(values) & ~inside(values) & ~bad,
+                 lambda i, col=col, values=values, need=need: f"{col}={values[i]:g} must be {need}")
+    if "total_steps" in df.columns:
+        total = df["total_steps"].to_numpy()
+        last = df["step"].where(~bad).groupby(df["run"]).transform("max").to_numpy()
+        flag((total < last) & ~bad,
+             lambda i: f"total_steps={total[i]:g} but run '{df['run'].iloc[i]}' reaches step {last[i]:g}; "
+                       "total_steps is the planned last step of the schedule, at least the last step logged "
+                       "(fix it or leave it blank)")
 
 
 def load_runs(
@@ -223,6 +299,13 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     global_bs_seqs * seq_len * steps``) and the launch arguments' batch
     (``global_bs_from_args``) agrees with it, the launch arguments' batch is used: the
     6.9B runs record a batch of one sequence but ran 2,048 per step.
+
+    Every run decays its learning rate on a cosine to ``lr_cooldown_end`` at its last
+    step, so each row gets the schedule's specification: ``schedule`` = ``cosine``,
+    ``total_steps`` = ``step`` (the loss is the final one), ``final_lr_fraction`` =
+    ``lr_cooldown_end / lr`` when both columns are present, and ``lr`` and
+    ``warmup_steps`` copied when present (the recorded values, not the launch
+    arguments').
     """
     raw = read_table(path)
     need = ["name", "dataset", "N", "N_no_embed", "D_tokens", "global_bs_seqs", "seq_len", loss_column]
@@ -250,6 +333,10 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     for column in ("lr", "warmup_steps"):
         if column in raw.columns:
             table[column] = raw[column].astype(float)
+    table["schedule"] = "cosine"
+    table["total_steps"] = table["step"]
+    if {"lr", "lr_cooldown_end"} <= set(raw.columns):
+        table["final_lr_fraction"] = raw["lr_cooldown_end"].astype(float) / raw["lr"].astype(float)
     return validate_runs(table, source=str(path))
 
 
@@ -266,7 +353,9 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
     MLP and norms) for 20 of the 22 published models; the two of width 384 have 49,152
     (= 384 x 128) fewer per layer, a detail of their blocks that does not touch the
     embeddings. The batch is ``tokens / step`` (2048 x 2048 tokens) and the loss is the
-    training loss, so ``split`` is ``train``.
+    training loss, so ``split`` is ``train``. The learning rate is constant after a
+    warm-up the table does not give: ``schedule`` is ``constant``, with ``warmup_steps``
+    copied when the table has the column.
     """
     raw = read_table(path)
     need = ["run_name", "params_active_precise", "width", "depth", "tokens", "step", "final_loss"]
@@ -284,7 +373,10 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
         "tokens": raw["tokens"].astype(float),
         "loss": raw["final_loss"].astype(float),
         "split": "train",
+        "schedule": "constant",
     })
+    if "warmup_steps" in raw.columns:
+        table["warmup_steps"] = raw["warmup_steps"].astype(float)
     return validate_runs(table, source=str(path))
 
 
@@ -373,6 +465,8 @@ def select_runs(
 #: Column names W&B uses for the run and the step in its exports, in order of preference.
 WANDB_RUN_COLUMNS = ("run", "Name", "name", "run_name", "run_id", "id")
 WANDB_STEP_COLUMNS = ("Step", "_step", "step", "trainer/global_step", "global_step")
+#: Metric names under which runs commonly log the learning rate of each step, in order of preference.
+WANDB_LR_COLUMNS = ("learning_rate", "lr", "train/learning_rate", "train/lr")
 #: Suffixes of the band columns in W&B's chart export (dropped).
 WANDB_BAND_SUFFIXES = ("__MIN", "__MAX")
 
@@ -389,6 +483,31 @@ def _per_run(value: Mapping[str, float] | float, runs: pd.Series, what: str, sou
     return pd.Series(float(value), index=runs.index)
 
 
+def _chart_columns(columns: Sequence[str], metric: str) -> list[str]:
+    """The ``<run name> - <metric>`` columns of a W&B chart export."""
+    suffix = f" - {metric}"
+    return [c for c in columns if c.endswith(suffix) and len(c) > len(suffix)]
+
+
+def _chart_metric(raw: pd.DataFrame, step_col: str, metric: str) -> pd.DataFrame | None:
+    """One metric of a W&B chart export in long form (``run``, ``step``, ``value``), or ``None``
+    when the export does not have it."""
+    columns = _chart_columns(list(raw.columns), metric)
+    if not columns:
+        return None
+    melted = raw[[step_col, *columns]].melt(id_vars=step_col, var_name="run", value_name="value")
+    return pd.DataFrame({"run": melted["run"].str[:-len(f" - {metric}")], "step": melted[step_col],
+                         "value": melted["value"]})
+
+
+def _last_logged(values: pd.Series, runs: pd.Series, steps: pd.Series) -> pd.Series:
+    """Per row, the last value logged at or before its step in its run (W&B leaves a cell
+    empty at steps where the metric was not logged)."""
+    frame = pd.DataFrame({"run": runs, "step": pd.to_numeric(steps, errors="coerce"), "value": values})
+    ordered = frame.sort_values(["run", "step"], kind="stable")
+    return ordered.groupby("run")["value"].ffill().reindex(frame.index)
+
+
 def load_wandb(
     path: str | Path | pd.DataFrame,
     loss: str,
@@ -397,6 +516,7 @@ def load_wandb(
     split: str | None = None,
     run_column: str | None = None,
     step_column: str | None = None,
+    learning_rate: str | None = None,
 ) -> pd.DataFrame:
     """A run table from a Weights & Biases export (a file or a DataFrame).
 
@@ -413,7 +533,12 @@ def load_wandb(
     mapping from run name to value. Rows where the loss was not logged (W&B leaves the
     cell empty when other metrics were logged at that step) are not evaluation points
     and are left out; rows at step 0 (the loss before training) are left out with a
-    warning. With ``split`` every row gets that ``split``. Returns the validated table
+    warning. With ``split`` every row gets that ``split``.
+
+    ``learning_rate`` names the metric that logs the learning rate at each step (default:
+    the first of :data:`WANDB_LR_COLUMNS` the export has, as a column or as ``<run name>
+    - <metric>`` columns); it becomes the ``learning_rate`` column, each row taking the
+    rate last logged at or before its step in its run. Returns the validated table
     (:func:`validate_runs`).
     """
     if isinstance(path, pd.DataFrame):
@@ -422,9 +547,7 @@ def load_wandb(
         raw, source = read_table(path), str(path)
     columns = [str(c) for c in raw.columns]
     raw = raw.set_axis(columns, axis=1)
-    suffix = f" - {loss}"
-    wide = [c for c in columns if c.endswith(suffix) and len(c) > len(suffix)]
-    if loss in columns or not wide:
+    if loss in columns or not _chart_columns(columns, loss):
         if loss not in columns:
             metrics = sorted({c.rsplit(" - ", 1)[1] for c in columns if " - " in c and not c.endswith(WANDB_BAND_SUFFIXES)})
             hint = f"; the chart export has metric(s) {', '.join(metrics)}" if metrics else ""
@@ -437,14 +560,25 @@ def load_wandb(
                 raise RunTableError(f"{source}: no {what} column (looked for {found or ', '.join(options)}; found: "
                                     f"{', '.join(columns)}); name it with {what}_column=")
         long = pd.DataFrame({"run": raw[run_col].astype(str), "step": raw[step_col], "loss": raw[loss]})
+        rate_col = learning_rate or next((c for c in WANDB_LR_COLUMNS if c in columns), None)
+        if rate_col is not None and rate_col in columns:
+            long["learning_rate"] = raw[rate_col]
     else:
         step_col = step_column or next((c for c in WANDB_STEP_COLUMNS if c in columns), None)
         if step_col is None or step_col not in columns:
             raise RunTableError(f"{source}: a chart export needs a Step column (found: {', '.join(columns)}); "
                                 "name it with step_column=")
-        melted = raw[[step_col, *wide]].melt(id_vars=step_col, var_name="run", value_name="loss")
-        long = pd.DataFrame({"run": melted["run"].str[:-len(suffix)], "step": melted[step_col],
-                             "loss": melted["loss"]})
+        long = _chart_metric(raw, step_col, loss).rename(columns={"value": "loss"})
+        rate_col = learning_rate or next((m for m in WANDB_LR_COLUMNS if _chart_columns(columns, m)), None)
+        rates = None if rate_col is None else _chart_metric(raw, step_col, rate_col)
+        if rates is not None:
+            long = long.merge(rates.rename(columns={"value": "learning_rate"}), on=["run", "step"], how="left")
+    if learning_rate is not None and "learning_rate" not in long.columns:
+        raise RunTableError(f"{source}: no learning-rate metric {learning_rate!r} (found: {', '.join(columns)}); "
+                            "pass its name as learning_rate=, or leave it out to look for "
+                            f"{', '.join(WANDB_LR_COLUMNS)}")
+    if "learning_rate" in long.columns:
+        long["learning_rate"] = _last_logged(long["learning_rate"], long["run"], long["step"])
     long = long.loc[long["loss"].notna()].reset_index(drop=True)
     if long.empty:
         raise RunTableError(f"{source}: the metric {loss!r} has no logged values")
@@ -457,5 +591,6 @@ def load_wandb(
     long["batch_tokens"] = _per_run(batch_tokens, long["run"], "batch_tokens", source)
     if split is not None:
         long["split"] = split
-    return validate_runs(long[["run", "params", "batch_tokens", "step", "loss", *(["split"] if split else [])]],
-                         source=source)
+    keep = ["run", "params", "batch_tokens", "step", "loss", *(["split"] if split else []),
+            *(["learning_rate"] if "learning_rate" in long.columns else [])]
+    return validate_runs(long[keep], source=source)

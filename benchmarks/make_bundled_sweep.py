@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,23 @@ DEST = Path("bayescale/data")
 SESSIONS = "bundled_sweep_sessions{}.json"  # one log per shard: "" or "-0of2", "-1of2", ...
 
 
-def train_grid(grid: Path, out: Path, threads: int, shard: tuple[int, int] = (0, 1)) -> None:
-    """Run (or resume) one shard of the sweep and log this session's wall time in ``OUT``."""
+def packaged_runs(dest: Path) -> set[str]:
+    """Run ids of the sweep already packaged in ``dest/sweep_runs.csv`` (none without the file)."""
+    try:
+        with open(dest / "sweep_runs.csv", newline="") as handle:
+            return {row["run"] for row in csv.DictReader(handle)}
+    except FileNotFoundError:
+        return set()
+
+
+def train_grid(
+    grid: Path, out: Path, threads: int, shard: tuple[int, int] = (0, 1), skip: Collection[str] = ()
+) -> None:
+    """Run (or resume) one shard of the grid's runs not in ``skip`` (those packaged already) and
+    log this session's wall time in ``OUT``."""
     spec = load_grid(grid)
     spec["threads"] = threads
-    configs = expand_grid(spec)
+    configs = [c for c in expand_grid(spec) if c.run_id() not in skip]
     started = time.time()
     result = run_sweep(configs, out, shard=shard)
     sessions_path = out / SESSIONS.format("" if shard == (0, 1) else f"-{shard[0]}of{shard[1]}")
@@ -174,7 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.collect_only:
-        train_grid(args.grid, args.out, args.threads, args.shard)
+        train_grid(args.grid, args.out, args.threads, args.shard, skip=packaged_runs(args.dest))
         if args.shard != (0, 1):
             print(f"shard {args.shard[0]}/{args.shard[1]} done; package with --collect-only when all shards are")
             return

@@ -1,6 +1,7 @@
 """Adapters for the public run formats, on small excerpts written by the tests themselves."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 
 from bayescale.curves import transient_mask
 from bayescale.runs import GEMSTONES_VOCAB, RunTableError, load_gadre2024, load_gemstones2025
+from bayescale.schedules import table_features
 
 
 def _gadre_rows() -> pd.DataFrame:
@@ -23,6 +25,7 @@ def _gadre_rows() -> pd.DataFrame:
         "seq_len": [2048, 2048, 2048, 2048],
         "lr": [3e-3, 3e-3, 3e-3, 3e-4],
         "warmup_steps": [100, 100, 1000, 5000],
+        "lr_cooldown_end": [3e-5, 3e-5, 3e-5, 3e-5],
         "loss_c4_val": [5.55, 5.22, 3.80, 2.38],
         "loss_openlm": [6.1, 5.9, 4.4, 3.1],
         "steps": [806.3745, 1612.749, 1505.166, 32851.27],
@@ -53,6 +56,25 @@ def test_gadre_final_losses_are_kept_even_when_shorter_than_twice_the_warmup(tmp
     assert transient_mask(runs.reset_index()).all()
     curve = pd.DataFrame({"run": "a", "step": [50.0, 150.0, 300.0, 1000.0], "warmup_steps": 100.0})
     assert list(transient_mask(curve)) == [False, False, True, True]
+
+
+def test_gadre_runs_carry_their_cosine_schedule(tmp_path):
+    """Each published loss ends a cosine decay from lr to lr_cooldown_end: the rows specify it,
+    so the schedule-aware laws need no assumption (no ScheduleWarning)."""
+    path = tmp_path / "final_losses.csv"
+    raw = _gadre_rows()
+    raw.to_csv(path, index=False)
+    runs = load_gadre2024(path).set_index("run").loc[raw["name"]]
+    assert runs["schedule"].eq("cosine").all()
+    np.testing.assert_array_equal(runs["total_steps"], runs["step"])
+    np.testing.assert_allclose(runs["final_lr_fraction"], [0.01, 0.01, 0.01, 0.1])  # the 7B run: lr 3e-4
+    np.testing.assert_array_equal(runs["warmup_steps"], [100, 100, 1000, 5000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = table_features(runs.reset_index())
+    assert (features["lr_anneal"] > 0).all()  # every run ends its decay
+    _gadre_rows().drop(columns=["lr_cooldown_end"]).to_csv(path, index=False)
+    assert "final_lr_fraction" not in load_gadre2024(path).columns  # the specification's default applies
 
 
 def test_gadre_takes_the_launch_batch_where_the_recorded_one_contradicts_the_steps(tmp_path):
@@ -114,6 +136,19 @@ def test_gemstones_derives_non_embedding_parameters(tmp_path):
     assert set(runs["batch_tokens"]) == {4194304.0}
     np.testing.assert_array_equal(runs["step"], [477, 954, 1431] * 2)
     np.testing.assert_allclose(runs.loc[runs["step"] == 954, "loss"], 3.8)
+
+
+def test_gemstones_runs_are_constant_after_warm_up(tmp_path):
+    path = tmp_path / "train_loss_curves.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _gemstones_rows()))
+    runs = load_gemstones2025(path)
+    assert runs["schedule"].eq("constant").all() and "warmup_steps" not in runs.columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = table_features(runs)
+    np.testing.assert_allclose(np.exp(features["log_lr_area"]), runs["step"])  # constant: the area is the step
+    path.write_text("".join(json.dumps({**r, "warmup_steps": 100}) + "\n" for r in _gemstones_rows()))
+    assert load_gemstones2025(path)["warmup_steps"].eq(100).all()
 
 
 def test_gemstones_missing_columns(tmp_path):

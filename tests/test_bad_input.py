@@ -238,6 +238,13 @@ def test_attention_flops_accepts_its_documented_default_of_zero(capsys):
      "runs.csv: missing required column(s) loss"),
     (lambda p: p.write_text(""), "runs.csv: cannot be parsed as csv"),
     (lambda p: p.write_text("run,params,batch_tokens,step,loss\n"), "runs.csv: the table has no rows"),
+    (lambda p: _runs().assign(learning_rate=[1e-3, 1e-3, -1e-3, 1e-3, 1e-3, 1e-3]).to_csv(p, index=False),
+     "runs.csv: row 3: learning_rate=-0.001 must be a finite number >= 0"),
+    (lambda p: _runs().assign(schedule="step_decay").to_csv(p, index=False),
+     "runs.csv: row 1: schedule='step_decay' is not a schedule bayescale knows; use one of constant, cosine, wsd, "
+     "linear, or leave it blank (6 rows in all)"),
+    (lambda p: _runs().assign(total_steps=250.0).to_csv(p, index=False),
+     "runs.csv: row 1: total_steps=250 but run 'a' reaches step 300"),
 ])
 def test_fit_rejects_tables_it_cannot_use(tmp_path, capsys, no_sampling, write, pattern):
     write(tmp_path / "runs.csv")

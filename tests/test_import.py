@@ -67,6 +67,28 @@ def test_load_wandb_wide_chart_export(tmp_path):
         bayescale.load_wandb(wandb_wide(), loss="train/loss", params=1e5, batch_tokens=1024)
 
 
+def test_load_wandb_maps_the_logged_learning_rate(tmp_path):
+    """The per-step rate becomes learning_rate: found under a common name or named, taken
+    from the last step it was logged at, in both export layouts."""
+    history = wandb_long().query("_step > 0").reset_index(drop=True)
+    history["lr"] = np.where(history["_step"] % 20 == 0, np.nan, 1e-3 / history["_step"])  # logged between evals
+    runs = bayescale.load_wandb(history, loss="eval/loss", params=1e5, batch_tokens=2048)
+    np.testing.assert_allclose(runs["learning_rate"], [1e-3 / 10, 1e-3 / 30] * 2)
+    renamed = history.rename(columns={"lr": "optim/lr_group0"})
+    assert "learning_rate" not in bayescale.load_wandb(renamed, loss="eval/loss", params=1e5, batch_tokens=2048)
+    named = bayescale.load_wandb(renamed, loss="eval/loss", params=1e5, batch_tokens=2048,
+                                 learning_rate="optim/lr_group0")
+    np.testing.assert_array_equal(named["learning_rate"], runs["learning_rate"])
+    with pytest.raises(RunTableError, match=r"no learning-rate metric 'lr/adam'.*learning_rate, lr, train/"):
+        bayescale.load_wandb(history, loss="eval/loss", params=1e5, batch_tokens=2048, learning_rate="lr/adam")
+
+    chart = wandb_wide().query("Step > 0")
+    for run in ("gpt-1e5 lr3e-3", "gpt-3e5 lr3e-3"):
+        chart[f"{run} - train/learning_rate"] = 3e-3 * (1 - chart["Step"] / 400)
+    wide = bayescale.load_wandb(chart, loss="eval/loss", params=1e5, batch_tokens=1024)
+    np.testing.assert_allclose(wide["learning_rate"], 3e-3 * (1 - wide["step"] / 400))
+
+
 def test_set_batch_constant_sequences_and_conflicts():
     table = pd.DataFrame({"run": ["a", "a"], "params": [1e5, 1e5], "step": [1, 2], "loss": [3.0, 2.9]})
     assert set_batch(table, batch_tokens=4096)["batch_tokens"].eq(4096).all()

@@ -105,6 +105,72 @@ def test_mapping_onto_a_name_the_file_already_has_keeps_both(tmp_path):
 
 
 
+def _scheduled(**columns) -> pd.DataFrame:
+    """Two runs logged on two splits at each step, with a learning rate and a schedule."""
+    df = pd.DataFrame({
+        "run": ["a"] * 4 + ["b"] * 2, "params": 1e5, "batch_tokens": 1024.0,
+        "step": [100.0, 100.0, 200.0, 200.0, 100.0, 300.0], "loss": [2.0, 2.1, 1.8, 1.9, 1.9, 1.7],
+        "split": ["in", "out", "in", "out", "in", "in"],
+        "learning_rate": [1e-3, 1e-3, 5e-4, 5e-4, 1e-3, 1e-3], "schedule": ["cosine"] * 4 + ["constant"] * 2,
+        "warmup_steps": 10.0, "final_lr_fraction": 0.1, "decay_fraction": 0.2, "total_steps": [200.0] * 4 + [300.0] * 2,
+    })
+    for col, (row, value) in columns.items():
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = value
+    return df
+
+
+def test_schedule_columns_are_read_and_blank_cells_pass():
+    runs = validate_runs(_scheduled(learning_rate=(slice(4, 5), np.nan), schedule=(4, " "), total_steps=(0, None)))
+    assert runs["learning_rate"].dtype == float and runs["learning_rate"].isna().sum() == 2
+    assert runs["schedule"].isna().sum() == 1 and set(runs["schedule"].dropna()) == {"cosine", "constant"}
+
+
+@pytest.mark.parametrize("col,row,value,pattern", [
+    ("learning_rate", 2, -1e-3, r"x.csv: row 3: learning_rate=-0.001 must be a finite number >= 0 \(the rate in "
+                                r"effect at that step\)$"),
+    ("learning_rate", 2, np.inf, r"x.csv: row 3: learning_rate=inf must be a finite number >= 0"),
+    ("learning_rate", 2, "fast", r"x.csv: row 3: learning_rate='fast' is not a number"),
+    ("learning_rate", 1, 2e-3, r"x.csv: row 2: learning_rate=0.002 but an earlier row of run 'a' at step 100 says "
+                               r"0.001; the rows of one step \(one per split\) share the rate in effect at that step$"),
+    ("schedule", 4, "onecycle", r"x.csv: row 5: schedule='onecycle' is not a schedule bayescale knows; use one of "
+                                r"constant, cosine, wsd, linear, or leave it blank$"),
+    ("final_lr_fraction", 0, 1.5, r"x.csv: row 1: final_lr_fraction=1.5 must be in \[0, 1\] \(final rate / peak rate\) "
+                                  r"\(6 rows in all\)$"),
+    ("decay_fraction", 0, 0.0, r"x.csv: row 1: decay_fraction=0 must be in \(0, 1\]"),
+    ("total_steps", 0, -5.0, r"x.csv: row 1: total_steps=-5 must be > 0"),
+    ("total_steps", 5, 250.0, r"x.csv: row 6: total_steps=250 but run 'b' reaches step 300; total_steps is the "
+                              r"planned last step of the schedule, at least the last step logged \(fix it or leave "
+                              r"it blank\)$"),
+])
+def test_bad_schedule_cells_give_file_row_and_fix(col, row, value, pattern):
+    table = _scheduled()
+    if col in ("final_lr_fraction", "decay_fraction"):
+        table[col] = value  # every row: the range check names the first and counts them
+    else:
+        table = _scheduled(**{col: (row, value)})
+    with pytest.raises(RunTableError, match=pattern):
+        validate_runs(table, source="x.csv")
+
+
+def test_the_schedule_may_not_change_within_a_run_and_must_run_at_some_step():
+    with pytest.raises(RunTableError, match=r"x.csv: run 'a' changes schedule mid-run \(constant, cosine\); give "
+                                            r"each configuration its own run id"):
+        validate_runs(_scheduled(schedule=(3, "constant")), source="x.csv")
+    with pytest.raises(RunTableError, match=r"run 'a' changes warmup_steps mid-run \(10, 20\)"):
+        validate_runs(_scheduled(warmup_steps=(0, 20.0)), source="x.csv")
+    with pytest.raises(RunTableError, match=r"x.csv: run 'b' has learning_rate 0 at every step; give the rate in "
+                                            r"effect at each step, or leave the cells blank to use the run's schedule"):
+        validate_runs(_scheduled(learning_rate=(slice(4, 5), 0.0)), source="x.csv")
+    validate_runs(_scheduled(learning_rate=(4, 0.0)))  # a zero rate at one step is allowed
+
+
+def test_drop_mode_drops_rows_that_disagree_on_the_learning_rate():
+    with pytest.warns(UserWarning, match=r"dropped 1 of 6 rows: 1 x <run table>: row 4: learning_rate=0.0001 but"):
+        out = validate_runs(_scheduled(learning_rate=(3, 1e-4)), on_invalid="drop")
+    assert len(out) == 5 and out["learning_rate"].tolist() == [1e-3, 5e-4, 1e-3, 1e-3, 1e-3]  # sorted by split
+
+
 def test_one_size_or_one_batch_warns_that_the_prior_decides():
     df = validate_runs(_table(params=(slice(0, 4), 1e5)).assign(params=1e5))
     with pytest.warns(IdentifiabilityWarning) as record:  # the Kaplan law's constants (the law warns)

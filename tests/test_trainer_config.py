@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 
 import pytest
+from bayescale.schedules import KINDS, Schedule
 from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid
-from bayescale.trainer.config import eval_steps
+from bayescale.trainer.config import SCHEDULES, eval_steps
 
 DATA = Path(__file__).resolve().parent.parent / "bayescale" / "data"
 
@@ -83,11 +84,12 @@ def test_from_dict_rejects_unknown_keys() -> None:
         ({"width": 64, "heads": 3}, "width 64 is not divisible by heads 3"),
         ({"steps": 0}, "steps must be a positive integer, got 0"),
         ({"warmup_steps": 1000}, "warmup_steps 1000 must be smaller than steps 1000"),
-        ({"schedule": "linear"}, "unknown schedule 'linear'; choose one of constant, cosine, wsd"),
+        ({"schedule": "onecycle"}, "unknown schedule 'onecycle'; choose one of constant, cosine, wsd, linear"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
         ({"lr": float("nan")}, "lr must be a positive number, got nan"),
         ({"beta2": 1.0}, "AdamW betas must be below 1"),
         ({"min_lr_ratio": 2.0}, r"min_lr_ratio must lie in \[0, 1\]"),
+        ({"decay_fraction": 0.0}, r"decay_fraction must lie in \(0, 1\], got 0.0"),
         ({"eval_tokens": 64}, "eval_tokens 64 is smaller than context 128"),
         ({"threads": 0}, "threads must be a positive integer, got 0"),
         ({"max_loss_factor": 1.0}, "max_loss_factor must be a number above 1"),
@@ -140,3 +142,20 @@ def test_wsd_schedule() -> None:
     assert c.lr_at(800) == pytest.approx(1e-3 * (1 - 1 / 200))
     assert c.lr_at(899) == pytest.approx(0.5e-3)
     assert c.lr_at(999) == pytest.approx(0.0)
+
+
+def test_linear_schedule() -> None:
+    c = config(lr=1e-3, warmup_steps=100, schedule="linear", min_lr_ratio=0.1)
+    assert c.lr_at(100) == pytest.approx(1e-3)
+    assert c.lr_at(550) == pytest.approx(1e-3 * (1 - 0.9 * 450 / 899))
+    assert c.lr_at(999) == pytest.approx(1e-4)
+
+
+def test_the_trainer_and_the_laws_share_one_schedule() -> None:
+    """The trainer's choices are bayescale.schedules' shapes, and its rates are Schedule's."""
+    assert SCHEDULES == KINDS
+    for kind in SCHEDULES:
+        c = config(lr=2e-3, warmup_steps=50, schedule=kind, min_lr_ratio=0.05, decay_fraction=0.3)
+        assert c.lr_schedule() == Schedule(kind, warmup_steps=50, final_lr_fraction=0.05, decay_fraction=0.3)
+        assert (c.learning_rates() == c.lr_schedule().relative_rates(1000) * 2e-3).all()
+        assert c.lr_at(700) == c.learning_rates()[700]

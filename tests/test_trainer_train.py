@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from bayescale.trainer import (
     analytic_param_counts,
     train,
 )
-from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, LEGACY_COLUMNS, read_table, run_lock
+from bayescale.runs import load_runs
+from bayescale.schedules import Schedule, table_features
+from bayescale.trainer.records import COLUMNS, FINAL_STATUSES, LAYOUTS, read_table, run_lock
 from bayescale.trainer.training import checkpoint_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,6 +125,29 @@ def test_table_passes_the_library_validator(tmp_path: Path) -> None:
     train(tiny(steps=12, eval_every=4, seed=1), tmp_path, quiet=True)
     table = runs.load_runs(tmp_path / "runs.csv")
     assert len(table) == len(read_rows(tmp_path))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
+def test_rows_record_the_learning_rate_of_the_last_step_and_the_schedule(tmp_path: Path, schedule: str) -> None:
+    """Row ``step=S`` carries the rate of 0-based step S-1, as bayescale.schedules computes it
+    from the specification the row also carries; the schedule-aware laws read it back."""
+    config = tiny(steps=20, eval_every=4, schedule=schedule, min_lr_ratio=0.2, decay_fraction=0.3)
+    train(config, tmp_path, quiet=True)
+    rows = read_rows(tmp_path)
+    expected = Schedule(schedule, warmup_steps=3, final_lr_fraction=0.2, decay_fraction=0.3).relative_rates(20)
+    for r in rows:
+        assert float(r["learning_rate"]) == expected[int(r["step"]) - 1] * config.lr
+        assert (r["schedule"], r["warmup_steps"], r["final_lr_fraction"], r["decay_fraction"], r["total_steps"]) == (
+            schedule, "3", "0.2", "0.3", "20")
+    assert float(rows[-1]["learning_rate"]) == pytest.approx(0.2 * config.lr)  # the decay ends at the floor
+    assert len({r["learning_rate"] for r in rows}) > 3
+    table = load_runs(tmp_path / "runs.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ScheduleWarning: nothing is assumed
+        from_rates = table_features(table)
+        from_spec = table_features(table.drop(columns="learning_rate"))
+    # the same schedule, read from the logged rates (linear between the logged steps) or the specification
+    np.testing.assert_allclose(from_rates["log_lr_area"], from_spec["log_lr_area"], rtol=5e-3)
 
 
 def test_identical_runs_are_deterministic(tmp_path: Path) -> None:
@@ -313,16 +339,17 @@ def test_accumulated_micro_batches_match_the_full_batch(tmp_path: Path) -> None:
     assert {r["micro_batch_tokens"] for r in read_rows(tmp_path / "whole")} == {"256"}
 
 
-def test_rows_keep_the_layout_of_an_older_table(tmp_path: Path) -> None:
-    """A table written before micro_batch_tokens was a column gets rows without it."""
-    (tmp_path / "runs.csv").write_text(",".join(LEGACY_COLUMNS) + "\n")
+@pytest.mark.parametrize("columns", LAYOUTS[1:], ids=["before-schedule-columns", "before-micro-batches"])
+def test_rows_keep_the_layout_of_an_older_table(tmp_path: Path, columns: tuple[str, ...]) -> None:
+    """A table written before the newer columns existed gets rows without them."""
+    (tmp_path / "runs.csv").write_text(",".join(columns) + "\n")
     config = tiny(steps=10, checkpoint_every=5)
     with pytest.raises(Crash):
         train(config, tmp_path, quiet=True, on_step=crash_at(8))  # rows past step 5 are rewritten on resume
     train(config, tmp_path, quiet=True)
     lines = (tmp_path / "runs.csv").read_text().splitlines()
-    assert lines[0] == ",".join(LEGACY_COLUMNS)
-    assert all(line.count(",") == len(LEGACY_COLUMNS) - 1 for line in lines)
+    assert lines[0] == ",".join(columns)
+    assert all(line.count(",") == len(columns) - 1 for line in lines)
     assert [int(r["step"]) for r in read_table(tmp_path) if r["split"] == "in_domain"] == config.eval_steps()
 
 

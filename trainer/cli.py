@@ -41,7 +41,9 @@ examples:
 
 Appends one row per evaluation and split to OUT/runs.csv (run, params, batch_tokens,
 step, loss, tokens, split, lr, seed, params_total, context, schedule, warmup_steps,
-micro_batch_tokens) and writes OUT/<run>.json. Run the same command again to resume a killed run from
+micro_batch_tokens, learning_rate, final_lr_fraction, decay_fraction, total_steps;
+learning_rate is the rate of the last optimizer step taken) and writes
+OUT/<run>.json. Run the same command again to resume a killed run from
 OUT/checkpoints/<run>.pt; a run that already ended is not trained again.
 """
 
@@ -100,7 +102,7 @@ def _add_training_options(parser: argparse.ArgumentParser, out_required: bool = 
     group.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: min(100, steps // 10))")
     group.add_argument("--schedule", choices=SCHEDULES, help=_help("schedule", "learning-rate schedule after warm-up"))
     group.add_argument(
-        "--min-lr-ratio", type=float, help=_help("min_lr_ratio", "final lr / peak lr for cosine and wsd")
+        "--min-lr-ratio", type=float, help=_help("min_lr_ratio", "final lr / peak lr for cosine, linear and wsd")
     )
     group.add_argument(
         "--decay-fraction", type=float, help=_help("decay_fraction", "fraction of steps in the wsd decay")

@@ -1,7 +1,9 @@
 """Training configuration, run ids, evaluation steps and learning-rate schedules.
 
 This module needs neither torch nor numpy, so the command line can parse and validate
-a run without loading PyTorch.
+a run without loading PyTorch. The schedule's formulas are those of
+:class:`bayescale.schedules.Schedule` (one implementation for the trainer and the laws),
+imported when a run asks for its rates.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-SCHEDULES = ("constant", "cosine", "wsd")
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bayescale.schedules import Schedule
+
+#: ``bayescale.schedules.KINDS``, spelled out so that parsing a command loads no numpy
+#: (tests/test_trainer_config.py keeps the two equal).
+SCHEDULES = ("constant", "cosine", "wsd", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
@@ -78,11 +87,12 @@ class TrainConfig:
         warmup_steps: linear warm-up steps, lr·(s+1)/warmup for s < warmup; ``None``
             is ``min(100, steps // 10)``.
         schedule: ``constant`` (after warm-up), ``cosine`` (decay to
-            ``min_lr_ratio``·lr at the last step) or ``wsd`` (warm-up, stable, then a
-            linear decay to ``min_lr_ratio``·lr over the last ``decay_fraction`` of
-            the steps).
-        min_lr_ratio: final learning rate of ``cosine``/``wsd`` as a fraction of lr.
-        decay_fraction: fraction of the steps used by the ``wsd`` decay.
+            ``min_lr_ratio``·lr at the last step), ``linear`` (the same, linear) or
+            ``wsd`` (warm-up, stable, then a linear decay to ``min_lr_ratio``·lr over
+            the last ``decay_fraction`` of the steps); see :meth:`learning_rates`.
+        min_lr_ratio: final learning rate of ``cosine``/``linear``/``wsd`` as a
+            fraction of lr.
+        decay_fraction: fraction of the steps used by the ``wsd`` decay, in (0, 1].
         weight_decay: decoupled (AdamW) weight decay on matrices (parameters with two
             or more dimensions, embeddings included); gains are not decayed.
         beta1, beta2: AdamW moment coefficients.
@@ -204,10 +214,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_finite(value) or value < 0:
                 raise TrainerError(f"{name} must be a non-negative number, got {value!r}")
-        for name in ("min_lr_ratio", "decay_fraction"):
-            value = getattr(self, name)
-            if not _is_finite(value) or not 0 <= value <= 1:
-                raise TrainerError(f"{name} must lie in [0, 1], got {value!r}")
+        if not _is_finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+            raise TrainerError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio!r}")
+        if not _is_finite(self.decay_fraction) or not 0 < self.decay_fraction <= 1:
+            raise TrainerError(f"decay_fraction must lie in (0, 1], got {self.decay_fraction!r}")
         if not _is_finite(self.max_loss_factor) or self.max_loss_factor <= 1:
             raise TrainerError(f"max_loss_factor must be a number above 1, got {self.max_loss_factor!r}")
         if self.schedule not in SCHEDULES:
@@ -315,9 +325,34 @@ class TrainConfig:
         """
         return eval_steps(self.steps, self.eval_log_points, self.eval_every)
 
+    def lr_schedule(self) -> Schedule:
+        """This run's schedule as a :class:`bayescale.schedules.Schedule`: ``schedule`` with
+        ``warmup_steps``, final fraction ``min_lr_ratio`` and ``decay_fraction``."""
+        from bayescale.schedules import Schedule  # numpy: loaded when a run starts, not when a command parses
+
+        return Schedule(self.schedule, warmup_steps=self.warmup_steps, final_lr_fraction=self.min_lr_ratio,
+                        decay_fraction=self.decay_fraction)
+
+    def learning_rates(self) -> np.ndarray:
+        """Learning rate of every optimizer step, 0-based ``s = 0 .. steps - 1``: ``lr`` times
+        :meth:`lr_schedule`'s relative rate (:meth:`bayescale.schedules.Schedule.relative_rates`).
+
+        With peak η, warm-up W, steps S and floor r = ``min_lr_ratio``:
+
+        * warm-up (all schedules): η·(s+1)/W for s < W;
+        * constant: η;
+        * cosine: η·(r + (1−r)·(1 + cos(π·p))/2), p = (s−W)/(S−1−W), reaching r·η at the
+          last step;
+        * linear: η·(1 − (1−r)·p), the same p;
+        * wsd: η until the decay starts at D = S − round(``decay_fraction``·S), then
+          η·(1 − (1−r)·(s−D+1)/(S−D)), reaching r·η at the last step.
+        """
+        return self.lr_schedule().relative_rates(self.steps) * self.lr
+
     def lr_at(self, step: int) -> float:
-        """Learning rate of optimizer step ``step`` (0-based; see :func:`lr_at`)."""
-        return lr_at(step, self)
+        """Learning rate of 0-based optimizer step ``step`` (one entry of :meth:`learning_rates`,
+        which a training loop computes once)."""
+        return float(self.learning_rates()[step])
 
 
 def eval_steps(steps: int, log_points: int, every: int | None = None) -> list[int]:
@@ -331,35 +366,6 @@ def eval_steps(steps: int, log_points: int, every: int | None = None) -> list[in
     interval = every if every is not None else max(1, steps // 10)
     chosen.update(range(interval, steps + 1, interval))
     return sorted(s for s in chosen if 1 <= s <= steps)
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate for 0-based optimizer step ``step`` of ``config``'s schedule.
-
-    With peak η, warm-up W, steps S and floor r = ``min_lr_ratio``:
-
-    * warm-up (all schedules): η·(s+1)/W for s < W;
-    * constant: η;
-    * cosine: η·(r + (1−r)·(1 + cos(π·p))/2), p = (s−W)/(S−1−W), reaching r·η at the
-      last step;
-    * wsd: η until the decay starts at D = S − round(``decay_fraction``·S), then
-      η·(1 − (1−r)·(s−D+1)/(S−D)), reaching r·η at the last step.
-    """
-    peak, warmup, total = config.lr, config.warmup_steps, config.steps
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    if config.schedule == "constant":
-        return peak
-    floor = config.min_lr_ratio
-    if config.schedule == "cosine":
-        span = total - 1 - warmup
-        progress = 1.0 if span <= 0 else min(1.0, (step - warmup) / span)
-        return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-    decay_start = max(warmup, total - round(config.decay_fraction * total))
-    if step < decay_start:
-        return peak
-    decay_len = total - decay_start
-    return peak * (1 - (1 - floor) * min(1.0, (step - decay_start + 1) / decay_len))
 
 
 def micro_batch_choices(tokens: int, context: int, micro: int) -> str:

@@ -19,8 +19,9 @@ to a temporary file in the same folder, are flushed to disk and moved into place
 
 A run is trained by one process at a time: :func:`run_lock` holds ``flock`` on
 ``OUT/locks/<run>.lock`` (without fcntl, on Windows, there is no lock: one writer per
-output folder). Tables written before the ``micro_batch_tokens`` column existed
-(:data:`LEGACY_COLUMNS`) keep their layout: rows appended to them leave it out.
+output folder). Tables written by earlier versions (:data:`LAYOUTS`: before the
+schedule columns, before ``micro_batch_tokens``) keep their layout: rows appended to
+them leave the newer columns out.
 """
 
 from __future__ import annotations
@@ -59,9 +60,15 @@ COLUMNS = (
     "schedule",
     "warmup_steps",
     "micro_batch_tokens",
+    "learning_rate",
+    "final_lr_fraction",
+    "decay_fraction",
+    "total_steps",
 )
-#: Header of run tables written before micro-batches were recorded; still appended to.
-LEGACY_COLUMNS = COLUMNS[:-1]
+#: Every header this trainer has written, newest first: today's, the one before the
+#: schedule columns (learning_rate ... total_steps), the one before micro_batch_tokens.
+#: Tables with an older header are still appended to, in their own layout.
+LAYOUTS = (COLUMNS, COLUMNS[:-4], COLUMNS[:-5])
 LOCK_DIR = "locks"
 FINAL_STATUSES = ("finished", "diverged")
 # Permissions of files written atomically (mkstemp would leave them private, 0600).
@@ -181,9 +188,9 @@ def _csv_value(value: Any) -> Any:
 
 
 def _check_header(path: Path, first_line: bytes) -> tuple[str, ...]:
-    """The columns of the table whose first line is ``first_line``: COLUMNS or LEGACY_COLUMNS."""
+    """The columns of the table whose first line is ``first_line``: one of :data:`LAYOUTS`."""
     found = first_line.decode(errors="replace").strip()
-    for columns in (COLUMNS, LEGACY_COLUMNS):
+    for columns in LAYOUTS:
         if found == ",".join(columns):
             return columns
     raise TrainerError(
@@ -218,7 +225,7 @@ def append_rows(out_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Append ``rows`` (dicts with :data:`COLUMNS` keys) to ``OUT/runs.csv`` durably.
 
     Writes the header when the file is new or empty, checks it otherwise (a table
-    with :data:`LEGACY_COLUMNS` gets rows in that layout).
+    with an older header of :data:`LAYOUTS` gets rows in that layout).
     """
     if not rows:
         return

@@ -11,7 +11,12 @@ per split in the run-table schema (:data:`~.records.COLUMNS`):
   processes when the step is not split; see ``TrainConfig.micro_batch_tokens``);
 * ``loss`` = mean cross-entropy in nats per token (per byte for byte corpora) over
   the split's fixed evaluation windows (:func:`~.data.eval_windows`);
-* ``lr`` = the peak learning rate; ``schedule``, ``warmup_steps``, ``seed``, ``context``.
+* ``learning_rate`` = the rate of the last optimizer step taken (0-based step
+  ``step - 1``), from :meth:`~.config.TrainConfig.learning_rates`, which the loop also
+  sets;
+* ``lr`` = the peak learning rate; the schedule's specification ``schedule``,
+  ``warmup_steps``, ``final_lr_fraction`` (= ``min_lr_ratio``), ``decay_fraction`` and
+  ``total_steps`` (= ``steps``); ``seed``, ``context``.
 
 Determinism: the initialisation is seeded by ``config.seed``; the batch of step s is
 drawn from ``numpy.random.default_rng([seed, s])``, so the data position of a run is
@@ -60,6 +65,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+
+from bayescale import schedules
 
 from .config import DiskFullError, RunBusyError, TrainConfig, TrainerError
 from .data import Corpus, check_corpus_size, eval_windows, load_corpus
@@ -176,9 +183,9 @@ def _cpu_name() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> dict[str, Any] | None:
-    """Commit of the git checkout holding this package, if any, and whether the trainer's
-    own files (the code that trains) differ from it; sweep grids and data elsewhere in
-    the checkout do not count.
+    """Commit of the git checkout holding this package, if any, and whether the code that
+    trains differs from it: the trainer's own files and :mod:`bayescale.schedules` (its
+    learning rates); sweep grids and data elsewhere in the checkout do not count.
 
     Read once per process, so a long sweep records the code it imported.
     """
@@ -190,7 +197,7 @@ def _git_commit() -> dict[str, Any] | None:
         if commit.returncode != 0:
             return None
         status = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--", "."],
+            ["git", "-C", str(here), "status", "--porcelain", "--", ".", str(Path(schedules.__file__).resolve())],
             capture_output=True,
             text=True,
             timeout=10,
@@ -551,7 +558,11 @@ def _train(
         "schedule": config.schedule,
         "warmup_steps": config.warmup_steps,
         "micro_batch_tokens": micro_tokens,
+        "final_lr_fraction": config.min_lr_ratio,
+        "decay_fraction": config.decay_fraction,
+        "total_steps": config.steps,
     }
+    rates = config.learning_rates()
     if info.main:
         write_json(out / f"{run}.json", metadata)
 
@@ -597,7 +608,7 @@ def _train(
         for step in range(start_step, config.steps):
             if step > start_step:
                 clock.timed_steps += 1
-            lr = config.lr_at(step)
+            lr = float(rates[step])
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = _accumulate_gradients(forward, wrapped, batches(step), autocast)
@@ -620,7 +631,8 @@ def _train(
                     append_rows(
                         out,
                         [
-                            {**rows_base, "step": done, "loss": v, "tokens": config.batch_tokens * done, "split": k}
+                            {**rows_base, "step": done, "loss": v, "tokens": config.batch_tokens * done, "split": k,
+                             "learning_rate": lr}
                             for k, v in losses.items()
                         ],
                     )
