@@ -4,8 +4,8 @@
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
 2. Fit a law form (one group per split; by default the schedule-aware Kaplan/Su law,
-   ``kaplan_schedule``) on every size but the largest, and on the constant and cosine
-   runs only (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts
+   ``kaplan_schedule``, or ``kaplan`` when no fitted run decays its rate) on every size
+   but the largest, and on the constant and cosine runs only (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts
    need a law with a critical batch.
 3. Predict what was held out and compare with what it really did, per split: the
    largest size at each of its batch sizes, and the runs of a schedule never fitted
@@ -38,6 +38,7 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 from bayescale.fit import FitResult, fit
 from bayescale.models.law import Law
+from bayescale.models.registry import irreducible_variant
 from bayescale.predict import (loss_draws, predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory, quantile_bands)
 from bayescale.runs import validate_runs
@@ -98,7 +99,8 @@ def _held_out_check(result: FitResult, held: pd.DataFrame, group_by: str, what: 
             band = pd.DataFrame({"step": curve["step"].to_numpy(), "median": median, "lower": lo90, "upper": hi90})
             label = f"B = {B:g} tokens" if what == "size" else f"N = {N:.3g}, {curve['schedule'].iloc[0]}"
             curves.append((str(split), label, curve, band))
-        rows.append({"held_out": what, "split": split, "runs": part["run"].nunique(), "points": len(errors),
+        rows.append({"held_out": what, "split": split, "params": float(part["params"].max()),
+                     "runs": part["run"].nunique(), "points": len(errors),
                      "median_abs_rel_error": float(np.median(errors)), "coverage_50": float(np.mean(in50)),
                      "coverage_90": float(np.mean(in90))})
     return pd.DataFrame(rows), curves
@@ -232,11 +234,15 @@ def run_demo(
     draws: int = DEMO_DRAWS,
     seed: int = 0,
     target_loss: float | None = None,
-    law: str | Law = "kaplan_schedule",
+    law: str | Law | None = None,
+    irreducible: bool = False,
     progress: bool = True,
     warn: bool = True,
 ) -> DemoResult:
-    """Run the demo (see the module docstring) and write its outputs to ``out_dir``."""
+    """Run the demo (see the module docstring) and write its outputs to ``out_dir``.
+
+    ``law`` defaults to ``kaplan_schedule`` when the fitted runs decay their learning
+    rate, else ``kaplan`` (``irreducible`` picks the variant with a loss floor)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = tqdm(total=6, desc="demo", disable=not progress, unit="stage")
@@ -249,6 +255,10 @@ def run_demo(
     held_schedule = (schedules == HELD_OUT_SCHEDULE).to_numpy()
     train = runs[(runs["params"] < held_n) & ~held_schedule]
     held, held_sched = runs[runs["params"] == held_n], runs[held_schedule & (runs["params"] < held_n)]
+    if law is None:
+        decays = "schedule" in train.columns and (train["schedule"].fillna("constant") != "constant").any()
+        law = "kaplan_schedule" if decays else "kaplan"
+        law = irreducible_variant(law) if irreducible else law
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
     result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,

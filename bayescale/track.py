@@ -38,7 +38,7 @@ the joint posterior of the ladder and the partial run: the new run adds only ``o
 ``z``, which are integrated out exactly) and resampled; each kept draw gets
 ``(o, z) ~ N(m, P^{-1})`` and new evaluation noise (Student-t, the fit's ``nu``) at the
 forecast steps. ``effective_draws`` (``(sum w)^2 / sum w^2``) says how many draws carry
-the update; with few (under :data:`MIN_EFFECTIVE_DRAWS`) the partial curve disagrees with
+the update; with few (under :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
 most of the ladder's posterior, and a joint refit (the partial run added to the ladder's
 run table) is the safer answer; a warning says so. ``tests/test_track.py`` checks the
 update against such a refit.
@@ -63,7 +63,8 @@ from bayescale.predict import (band_frame, check_schedule, fitted_priors, loss_d
                                schedule_covariates)
 from bayescale.schedules import Schedule
 
-#: Fewest effective draws behind an update before :func:`track` warns.
+#: Fewest effective draws behind an update before :func:`track` warns (a tenth of the
+#: draws when there are fewer than ten times as many).
 MIN_EFFECTIVE_DRAWS = 100
 #: Latest checkpoints that must all lie outside the ladder-only 90% band to raise the alarm.
 ALARM_POINTS = 3
@@ -225,7 +226,7 @@ def track(
     keep, ess = _resample(log_w, rng)
     oz = mean[keep] + np.einsum("dij,dj->di", np.linalg.cholesky(cov[keep]), rng.standard_normal((D, k)))
     updated = new_run(mu[keep], sigma[keep], oz)
-    if ess < MIN_EFFECTIVE_DRAWS:
+    if ess < min(MIN_EFFECTIVE_DRAWS, 0.1 * D):
         warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve disagrees "
                       "with most of the ladder's posterior; refit with the partial run added to the ladder's runs "
                       "for a safer forecast", TrackWarning, stacklevel=2)

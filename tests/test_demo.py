@@ -23,7 +23,8 @@ def test_bundled_runs_meet_the_sweep_design():
 
 def test_demo_writes_its_outputs(tmp_path):
     res = run_demo(tmp_path, chains=2, warmup=60, draws=60, progress=False, warn=False)
-    for name in ("summary.md", "posterior.nc", "held_out.csv", "forecasts.csv", "held_out.png", "forecast.png",
+    for name in ("summary.md", "posterior.nc", "held_out.csv", "forecasts.csv", "tracking.csv", "track.png",
+                 "held_out.png", "forecast.png",
                  "trajectories.png", "min_loss.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     held = pd.read_csv(tmp_path / "held_out.csv")
@@ -32,7 +33,11 @@ def test_demo_writes_its_outputs(tmp_path):
     forecasts = pd.read_csv(tmp_path / "forecasts.csv")
     assert list(forecasts["params"]) == [10 * res.held_out["params"].iloc[0], 100 * res.held_out["params"].iloc[0]]
     summary = (tmp_path / "summary.md").read_text()
-    assert "Held-out largest size" in summary and "Diagnostics:" in summary
+    assert "Held out: the largest size" in summary and "Diagnostics:" in summary
+    assert "Tracking the held-out size" in summary
+    tracking = pd.read_csv(tmp_path / "tracking.csv")
+    assert list(tracking["forecast"]) == ["ladder alone", "updated at 20% of the steps"]
+    assert tracking["abs_rel_error"].between(0, 0.2).all()
 
 
 def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):

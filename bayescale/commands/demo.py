@@ -60,15 +60,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.demo import FORECAST_FACTORS, run_demo
     from bayescale.models.law import ExtrapolationWarning
-    from bayescale.models.registry import irreducible_variant
 
     check_output(args.out, folder=True)  # before sampling
     with warnings.catch_warnings():  # the forecasts extrapolate on purpose; said once below
         warnings.simplefilter("ignore", ExtrapolationWarning)
         res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                       target_loss=args.target_loss,
-                       law=irreducible_variant("kaplan_schedule") if args.irreducible else "kaplan_schedule",
-                       progress=not args.quiet)
+                       target_loss=args.target_loss, irreducible=args.irreducible, progress=not args.quiet)
     note(f"the forecasts extrapolate {' and '.join(f'{f}x' for f in FORECAST_FACTORS)} beyond the largest fitted "
          "size on purpose: their bands include the law's error, which grows with the distance")
     print("Held out (never fitted): the largest size, and the WSD schedule; new-run bands:")
