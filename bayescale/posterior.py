@@ -113,11 +113,14 @@ class Posterior:
             raise ValueError(f"group '{group}' is not in the posterior (groups: {', '.join(self.groups)})")
         return self.groups.index(group)
 
-    def constants(self, group: str | None = None):
-        """The law's constants of one group, one value per posterior draw."""
+    def constants(self, group: str | None = None, fixed: tuple[str, ...] = ()):
+        """The law's constants of one group, one value per posterior draw; the latents named
+        in ``fixed`` are held at their posterior medians (to see what their uncertainty adds)."""
         g = self.group_index(group)
         law = self.law
         values = {name: self.draws(name)[:, g] for name in (*law.latents, *law.derived_sites)}
+        for name in fixed:
+            values[name] = np.full_like(values[name], np.median(values[name]))
         return law.constants_from_latents(values, self.meta.references)
 
     def constant_names(self) -> list[str]:

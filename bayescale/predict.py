@@ -266,6 +266,7 @@ def loss_draws(
     seed: int = 0,
     covariates: dict[str, np.ndarray] | None = None,
     through_model: bool = False,
+    fixed_latents: tuple[str, ...] = (),
 ) -> np.ndarray:
     """Predictive draws of the loss at points ``(params, batch_tokens, steps)``.
 
@@ -278,6 +279,8 @@ def loss_draws(
     model, drawn with NumPy (:func:`bayescale.models.skeleton.new_run_noise`); with
     ``through_model=True`` they are drawn by running the model itself through NumPyro's
     ``Predictive`` (the same distribution, about 13 times slower on a CPU).
+    ``fixed_latents`` holds those latents at their posterior medians
+    (:meth:`~bayescale.posterior.Posterior.constants`; not with ``through_model``).
     """
     _check_mode(mode)
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
@@ -293,7 +296,7 @@ def loss_draws(
     if missing:
         raise ValueError(f"the {law.name} law needs the covariate(s) {', '.join(missing)} (covariates=...)")
     log_x = [jnp.log(jnp.asarray(v, jnp.float32)) for v in (N, B, S)]
-    log_L = np.asarray(_mean_sampler(law)(posterior.constants(group), *log_x, extra), float)
+    log_L = np.asarray(_mean_sampler(law)(posterior.constants(group, fixed_latents), *log_x, extra), float)
     _check_law(log_L, N, B, S)
     if mode == "new_run" and not through_model:
         rng = np.random.default_rng(seed)
@@ -479,3 +482,36 @@ def steps_under_schedule(posterior: Posterior, params: float, batch_tokens: floa
         out["critical_batch"] = np.asarray(law.critical_batch(posterior.constants(group), np.exp(log_target[:, 0])),
                                            float)
     return out
+
+
+def single_batch_ladder(posterior: Posterior) -> bool:
+    """Whether every fitted size was trained at one batch size (then the data cannot
+    identify the critical batch, and its prior decides it)."""
+    cd = posterior.idata.constant_data
+    if "log_B" not in cd or not posterior.law.batch_latents:
+        return False
+    table = pd.DataFrame({"N": cd["log_N"].values.round(5), "B": cd["log_B"].values.round(5)})
+    return bool(table.groupby("N")["B"].nunique().max() < 2)
+
+
+def critical_batch_share(posterior: Posterior, params: float, batch_tokens: float, steps: float, *,
+                         schedule: Schedule | None = None, group: str | None = None, seed: int = 0) -> float:
+    """The share of the new-run predictive variance of the log loss at ``(params,
+    batch_tokens, steps)`` that moves with the critical batch: ``Var(f) / Var(log L)``, where
+    ``f`` is the least-squares fit, across posterior draws, of the law's mean log loss on the
+    law's critical-batch latents (``law.batch_latents``). Correlated constants that move
+    with them count towards the share, evaluation noise and the law's error against it.
+    0 for laws without a critical batch."""
+    law = posterior.law
+    if not law.batch_latents:
+        return 0.0
+    g = posterior.group_index(group)
+    group = posterior.groups[g]
+    covariates = schedule_covariates(posterior, schedule, [float(steps)])
+    total = np.log(loss_draws(posterior, params, batch_tokens, steps, group=group, seed=seed,
+                              covariates=covariates)[:, 0])
+    mean = np.log(loss_draws(posterior, params, batch_tokens, steps, mode="mean", group=group,
+                             covariates=covariates)[:, 0])
+    X = np.column_stack([np.ones(len(mean)), *(posterior.draws(name)[:, g] for name in law.batch_latents)])
+    fitted = X @ np.linalg.lstsq(X, mean, rcond=None)[0]
+    return float(min(1.0, np.var(fitted) / np.var(total)))

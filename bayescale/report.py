@@ -27,7 +27,8 @@ from bayescale.budget import DEFAULT_RISK, SearchSpace, compute_frontier, plan_b
 from bayescale.calibrate import calibrate
 from bayescale.diagnostics import RHAT_MAX, ESS_MIN, diagnose
 from bayescale.posterior import Posterior
-from bayescale.predict import extrapolation, predict_critical_batch, predict_min_loss, predict_trajectory
+from bayescale.predict import (critical_batch_share, extrapolation, predict_critical_batch, predict_min_loss,
+                               predict_trajectory, single_batch_ladder)
 from bayescale.schedules import Schedule
 
 #: Forecast sizes, as multiples of the largest fitted size.
@@ -186,10 +187,19 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
             posterior, lambda g: predict_critical_batch(posterior, losses, levels=(level,), group=g))))
         figures.append(("critical_batch", "Critical batch size against loss.",
                         lambda: plots.plot_critical_batch(posterior)))
-    return Section("Forecasts", paragraphs=[
+    paragraphs = [
         f"Minimum reachable loss of sizes 1-100x the largest fitted size, the critical batch at losses from the fitted "
         f"range and below it, and the loss of a {sizes[2]:.3g}-parameter model at B = {batch:g} tokens "
-        f"({level:.0%} intervals)."], tables=tables, figures=figures)
+        f"({level:.0%} intervals)."]
+    if single_batch_ladder(posterior):
+        share = max(critical_batch_share(posterior, sizes[2], batch, 10 * last, schedule=schedule, group=g,
+                                         seed=seed) for g in posterior.groups)
+        paragraphs.append(
+            f"Every fitted size ran at one batch, so the data cannot identify the critical batch and its prior decides "
+            f"it: {100 * share:.0f}% of the predictive variance of the loss of N = {sizes[2]:.3g} at step "
+            f"{10 * last:g} moves with the critical batch. Runs at 3 or more batches at some size narrow it; so does the literature "
+            "prior (bayescale fit --batch-prior literature) for losses in nats per BPE token.")
+    return Section("Forecasts", paragraphs=paragraphs, tables=tables, figures=figures)
 
 
 def _budget(posterior: Posterior, flops: float, target_loss: float | None, risk: float, group: str | None,

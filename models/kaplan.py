@@ -60,7 +60,8 @@ from jax import lax
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
 
 from .law import Covariates, Law
-from .priors import KaplanPriors
+from .priors import (LITERATURE_ALPHA_B, LITERATURE_B_STAR, LITERATURE_LOG_B_SD, LITERATURE_LOG_INV_ALPHA_B_SD,
+                     KaplanPriors)
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -270,6 +271,7 @@ class Kaplan(Law):
     constants = CONSTANTS
     scale_constants = ("N_c", "S_c", "B_star")
     latents = LATENTS
+    batch_latents = ("log_B_ref", "log_inv_alpha_B")
     units = "N_c in parameters, S_c in steps, B_* in tokens"
     reference = "Kaplan et al. 2020, arXiv:2001.08361; Su et al. 2024, arXiv:2403.06563"
     offsets_for_final_losses = True  # as measured: every Kaplan fit has run offsets
@@ -291,13 +293,17 @@ class Kaplan(Law):
 
     def prior_centres(self, data, priors: KaplanPriors) -> dict[str, tuple[float, float]]:
         refs = data.references
+        batch = {"log_B_ref": (refs["log_B_mean"], priors.log_B_ref_sd), "log_inv_alpha_B": priors.log_inv_alpha_B}
+        if priors.critical_batch == "literature":  # B_crit(L_ref) = B_* / L_ref^(1/alpha_B), published constants
+            batch = {"log_B_ref": (math.log(LITERATURE_B_STAR) - refs["log_L_ref"] / LITERATURE_ALPHA_B,
+                                   LITERATURE_LOG_B_SD),
+                     "log_inv_alpha_B": (math.log(1.0 / LITERATURE_ALPHA_B), LITERATURE_LOG_INV_ALPHA_B_SD)}
         return {
             "log_L_ref": (refs["log_L_min"], priors.log_L_ref_sd),
             "log_alpha_N": priors.log_alpha_N,
             "log_A_ref": (refs["log_L_ref"] + math.log(0.2), priors.log_A_ref_sd),
             "log_alpha_S": priors.log_alpha_S,
-            "log_B_ref": (refs["log_B_mean"], priors.log_B_ref_sd),
-            "log_inv_alpha_B": priors.log_inv_alpha_B,
+            **batch,
         }
 
     def extra_latents(self, data, priors) -> dict:

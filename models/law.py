@@ -121,6 +121,8 @@ class Law:
     scale_constants: ClassVar[tuple[str, ...]] = ()
     #: Re-centred per-group latent sites with Gaussian priors (:meth:`prior_centres`).
     latents: ClassVar[tuple[str, ...]]
+    #: Latents of the critical batch (their share of a band is reported on single-batch ladders).
+    batch_latents: ClassVar[tuple[str, ...]] = ()
     #: Further per-group sites the law samples itself (:meth:`extra_latents`).
     extra_sites: ClassVar[tuple[str, ...]] = ()
     #: Per-group deterministic sites :meth:`constants_from_latents` reads besides the latents.

@@ -16,6 +16,19 @@ import math
 from dataclasses import dataclass
 
 
+#: Published critical-batch constants, tokens and nats per token (BPE): Kaplan et al. 2020,
+#: Table 5 (WebText2): B_* = 2.1e8 tokens, alpha_B = 0.21; Su et al. 2024 re-estimated
+#: B_* ~ 2e8 and alpha_B ~ 0.21 on their own data and models up to 33B parameters.
+LITERATURE_B_STAR = 2.1e8
+LITERATURE_ALPHA_B = 0.21
+#: Spread of the literature prior: sd of log B_crit at the reference loss (a factor e either
+#: way) and of log(1/alpha_B) (alpha_B within 0.13-0.35 in 95% of the prior).
+LITERATURE_LOG_B_SD = 1.0
+LITERATURE_LOG_INV_ALPHA_B_SD = 0.25
+#: Values of ``KaplanPriors.critical_batch``.
+CRITICAL_BATCH_PRIORS = ("data", "literature")
+
+
 @dataclass(frozen=True)
 class KaplanPriors:
     """Priors of :data:`bayescale.models.kaplan.KAPLAN` (and ``KAPLAN_IRREDUCIBLE``) (Normal on the log of each quantity)."""
@@ -47,6 +60,19 @@ class KaplanPriors:
     run_sd: float = 0.02
     #: Student-t degrees of freedom of the observation noise.
     nu: float = 4.0
+    #: Prior of the critical batch. ``"data"``: ``log B_crit(L_ref)`` around the geometric
+    #: mean of the fitted batches (sd ``log_B_ref_sd``) and Kaplan's exponent with sd 0.75,
+    #: wide enough for any tokenizer, so that a ladder trained at one batch per size leaves
+    #: the critical batch to a wide prior. ``"literature"``: the published constants above
+    #: (``B_crit(L) = B_* / L^(1/alpha_B)`` with B_* = 2.1e8 tokens, alpha_B = 0.21) with
+    #: sds ``LITERATURE_LOG_B_SD`` and ``LITERATURE_LOG_INV_ALPHA_B_SD``: for losses in nats
+    #: per BPE token of a web-text-like corpus, where those measurements were made; not for
+    #: byte-level or other units.
+    critical_batch: str = "data"
+
+    def __post_init__(self):
+        if self.critical_batch not in CRITICAL_BATCH_PRIORS:
+            raise ValueError(f"critical_batch='{self.critical_batch}' is not one of {', '.join(CRITICAL_BATCH_PRIORS)}")
 
 
 @dataclass(frozen=True)

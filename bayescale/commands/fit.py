@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, check_output, format_table, gate_exit_code,
@@ -84,6 +85,10 @@ def register(subparsers) -> None:
                         + " (default: kaplan)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the model's variant with an irreducible loss (kaplan -> kaplan_irreducible)")
+    p.add_argument("--batch-prior", choices=("data", "literature"), default="data",
+                   help="prior of the critical batch: 'data' (wide, around the fitted batches) or 'literature' "
+                        "(Kaplan 2020 / Su 2024: B_* = 2.1e8 tokens, alpha_B = 0.21; for losses in nats per BPE "
+                        "token) -- it decides B_crit when every size ran at one batch (default: data)")
     p.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4)")
     p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
@@ -106,8 +111,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _critical_batch_note(posterior) -> str | None:
+    """On a ladder trained at one batch per size: how much of the forecast of a 10x larger model
+    trained 10x longer moves with the critical batch, which its prior decides (``None`` otherwise)."""
+    from bayescale.predict import critical_batch_share, single_batch_ladder
+
+    if not single_batch_ladder(posterior):
+        return None
+    r = posterior.meta.ranges
+    N, B, S = 10 * r["params"][1], r["batch_tokens"][1], 10 * r["step"][1]
+    shares = [critical_batch_share(posterior, N, B, S, group=g) for g in posterior.groups]
+    return ("every size was trained at one batch, so the critical batch is decided by its prior: "
+            f"{100 * max(shares):.0f}% of the predictive variance of the loss of a 10x larger model (N={N:.3g}, "
+            f"B={B:g}, S={S:g}) moves with it; train some size at 3+ batches, or use --batch-prior literature for "
+            "losses in nats per BPE token (docs/model.md)")
+
+
 def run(args: argparse.Namespace) -> int:
     from bayescale.fit import fit
+    from bayescale.models.registry import get_law
 
     law = irreducible_variant(args.model) if args.irreducible else args.model
     runs = read_runs(args)
@@ -115,22 +137,30 @@ def run(args: argparse.Namespace) -> int:
     group_by = None if args.group_by == "none" else args.group_by
     options = dict(group_by=group_by, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                    target_accept=args.target_accept, progress=not args.quiet)
+    priors = get_law(law).default_priors()
+    if args.batch_prior != "data":
+        if not hasattr(priors, "critical_batch"):
+            raise ValueError(f"--batch-prior applies to laws with a critical batch; {law} has none")
+        priors = dataclasses.replace(priors, critical_batch=args.batch_prior)
     result = fit(runs, law=law, chain_method=args.chain_method, min_step_fraction=args.min_step_fraction,
-                 min_step=args.min_step, extrapolation_error=args.extrapolation_error, **options)
+                 min_step=args.min_step, extrapolation_error=args.extrapolation_error, priors=priors, **options)
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)
+    batch_note = _critical_batch_note(result.posterior)
     if args.json:
         print_json({"posterior": str(path), "seconds": result.seconds, "summary": summary,
                     "diagnostics": {"passed": result.diagnostics.passed, "max_rhat": result.diagnostics.max_rhat,
                                     "min_ess_bulk": result.diagnostics.min_ess_bulk,
                                     "min_ess_tail": result.diagnostics.min_ess_tail,
                                     "divergences": result.diagnostics.divergences},
-                    "dropped": result.posterior.meta.dropped})
+                    "dropped": result.posterior.meta.dropped, "critical_batch_prior": batch_note})
     else:
         print(format_table(summary))
         print(result.diagnostics.format())
         for reason, count in result.posterior.meta.dropped.items():
             if count:
                 note(f"{count} points not fitted ({reason.replace('_', ' ')})")
+        if batch_note:
+            note(batch_note)
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
     return gate_exit_code(result.diagnostics, args.strict)

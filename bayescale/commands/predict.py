@@ -59,7 +59,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.posterior import Posterior
-    from bayescale.predict import predict_min_loss, predict_steps_to_loss, predict_trajectory
+    from bayescale.predict import (critical_batch_share, predict_min_loss, predict_steps_to_loss, predict_trajectory,
+                                   single_batch_ladder)
 
     check_output(args.out, example="bands.csv")
     schedule = read_schedule(args)
@@ -89,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
          f"{f' (forecasts warn above x{EXTRAPOLATION_WARN_FACTOR:g})' if far else ''}; minimum reachable loss "
          f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
          f"({levels[0]:.0%})" + (f"; schedule: {schedule.describe()}" if schedule else ""))
+    share = None
+    if single_batch_ladder(posterior) and args.steps is not None:
+        share = critical_batch_share(posterior, args.params, args.batch_tokens, args.steps, schedule=schedule,
+                                     group=args.group, seed=args.seed)
+        note(f"every fitted size ran at one batch: {100 * share:.0f}% of the forecast's variance at step "
+             f"{args.steps:g} moves with the critical batch, which its prior decides (fit --batch-prior literature narrows it for "
+             "losses in nats per BPE token)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
@@ -96,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"params": args.params, "batch_tokens": args.batch_tokens, "mode": args.mode,
                     "schedule": schedule.describe() if schedule else "constant",
-                    "extrapolation": table.attrs["extrapolation"], "min_loss": floor, "bands": table})
+                    "extrapolation": table.attrs["extrapolation"], "critical_batch_share": share,
+                    "min_loss": floor, "bands": table})
     elif not args.out:
         print(format_table(table))
     return 0
