@@ -1,0 +1,287 @@
+"""Tracking a live run: does its own first checkpoints' evidence improve the ladder's forecast?
+
+:func:`bayescale.track.track` updates the ladder's new-run forecast of one run from the
+checkpoints it has logged so far. This benchmark replays held-out public runs as if
+they were live: it shows ``track`` the first part of each curve and scores the
+forecast of the rest against what the run went on to log.
+
+1. **Gemstones 2025** (constant learning rate, one batch): fit the Kaplan law on the
+   models up to 0.6B total parameters (16 curves, 22M-440M non-embedding; the same
+   selection, transient cut and ``--points`` log-spaced thinning as
+   ``public_data.py``), then track each of the six 1-2B models from its first 10%, 20%
+   and 40% of steps (the rows with ``step <= fraction * final step``) with
+   ``total_steps`` = its final step.
+2. **Multi-Power-Law curves** (Luo et al. 2025, nine schedules per size): fit
+   ``kaplan_schedule`` on all nine runs of 25M and 100M (nominal sizes; constant batch
+   2**19 tokens, a placeholder: the batch is the same for every run; ``learning_rate`` =
+   the csv's ``lr``; ``min_step_fraction=0``; every ``--stride``-th row and the last: the
+   law reads the schedule from the same rows, linear between them, so a coarser stride
+   also blurs sharp drops such as wsdcon's), then track
+   each 400M run from its first 20% of steps with its planned schedule
+   (``Schedule.from_rates`` of its full ``lr`` column) and ``total_steps`` = its last step.
+
+Per case: median |relative error| of the forecast median of the final loss, updated
+(``median``) and ladder-only (``ladder_median``); the share of the realized checkpoints
+after the observed part inside the 90% band (``track`` is called with ``--grid``
+log-spaced points and the band interpolated linearly in log-step to the exact
+checkpoint steps); the median relative 90% width at the final step; the median
+``effective_draws``; and the runs whose alarm fired. Baseline: a saturating power law
+``L(S) = E + A S^-alpha`` fitted by least squares (``scipy.optimize.curve_fit``) to the
+observed part alone (the same points ``track`` uses) and extrapolated, with a naive
+90% band from the fit covariance plus the residual scatter (schedule-blind, so on
+decaying schedules it is a straw man, shown for completeness).
+
+Run: ``python benchmarks/track.py [--data ../shared/data] [--chains 2 --warmup 400 --draws 400] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from extrapolation import thin  # noqa: E402
+from scipy.optimize import curve_fit  # noqa: E402
+
+from bayescale import fit  # noqa: E402
+from bayescale.cores import use_cpu_cores  # noqa: E402
+from bayescale.curves import transient_mask  # noqa: E402
+from bayescale.environment import conditions  # noqa: E402
+from bayescale.runs import load_gemstones2025, validate_runs  # noqa: E402
+from bayescale.schedules import Schedule  # noqa: E402
+from bayescale.track import TrackWarning, track  # noqa: E402
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+ROOT = Path(__file__).resolve().parent.parent
+GEMSTONES_FIT_MAX_TOTAL = 6.0e8
+LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
+LUO_BATCH = 2.0**19
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def power_law(S, E, A, alpha):
+    return E + A * S ** (-alpha)
+
+
+def single_curve(steps: np.ndarray, loss: np.ndarray, at: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``E + A S^-alpha`` to the observed points; return the median and naive 90% band (2, len(at))
+    at ``at``: parameters drawn from the fit covariance, plus Gaussian residual scatter."""
+    s0 = steps[-1]
+    x = steps / s0  # scale steps for conditioning
+    p0 = (0.9 * loss.min(), loss[0] - 0.9 * loss.min(), 0.5)
+    try:
+        popt, pcov = curve_fit(power_law, x, loss, p0=p0, bounds=([0.0, 0.0, 1e-3], [loss.min(), np.inf, 5.0]),
+                               maxfev=20000)
+    except (RuntimeError, ValueError):
+        return np.full(len(at), np.nan), np.full((2, len(at)), np.nan)
+    median = power_law(at / s0, *popt)
+    resid_sd = float(np.std(loss - power_law(x, *popt), ddof=min(3, len(loss) - 1)))
+    rng = np.random.default_rng(seed)
+    if np.all(np.isfinite(pcov)):
+        p = rng.multivariate_normal(popt, pcov, size=2000, check_valid="ignore")
+        p[:, 2] = np.clip(p[:, 2], 1e-3, None)
+        draws = power_law((at / s0)[None, :], p[:, :1], p[:, 1:2], p[:, 2:3])
+    else:
+        draws = np.broadcast_to(median, (2000, len(at)))
+    draws = draws + rng.standard_normal(draws.shape) * resid_sd
+    return median, np.quantile(draws, [0.05, 0.95], axis=0)
+
+
+def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: str) -> dict:
+    """Track ``run`` from its first ``fraction`` of steps and score the forecast of the rest."""
+    final_step = float(run["step"].max())
+    partial = run[run["step"] <= fraction * final_step]
+    rest = run[run["step"] > partial["step"].max()]
+    truth_final = float(run.loc[run["step"] == final_step, "loss"].iloc[0])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        df = track(post, partial, final_step, schedule=schedule, points=args.grid, seed=args.seed)
+    weak = any(issubclass(w.category, TrackWarning) for w in record)
+    grid = np.log(df["step"].to_numpy(float))
+    at = np.log(rest["step"].to_numpy(float))
+    truth = rest["loss"].to_numpy(float)
+
+    def inside(lo, hi):
+        return (truth >= np.interp(at, grid, df[lo])) & (truth <= np.interp(at, grid, df[hi]))
+
+    last = df.iloc[-1]
+    assert last["step"] == final_step
+    # the single-curve baseline sees the same points as track (past the fit's transient rule)
+    settings = post.meta.settings
+    keep = transient_mask(partial, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
+    seen = partial.loc[keep]
+    b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float),
+                                 rest["step"].to_numpy(float), args.seed)
+    b_in = (truth >= b_band[0]) & (truth <= b_band[1])
+    return {"benchmark": label, "run": run["run"].iloc[0], "fraction": fraction, "observed": len(partial),
+            "remaining": len(rest), "truth_final": truth_final,
+            "err_updated": abs(last["median"] / truth_final - 1), "err_ladder": abs(last["ladder_median"] / truth_final - 1),
+            "err_single": abs(b_med[-1] / truth_final - 1),
+            "in90_updated": inside("lower", "upper"), "in90_ladder": inside("ladder_lower", "ladder_upper"),
+            "in90_single": b_in,
+            "width_updated": (last["upper"] - last["lower"]) / last["median"],
+            "width_ladder": (last["ladder_upper"] - last["ladder_lower"]) / last["ladder_median"],
+            "width_single": (b_band[1, -1] - b_band[0, -1]) / b_med[-1],
+            "effective_draws": df.attrs["effective_draws"], "alarm": df.attrs["alarm"] is not None,
+            "few_draws_warning": weak, "offset": df.attrs["offset"],
+            "median_final": last["median"], "ladder_median_final": last["ladder_median"], "single_final": b_med[-1]}
+
+
+def summarize(cases: list[dict]) -> pd.DataFrame:
+    rows = []
+    for (label, fraction), part in pd.DataFrame(cases).groupby(["benchmark", "fraction"], sort=False):
+        pooled = {k: np.concatenate(part[k].to_list()) for k in ("in90_updated", "in90_ladder", "in90_single")}
+        rows.append({"benchmark": label, "observed": f"{fraction:.0%}", "runs": len(part),
+                     "err updated": part["err_updated"].median(), "err ladder": part["err_ladder"].median(),
+                     "err single-curve": part["err_single"].median(),
+                     "in 90% updated": pooled["in90_updated"].mean(), "in 90% ladder": pooled["in90_ladder"].mean(),
+                     "in 90% single-curve": pooled["in90_single"].mean(),
+                     "checkpoints": len(pooled["in90_updated"]),
+                     "90% width updated": part["width_updated"].median(),
+                     "90% width ladder": part["width_ladder"].median(),
+                     "ESS (median)": part["effective_draws"].median(),
+                     "alarms": int(part["alarm"].sum()), "few-draw warnings": int(part["few_draws_warning"].sum())})
+    return pd.DataFrame(rows)
+
+
+def _fit(table, law, args, notes, label, **kw):
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = fit(table, law=law, group_by=None, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                     seed=args.seed, target_accept=args.target_accept, progress=False, warn=False, **kw)
+    seconds = time.perf_counter() - start
+    notes.append(f"{label}: fitted {table['run'].nunique()} runs, {len(table)} points in {seconds:.0f} s; "
+                 f"{result.diagnostics.format().splitlines()[0]}")
+    notes += [f"{label}: {m}" for m in dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+                                                      for w in record)]
+    return result.posterior
+
+
+def gemstones(path: Path, args, notes: list[str]) -> list[dict]:
+    runs = load_gemstones2025(path)
+    cut = runs.loc[transient_mask(runs)]
+    train = thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points)
+    held = runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL]
+    post = _fit(train, "kaplan", args, notes, "Gemstones, Kaplan ladder")
+    names = sorted(held["run"].unique(), key=lambda r: held.loc[held["run"] == r, "params"].iloc[0])
+    if args.quick:
+        names = names[::3]
+    cases = []
+    for fraction in args.fractions:
+        for name in names:
+            cases.append(score_case(post, held[held["run"] == name], fraction, None, args, "Gemstones 1-2B"))
+    return cases
+
+
+def load_luo(folder: Path, size: int) -> pd.DataFrame:
+    parts = []
+    for csv in sorted((folder / f"csv_{size}").glob("*.csv")):
+        raw = pd.read_csv(csv)
+        parts.append(pd.DataFrame({"run": f"{size}M_{csv.stem}", "params": LUO_SIZES[size], "batch_tokens": LUO_BATCH,
+                                   "step": raw["step"].astype(float), "loss": raw["loss"].astype(float),
+                                   "learning_rate": raw["lr"].astype(float)}))
+    return validate_runs(pd.concat(parts, ignore_index=True), source=str(folder / f"csv_{size}"))
+
+
+def luo(folder: Path, args, notes: list[str]) -> list[dict]:
+    ladder = pd.concat([load_luo(folder, 25), load_luo(folder, 100)], ignore_index=True)
+    position = ladder.groupby("run").cumcount()
+    last = position == ladder.groupby("run")["step"].transform("size") - 1
+    ladder = ladder[(position % args.stride == 0) | last].reset_index(drop=True)
+    post = _fit(ladder, "kaplan_schedule", args, notes, "Multi-Power, kaplan_schedule ladder", min_step_fraction=0.0)
+    held = load_luo(folder, 400)
+    names = sorted(held["run"].unique())
+    if args.quick:
+        names = names[::4]
+    cases = []
+    for name in names:
+        run = held[held["run"] == name]
+        schedule = Schedule.from_rates(run["step"].to_numpy(float), run["learning_rate"].to_numpy(float))
+        cases.append(score_case(post, run, 0.2, schedule, args, "Multi-Power 400M"))
+    return cases
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
+                    help="folder with gemstones2025/ and luo2025_multipower/ (default: ../shared/data)")
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=400)
+    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-accept", type=float, default=0.9)
+    ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per Gemstones curve (default: 15)")
+    ap.add_argument("--stride", type=int, default=2, help="keep every n-th row of the Multi-Power ladder, and its last (default: 2)")
+    ap.add_argument("--grid", type=int, default=256, help="log-spaced forecast points per track call (default: 256)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2x150x150 draws, fewer runs and fractions")
+    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    args = ap.parse_args()
+    args.fractions = (0.1, 0.2, 0.4)
+    if args.quick:
+        args.chains, args.warmup, args.draws, args.fractions = 2, 150, 150, (0.2,)
+    use_cpu_cores()
+    data = args.data if args.data.is_absolute() else ROOT / args.data
+    start = time.perf_counter()
+    notes: list[str] = []
+    cases = gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes)
+    cases += luo(data / "luo2025_multipower", args, notes)
+    total = time.perf_counter() - start
+    table = summarize(cases)
+    fmt = {"err updated": "{:.2%}", "err ladder": "{:.2%}", "err single-curve": "{:.2%}", "in 90% updated": "{:.0%}",
+           "in 90% ladder": "{:.0%}", "in 90% single-curve": "{:.0%}", "90% width updated": "{:.1%}",
+           "90% width ladder": "{:.1%}", "ESS (median)": "{:.0f}"}
+    shown = table.assign(**{k: table[k].map(v.format) for k, v in fmt.items()})
+    per_run = pd.DataFrame(cases)
+    detail = per_run.assign(
+        fraction=per_run["fraction"].map("{:.0%}".format), truth=per_run["truth_final"].map("{:.4f}".format),
+        updated=per_run["median_final"].map("{:.4f}".format), ladder=per_run["ladder_median_final"].map("{:.4f}".format),
+        single=per_run["single_final"].map("{:.4f}".format), ESS=per_run["effective_draws"].map("{:.0f}".format),
+        **{"in 90% upd.": per_run["in90_updated"].map(lambda v: f"{v.mean():.0%}"),
+           "in 90% ladder": per_run["in90_ladder"].map(lambda v: f"{v.mean():.0%}")},
+    )[["benchmark", "run", "fraction", "truth", "updated", "ladder", "single", "in 90% upd.", "in 90% ladder", "ESS",
+       "alarm"]]
+    alarms = per_run[per_run["alarm"]]
+    text = "\n".join([
+        f"\n## track — forecasting a live run from its first checkpoints — {dt.date.today().isoformat()}\n",
+        f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "
+        f"{args.chains} chains x {args.draws} draws ({args.warmup} warmup, target_accept {args.target_accept}), seed "
+        f"{args.seed}{', --quick' if args.quick else ''}. Gemstones: Kaplan fitted on total N <= 0.6B "
+        f"({args.points} log-spaced checkpoints per curve past the first 10%), the six 1-2B runs tracked from "
+        f"{', '.join(f'{f:.0%}' for f in args.fractions)} of their steps. Multi-Power: kaplan_schedule fitted on "
+        f"the 25M and 100M runs (nominal sizes, batch 2**19 tokens, every {args.stride}th row, min_step_fraction 0), "
+        f"the nine 400M runs tracked from 20% of their steps with their full planned lr schedule. Errors: median "
+        f"|relative error| of the final loss's forecast median over runs; in 90%: share of the realized checkpoints "
+        f"after the observed part inside the 90% band (pooled over runs; track on {args.grid} log-spaced points, "
+        f"band interpolated linearly in log-step); widths: median relative 90% width at the final step. "
+        f"Single-curve: E + A S^-alpha by curve_fit on the observed points, band from the fit covariance plus "
+        f"residual scatter. Whole benchmark: {total:.0f} s.\n",
+        _markdown(shown),
+        "\nPer run (final loss: truth, updated / ladder-only / single-curve medians):\n",
+        _markdown(detail),
+        "\nNotes:\n",
+        *(f"- {n}" for n in notes),
+        f"- Alarms: {len(alarms)} of {len(per_run)} cases"
+        + (": " + ", ".join(f"{r.run} at {r.fraction:.0%}" for r in alarms.itertuples()) if len(alarms) else ""),
+    ])
+    print(text)
+    if not args.no_append:
+        with RESULTS.open("a") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
