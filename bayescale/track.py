@@ -7,41 +7,39 @@ new run's log loss at step ``t`` is
 
 .. math::
 
-    \log L_t = \mu_d(t) + o + \kappa \sum_a z_a\, d_{a,t} + \varepsilon_t, \qquad
-    o \sim N(0, \tau_d^2 + \kappa^2), \quad z_a \sim N(0, 1),
+    \log L_t = \mu_d(t) + o + \delta(t) + \varepsilon_t, \qquad
+    o \sim N(0, \tau_d^2 + \kappa^2),
 
-with ``mu_d`` the law's mean curve under the run's schedule, ``o`` the run's offset
-(the ladder's seed spread ``tau``, widened by one unit ``kappa`` of the law's error: a
-live run on other hardware, data order or code differs from the ladder's runs by more
-than their seeds do, and with ``tau`` alone a run a few percent off the ladder inside
-its ranges would leave the update to a handful of draws), ``kappa z_a d_{a,t}`` the law's own error along each axis ``a``
-of the law (size, steps, batch; ``d_{a,t}`` the log-distance of the point outside the
-fitted range on that axis, ``kappa`` per unit of it), and ``epsilon`` the evaluation
-noise, AR(1) along the checkpoints with correlation ``rho_d`` and scale ``sigma_d`` (as
-in the fit; Gaussian here). The law error's variance at a point is
-``kappa^2 sum_a d_a^2``, the predictor's (:mod:`bayescale.predict`); it is split by
-axis here so that what the checkpoints reveal about the size's error (constant along
-the run) is not stretched by the steps still to come, whose own error stays open.
+with ``mu_d`` the law's mean curve under the run's schedule; ``o`` the run's offset (the
+ladder's seed spread ``tau``, widened by one unit ``kappa`` of the law's error: a live
+run on other hardware, data order or code differs from the ladder's runs by more than
+their seeds do); ``delta`` the law's own error, a Gaussian process over the run's steps;
+and ``epsilon`` the evaluation noise, AR(1) along the checkpoints with correlation
+``rho_d`` and scale ``sigma_d`` (as in the fit; Gaussian here). The law's error has, at
+every point, the predictor's variance ``kappa^2 sum_a d_a(t)^2`` (``d_a`` the
+log-distance outside the fitted range on axis ``a``: size, steps, batch;
+:mod:`bayescale.predict`), but its parts correlate differently along the run: the
+steps' and the batch's parts are shared by all points (as in the predictor), while the
+size's part is a smooth function of log step, correlated as
+``exp(-(log t - log t')^2 / (2 l^2))`` with ``l`` = :data:`ERROR_LENGTH` (an e-fold in
+steps, set a priori). A curve's departure from the law far beyond the ladder is a
+shape, not only a level; with a level alone the checkpoints would select the few draws
+whose curves happen to match that shape.
 
-**Update.** Given the observed residuals ``r_t = log y_t - mu_d(t)``, ``(o, z)`` enter
-linearly, so their posterior per draw is Gaussian and the marginal likelihood of the
-partial curve is exact: with ``H = [1, kappa d_{a,t} ...]``, prior
-``Lambda = diag(tau^2, 1, ...)`` and the AR(1) covariance ``Sigma``,
-
-.. math::
-
-    P = \Lambda^{-1} + H^\top \Sigma^{-1} H, \quad m = P^{-1} H^\top \Sigma^{-1} r, \quad
-    w_d \propto N(r;\, 0,\, H \Lambda H^\top + \Sigma).
-
-The draws are reweighted by ``w_d`` (importance sampling from the ladder's posterior to
-the joint posterior of the ladder and the partial run: the new run adds only ``o`` and
-``z``, which are integrated out exactly) and resampled; each kept draw gets
-``(o, z) ~ N(m, P^{-1})`` and new evaluation noise (Student-t, the fit's ``nu``) at the
-forecast steps. ``effective_draws`` (``(sum w)^2 / sum w^2``) says how many draws carry
-the update; with few (under :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
+**Update.** All of ``o + delta + epsilon`` is Gaussian, so given the observed residuals
+``r = log y - mu_d`` (at most :data:`MAX_UPDATE_POINTS` checkpoints, spread evenly) the
+marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so is the conditional
+distribution of the run's deviation at the future steps. The draws are reweighted by the
+likelihood (importance sampling from the ladder's posterior to the joint posterior of
+the ladder and the partial run, whose own unknowns are integrated out) and resampled;
+each kept draw gets a deviation drawn from its conditional distribution by Matheron's
+rule (a joint prior draw corrected by ``C_fo C_oo^-1`` times its misfit to the data),
+then new evaluation noise (Student-t, the fit's ``nu``). ``effective_draws``
+(``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
+:data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
 most of the ladder's posterior, and a joint refit (the partial run added to the ladder's
 run table) is the safer answer; a warning says so. ``tests/test_track.py`` checks the
-update against such a refit.
+update against such a refit inside the fitted ranges, where the law's error vanishes.
 
 **Alarm.** When the latest observed checkpoints (the last :data:`ALARM_POINTS`) lie
 outside the ladder-only forecast's 90% band, the run has left what the ladder expected,
@@ -70,6 +68,12 @@ MIN_EFFECTIVE_DRAWS = 100
 ALARM_POINTS = 3
 #: Level of the band the alarm checks.
 ALARM_LEVEL = 0.9
+#: Length scale, in natural-log steps, over which the size's part of the law's error stays
+#: correlated along a run (an e-fold in steps).
+ERROR_LENGTH = 1.0
+#: Most checkpoints the update conditions on (spread evenly; consecutive checkpoints
+#: are strongly correlated, so more add little and cost cubically).
+MAX_UPDATE_POINTS = 64
 
 
 class TrackWarning(UserWarning):
@@ -113,40 +117,51 @@ def partial_curve(posterior: Posterior, partial: pd.DataFrame, total_steps: floa
     return curve.reset_index(drop=True)
 
 
-def _ar1_whiten(x: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """``W x`` along the points, per draw: ``x_1`` and ``(x_t - rho x_{t-1}) / sqrt(1 - rho^2)``.
-
-    ``x`` has shape ``(draws, points, ...)``; ``W^T W`` is the inverse of the unit-variance
-    AR(1) correlation matrix."""
-    r = rho.reshape((-1,) + (1,) * (x.ndim - 1))
-    out = x.copy()
-    out[:, 1:] = (x[:, 1:] - r * x[:, :-1]) / np.sqrt(1.0 - r**2)
-    return out
+def ar1_correlation(n: int, rho: np.ndarray) -> np.ndarray:
+    """Unit-variance AR(1) correlation ``rho^|i-j|`` of ``n`` consecutive checkpoints, per draw: ``(D, n, n)``."""
+    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
 
 
-def _update(residuals: np.ndarray, design: np.ndarray, tau: np.ndarray, sigma: np.ndarray,
-            rho: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per draw, the Gaussian posterior of ``(o, z)`` and the log marginal likelihood (module docstring).
+def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float = ERROR_LENGTH) -> np.ndarray:
+    """Prior covariance of the law's error at points with per-axis scales ``axes`` ``(P, A)``
+    (``kappa d_a``; the size first) and ``log_steps`` ``(P,)``: the size's error is a smooth
+    function of log step (squared-exponential, length ``length``), the others are shared
+    along the run (module docstring)."""
+    u = np.subtract.outer(log_steps, log_steps)
+    size = np.outer(axes[:, 0], axes[:, 0]) * np.exp(-0.5 * (u / length) ** 2)
+    return size + sum(np.outer(axes[:, a], axes[:, a]) for a in range(1, axes.shape[1]))
 
-    ``residuals`` ``(D, n)``, ``design`` ``(D, n, k)``; returns mean ``(D, k)``,
-    covariance ``(D, k, k)`` and log likelihood ``(D,)``."""
-    D, n = residuals.shape
-    k = design.shape[-1]
-    rho = np.clip(rho, 0.0, 0.999)
-    r = _ar1_whiten(residuals, rho) / sigma[:, None]
-    H = _ar1_whiten(design, rho) / sigma[:, None, None]
-    prior_precision = np.broadcast_to(np.eye(k), (D, k, k)).copy()
-    prior_precision[:, 0, 0] = 1.0 / np.maximum(tau, 1e-12) ** 2
-    precision = prior_precision + np.einsum("dni,dnj->dij", H, H)
-    b = np.einsum("dni,dn->di", H, r)
-    cov = np.linalg.inv(precision)
-    mean = np.einsum("dij,dj->di", cov, b)
-    # log N(r; 0, H Lambda H^T + Sigma) by the matrix determinant lemma and Woodbury, whitened:
-    # |Sigma| = sigma^(2n) (1 - rho^2)^(n-1) with unit-variance AR(1) correlation
-    log_det_sigma = 2 * n * np.log(sigma) + (n - 1) * np.log(1.0 - rho**2)
-    log_det = log_det_sigma + np.linalg.slogdet(precision)[1] - np.linalg.slogdet(prior_precision)[1]
-    quad = np.sum(r**2, axis=1) - np.einsum("di,di->d", b, mean)
-    return mean, cov, -0.5 * (n * np.log(2 * np.pi) + log_det + quad)
+
+def thin_checkpoints(n: int, most: int = MAX_UPDATE_POINTS) -> np.ndarray:
+    """Indices of at most ``most`` of ``n`` checkpoints, spread evenly in index, always with the last."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.r_[np.round(np.linspace(0, n - 1, most)).astype(int), n - 1])
+
+
+def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw: the log marginal likelihood of the observed residuals ``(D, n)``, and a draw of
+    the run's deviation from the law's curve at every point given them (Matheron's rule:
+    a joint prior draw, corrected by ``C_fo C_oo^-1`` times its misfit to the data).
+
+    ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
+    points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
+    noise. Returns ``(log_lik (D,), deviation (D, P), mean_at_last_observed (D,))``."""
+    D, P = residuals.shape[0], K.shape[0]
+    C_oo = (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
+    L = np.linalg.cholesky(C_oo)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
+    log_lik = -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
+                      + n * np.log(2 * np.pi))
+    prior = (rng.standard_normal((D, P)) @ np.linalg.cholesky(K + 1e-12 * np.eye(P)).T
+             + offset_sd[:, None] * rng.standard_normal((D, 1)))
+    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
+    misfit = residuals - prior[:, :n] - sigma[:, None] * noise
+    weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
+    cross = lambda v: v @ K[:, :n].T + (offset_sd**2 * v.sum(1))[:, None]  # noqa: E731  C_{all,o} v
+    return log_lik, prior + cross(weights), cross(alpha)[:, n - 1]
 
 
 def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -211,34 +226,35 @@ def track(
     nu = fitted_priors(posterior).nu
     rng = np.random.default_rng(seed)
     n, D = len(observed), posterior.n_draws
-
-    design = np.concatenate([np.ones((len(steps), 1)), axes], axis=1)  # (points, 1 + axes)
-    k = design.shape[1]
-
-    def new_run(mu_d, scale, oz):  # log loss of the new run per draw: offset, law error, noise
-        noise = rng.standard_t(nu, size=mu_d.shape) * scale[:, None]
-        return np.exp(mu_d + oz @ design.T + noise)
-
     offset_sd = np.sqrt(tau**2 + kappa**2)
-    ladder = new_run(mu, sigma, rng.standard_normal((D, k)) * np.c_[offset_sd, np.ones((D, k - 1))])
+
+    def new_run(mu_d, scale, deviation):  # log loss of the new run per draw: offset and law error, then noise
+        return np.exp(mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None])
+
+    K = law_error_covariance(axes, np.log(steps))
+    prior = (rng.standard_normal((D, len(steps))) @ np.linalg.cholesky(K + 1e-12 * np.eye(len(steps))).T
+             + offset_sd[:, None] * rng.standard_normal((D, 1)))
+    ladder = new_run(mu, sigma, prior)
+    used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
     residuals = np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n]
-    mean, cov, log_w = _update(residuals, np.broadcast_to(design[:n], (D, n, k)), offset_sd, sigma, rho)
-    keep, ess = _resample(log_w, rng)
-    oz = mean[keep] + np.einsum("dij,dj->di", np.linalg.cholesky(cov[keep]), rng.standard_normal((D, k)))
-    updated = new_run(mu[keep], sigma[keep], oz)
+    m = len(used) - (len(steps) - n)
+    log_lik, deviation, shift = _condition(residuals[:, used[:m]], K[np.ix_(used, used)], offset_sd, sigma, rho, m,
+                                           rng)
+    keep, ess = _resample(log_lik, rng)
+    updated = new_run(mu[keep][:, n:], sigma[keep], deviation[keep][:, m:])
     if ess < min(MIN_EFFECTIVE_DRAWS, 0.1 * D):
         warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve disagrees "
                       "with most of the ladder's posterior; refit with the partial run added to the ladder's runs "
                       "for a safer forecast", TrackWarning, stacklevel=2)
 
-    df = band_frame(updated[:, n:], levels, {"step": grid})
+    df = band_frame(updated, levels, {"step": grid})
     before = band_frame(ladder[:, n:], levels, {"step": grid})
     for col in ("median", "lower", "upper"):
         df[f"ladder_{col}"] = before[col].to_numpy()
     band = quantile_bands(ladder[:, :n], (ALARM_LEVEL,))[ALARM_LEVEL]
     seen = pd.DataFrame({"step": observed, "loss": curve["loss"].to_numpy(float), "ladder_median": band[0],
                          "ladder_lower": band[1], "ladder_upper": band[2]})
-    df.attrs.update(observed=seen, effective_draws=ess, offset=float(np.median(oz[:, 0])),
+    df.attrs.update(observed=seen, effective_draws=ess, offset=float(np.median(shift[keep])),
                     alarm=_alarm(seen), total_steps=float(total_steps), params=N, batch_tokens=B,
                     schedule=(schedule or Schedule()).describe())
     if target_loss is not None:
