@@ -19,6 +19,9 @@ def test_bundled_runs_meet_the_sweep_design():
     assert set(runs["split"]) == {"in_domain", "out_of_domain"}
     assert runs.groupby("params")["run"].nunique().max() >= 3  # seeds at one size
     assert "fingerprint" in str(bundled_metadata()["corpus"])
+    schedules = runs.groupby("run")["schedule"].first().value_counts()
+    assert schedules.to_dict() == {"constant": 12, "cosine": 3, "wsd": 3}
+    assert runs["learning_rate"].notna().all()  # every run says what rate each point was trained at
 
 
 def test_demo_writes_its_outputs(tmp_path):
@@ -33,6 +36,9 @@ def test_demo_writes_its_outputs(tmp_path):
     assert list(forecasts["params"]) == [10 * res.held_out["params"].iloc[0], 100 * res.held_out["params"].iloc[0]]
     summary = (tmp_path / "summary.md").read_text()
     assert "Held-out largest size" in summary and "Diagnostics:" in summary
+    constant = bundled_runs().query("schedule == 'constant'")
+    fitted = set(res.fit.posterior.meta.runs)
+    assert fitted and fitted <= set(constant["run"])  # the cosine and WSD runs are left out
 
 
 def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):
