@@ -5,8 +5,8 @@
    an out-of-domain split.
 2. Fit a law form (one group per split; by default the schedule-aware Kaplan/Su law,
    ``kaplan_schedule``, or ``kaplan`` when no fitted run decays its rate) on every size
-   but the largest, and on the constant and cosine runs only (sampler settings in :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts
-   need a law with a critical batch.
+   but the largest, and on the constant and cosine runs only (sampler settings in
+   :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts need a law with a critical batch.
 3. Predict what was held out and compare with what it really did, per split: the
    largest size at each of its batch sizes, and the runs of a schedule never fitted
    (WSD), each point under its own run's schedule. Reported: the median absolute

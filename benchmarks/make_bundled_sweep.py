@@ -1,19 +1,24 @@
 """Train the bundled CPU sweep and package it as ``bayescale/data/sweep_runs.{csv,json}``.
 
-Usage (from the repository root; about 40-50 minutes on one CPU thread)::
+Usage (from the repository root; all 18 runs take about an hour on one CPU thread)::
 
     python benchmarks/make_bundled_sweep.py                 # train (resumable), then package
     python benchmarks/make_bundled_sweep.py --shard 0/2 &   # or split it over two cores ...
-    python benchmarks/make_bundled_sweep.py --shard 1/2     # ... (each shard packages when done)
-    python benchmarks/make_bundled_sweep.py --collect-only  # package what OUT holds
+    python benchmarks/make_bundled_sweep.py --shard 1/2     # ...
+    python benchmarks/make_bundled_sweep.py --collect-only  # ... and package when both are done
 
 The grid is ``bayescale/data/sweep_grid.toml``; training is the same as::
 
     bayescale sweep --grid bayescale/data/sweep_grid.toml --threads 1 --out build/bundled-sweep
 
-Packaging keeps the rows of the grid's runs from ``OUT/runs.csv`` (sorted by grid
-order, step, split) and writes ``sweep_runs.json`` with the grid, the commands, the
-corpus fingerprint, the machine, library versions, and wall times (total and per run).
+except that runs already packaged in ``bayescale/data/sweep_runs.csv`` are not trained
+again: a grid that gains runs trains only those.
+
+Packaging keeps the rows of the grid's runs, from ``OUT/runs.csv`` for the runs trained
+there and from the packaged files for the others (:func:`collect`), sorted by grid
+order, step, split, and writes ``sweep_runs.json`` with the grid, the commands, the
+corpus fingerprint, the machine, the sessions that trained the runs and their wall times
+(total and per run, with each run's library versions and commit).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -31,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from bayescale.environment import cpu_model
-from bayescale.trainer import expand_grid, load_grid, run_sweep
-from bayescale.trainer.records import COLUMNS, atomic_write_bytes, read_json, read_table
+from bayescale.trainer import TrainConfig, expand_grid, load_grid, run_sweep
+from bayescale.trainer.records import COLUMNS, atomic_write_bytes, csv_value, read_json, read_table
 from bayescale.trainer.sweep import parse_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,12 +48,10 @@ SESSIONS = "bundled_sweep_sessions{}.json"  # one log per shard: "" or "-0of2", 
 
 
 def packaged_runs(dest: Path) -> set[str]:
-    """Run ids of the sweep already packaged in ``dest/sweep_runs.csv`` (none without the file)."""
-    try:
-        with open(dest / "sweep_runs.csv", newline="") as handle:
-            return {row["run"] for row in csv.DictReader(handle)}
-    except FileNotFoundError:
-        return set()
+    """Run ids of the sweep already packaged in ``dest``: with rows in ``sweep_runs.csv`` and a
+    record in ``sweep_runs.json`` (none without the files)."""
+    rows, record = _packaged(dest)
+    return {r["run"] for r in rows} & {m["run"] for m in record.get("per_run", [])}
 
 
 def train_grid(
@@ -76,34 +80,62 @@ def train_grid(
 
 
 def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = None) -> dict[str, Any]:
-    """Write ``dest/sweep_runs.csv`` and ``dest/sweep_runs.json`` from ``out``."""
+    """Write ``dest/sweep_runs.csv`` and ``dest/sweep_runs.json`` from ``out`` and what ``dest``
+    already holds.
+
+    A grid run finished in ``out`` is taken from there; one that ``out`` lacks but the
+    packaged files hold is carried over (its rows unchanged, its ``per_run`` record and
+    sessions kept). Carried rows written before a column of
+    :data:`~bayescale.trainer.records.COLUMNS` existed get it filled in from the run's
+    configuration, as the trainer writes it today (:func:`_fill_row`); the runs filled so
+    are listed under ``filled_columns``. Packaging again gives the same files.
+    """
     spec = load_grid(grid)
-    configs = expand_grid(spec)
-    order = {c.run_id(): i for i, c in enumerate(configs)}
+    configs = {c.run_id(): c for c in expand_grid(spec)}
+    order = {run: i for i, run in enumerate(configs)}
     metas = {run: read_json(out / f"{run}.json") for run in order}
-    missing = [run for run, meta in metas.items() if meta is None or meta.get("status") != "finished"]
+    trained = {run: meta for run, meta in metas.items() if meta is not None and meta.get("status") == "finished"}
+    old_rows, old_record = _packaged(dest)
+    old_runs = packaged_runs(dest)
+    missing = [run for run in order if run not in trained and run not in old_runs]
     if missing:
-        raise SystemExit(f"{len(missing)} runs are not finished in {out}: {missing}; run without --collect-only")
-    rows = [r for r in read_table(out) if r["run"] in order]
+        raise SystemExit(f"{len(missing)} runs are neither finished in {out} nor packaged in {dest}: {missing}; "
+                         "run without --collect-only")
+    filled = set(old_record.get("filled_columns", {}).get("runs", []))
+    rows = [r for r in read_table(out) if r["run"] in trained]
+    for row in old_rows:
+        if row["run"] in order and row["run"] not in trained:
+            complete = _fill_row(row, configs[row["run"]])
+            if complete != row:
+                filled.add(row["run"])
+            rows.append(complete)
     rows.sort(key=lambda r: (order[r["run"]], int(r["step"]), r["split"]))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_bytes(dest / "sweep_runs.csv", buffer.getvalue().encode())
 
-    fingerprints = {m["corpus"]["fingerprint"] for m in metas.values()}
+    old_meta = {m["run"]: m for m in old_record.get("per_run", [])}
+    per_run = [_run_record(run, trained[run]) if run in trained
+               else _carried_record(old_meta[run], old_record, configs[run]) for run in order]
+    fingerprints = {m["corpus"]["fingerprint"] for m in trained.values()}
+    if old_record:
+        fingerprints.add(old_record["corpus"]["fingerprint"])
     if len(fingerprints) != 1:
         raise SystemExit(f"runs disagree on the corpus fingerprint: {sorted(fingerprints)}")
-    first = next(iter(metas.values()))
-    sessions = [s for path in sorted(out.glob(SESSIONS.format("*"))) for s in read_json(path)["sessions"]]
+    first = next(iter(trained.values()), None)
+    corpus = (old_record["corpus"] if first is None else
+              {**first["corpus"], "source": f"Python {first['versions']['python']} standard library"})
+    logged = [s for path in sorted(out.glob(SESSIONS.format("*"))) for s in read_json(path)["sessions"]]
+    sessions = [*old_record.get("sessions", []), *(s for s in logged if s not in old_record.get("sessions", []))]
     record = {
         "description": (
             "CPU sweep of byte-level GPT decoders trained by bayescale.trainer on the Python "
             "standard library; one row per evaluation step and split (in_domain: held-out "
-            "stdlib files, out_of_domain: pydoc topic prose); loss in nats per byte."
+            "stdlib files, out_of_domain: pydoc topic prose); loss in nats per byte; learning "
+            "rate constant after warm-up, or decaying on a cosine or WSD schedule (column schedule)."
         ),
-        "conditions": note,
+        "conditions": note if note is not None else old_record.get("conditions"),
         "grid_file": _relative(grid),
         "grid": spec,
         "commands": [
@@ -113,52 +145,97 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
         "rows": len(rows),
         "runs": len(order),
         # The stdlib folder differs between machines; the fingerprint identifies the tokens.
-        "corpus": {**first["corpus"], "source": f"Python {first['versions']['python']} standard library"},
+        "corpus": corpus,
         "machine": {
             "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "threads": threads,
             "platform": platform.platform(terse=True),
         },
-        "versions": first["versions"],
-        "git": first["git"],
-        "flops_convention": first["flops"]["convention"],
-        # shards run side by side: the sweep took as long as its slowest shard
+        "flops_convention": first["flops"]["convention"] if first else old_record["flops_convention"],
+        # shards run side by side: the sweep took as long as some shard was training
         "total_wall_time_s": _sweep_wall_time(sessions),
         "total_core_time_s": sum(s["wall_time_s"] for s in sessions),
         "sessions": sessions,
-        "per_run": [
-            {
-                "run": run,
-                "width": meta["model"]["width"],
-                "depth": meta["model"]["depth"],
-                "heads": meta["model"]["heads"],
-                "params": meta["model"]["params_non_embedding"],
-                "params_total": meta["model"]["params_total"],
-                "batch_tokens": meta["config"]["batch_tokens"],
-                "steps": meta["config"]["steps"],
-                "seed": meta["config"]["seed"],
-                "flops_per_token": meta["flops"]["per_token"],
-                "final_loss": meta["final_loss"],
-                "wall_time_s": meta["timing"]["wall_time_s"],
-                "train_time_s": meta["timing"]["train_time_s"],
-                "eval_time_s": meta["timing"]["eval_time_s"],
-                "tokens_per_s": meta["timing"]["tokens_per_s"],
-                "started_at": meta["started_at"],
-                "finished_at": meta["finished_at"],
-            }
-            for run, meta in metas.items()
-        ],
+        "per_run": per_run,
     }
+    if filled:
+        record["filled_columns"] = {
+            "runs": [run for run in order if run in filled],
+            "how": ("packaged before these columns existed; micro_batch_tokens = batch_tokens (one pass per "
+                    "step, the only way the trainer ran then), learning_rate and the schedule's specification "
+                    "from the run's configuration (TrainConfig.learning_rates, schedule_columns), as the trainer "
+                    "writes them; the other cells are the rows as trained"),
+        }
+    atomic_write_bytes(dest / "sweep_runs.csv", buffer.getvalue().encode())
     atomic_write_bytes(dest / "sweep_runs.json", (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 
+def _packaged(dest: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The rows and the record of the sweep packaged in ``dest`` (empty without the files)."""
+    try:
+        with open(dest / "sweep_runs.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return [], {}
+    return rows, read_json(dest / "sweep_runs.json") or {}
+
+
+def _fill_row(row: dict[str, str], config: TrainConfig) -> dict[str, str]:
+    """``row`` with the :data:`COLUMNS` it lacks, as the trainer writes them for ``config``
+    (deterministic: they follow from the configuration and the step)."""
+    step = int(row["step"])
+    values = {
+        "micro_batch_tokens": config.batch_tokens,  # these runs took one pass per step
+        "learning_rate": float(config.learning_rates()[step - 1]),
+        **config.schedule_columns(),
+    }
+    return {column: row[column] if column in row else str(csv_value(values[column])) for column in COLUMNS}
+
+
+def _run_record(run: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``per_run`` entry of a run trained in ``OUT`` (from its metadata)."""
+    return {
+        "run": run,
+        "width": meta["model"]["width"],
+        "depth": meta["model"]["depth"],
+        "heads": meta["model"]["heads"],
+        "params": meta["model"]["params_non_embedding"],
+        "params_total": meta["model"]["params_total"],
+        "batch_tokens": meta["config"]["batch_tokens"],
+        "steps": meta["config"]["steps"],
+        "seed": meta["config"]["seed"],
+        "schedule": meta["config"]["schedule"],
+        "flops_per_token": meta["flops"]["per_token"],
+        "final_loss": meta["final_loss"],
+        "wall_time_s": meta["timing"]["wall_time_s"],
+        "train_time_s": meta["timing"]["train_time_s"],
+        "eval_time_s": meta["timing"]["eval_time_s"],
+        "tokens_per_s": meta["timing"]["tokens_per_s"],
+        "started_at": meta["started_at"],
+        "finished_at": meta["finished_at"],
+        "versions": meta["versions"],
+        "git": meta["git"],
+    }
+
+
+def _carried_record(entry: dict[str, Any], old_record: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """A packaged ``per_run`` entry, with the schedule, versions and commit that records from
+    before they were kept per run lack (the versions and commit were then the packaging's,
+    one sweep)."""
+    known = {"schedule": config.schedule, "versions": old_record.get("versions"), "git": old_record.get("git")}
+    return {**entry, **{k: v for k, v in known.items() if k not in entry}}
+
+
 def _sweep_wall_time(sessions: list[dict[str, Any]]) -> float:
-    """Wall time from the first session's start to the last one's end."""
-    if not sessions:
-        return 0.0
-    return max(s["started_unix"] + s["wall_time_s"] for s in sessions) - min(s["started_unix"] for s in sessions)
+    """Seconds during which at least one session was training (the union of their intervals:
+    shards side by side count once, sweeps months apart add up)."""
+    total, end = 0.0, -math.inf
+    for start, stop in sorted((s["started_unix"], s["started_unix"] + s["wall_time_s"]) for s in sessions):
+        total += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    return total
 
 
 def _relative(path: Path) -> str:

@@ -19,6 +19,9 @@ def test_bundled_runs_meet_the_sweep_design():
     assert set(runs["split"]) == {"in_domain", "out_of_domain"}
     assert runs.groupby("params")["run"].nunique().max() >= 3  # seeds at one size
     assert "fingerprint" in str(bundled_metadata()["corpus"])
+    schedules = runs.groupby("run")["schedule"].first().value_counts()
+    assert schedules.to_dict() == {"constant": 12, "cosine": 3, "wsd": 3}
+    assert runs["learning_rate"].notna().all()  # every run says what rate each point was trained at
 
 
 def test_demo_writes_its_outputs(tmp_path):
@@ -38,6 +41,10 @@ def test_demo_writes_its_outputs(tmp_path):
     tracking = pd.read_csv(tmp_path / "tracking.csv")
     assert list(tracking["forecast"]) == ["ladder alone", "updated at 20% of the steps"]
     assert tracking["abs_rel_error"].between(0, 0.2).all()
+    runs = bundled_runs()
+    fitted = set(res.fit.posterior.meta.runs)
+    assert fitted <= set(runs.query("schedule != 'wsd' and params < params.max()")["run"])  # WSD held out
+    assert set(held["held_out"]) == {"size", "wsd"} and res.fit.posterior.law.name == "kaplan_schedule"
 
 
 def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):

@@ -22,7 +22,8 @@ from bayescale.posterior import PosteriorMeta
 
 
 def test_registry_maps_names_to_law_objects():
-    assert tuple(LAWS) == ("kaplan", "kaplan_irreducible", "chinchilla")
+    assert tuple(LAWS) == ("kaplan", "kaplan_irreducible", "kaplan_schedule", "kaplan_schedule_irreducible",
+                           "chinchilla")
     for name in LAWS:
         assert get_law(name).name == name
     assert get_law(KAPLAN) is KAPLAN

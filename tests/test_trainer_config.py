@@ -50,7 +50,7 @@ def test_run_ids_of_existing_configs_are_pinned() -> None:
     # The bundled sweep's grid still names exactly the runs of its table.
     ids = [c.run_id() for c in expand_grid(load_grid(DATA / "sweep_grid.toml"))]
     with open(DATA / "sweep_runs.csv", newline="") as handle:
-        assert set(ids) == {row["run"] for row in csv.DictReader(handle)} and len(ids) == 12
+        assert set(ids) == {row["run"] for row in csv.DictReader(handle)} and len(ids) == 18
 
 
 def test_micro_batches_split_the_batch_per_process() -> None:

@@ -67,7 +67,10 @@ def test_grid_files(tmp_path: Path) -> None:
 
 
 def test_bundled_grid_meets_the_sweep_requirements() -> None:
-    configs = expand_grid(load_grid(Path(__file__).resolve().parent.parent / "bayescale/data/sweep_grid.toml"))
+    """The constant-LR runs span sizes, batches and seeds; the decaying ones reuse their shapes."""
+    every = expand_grid(load_grid(Path(__file__).resolve().parent.parent / "bayescale/data/sweep_grid.toml"))
+    configs = [c for c in every if c.schedule == "constant"]
+    decaying = [c for c in every if c.schedule != "constant"]
     from bayescale.trainer import GPTConfig, analytic_param_counts
 
     sizes = {analytic_param_counts(GPTConfig(c.width, c.depth, c.heads, c.context)).non_embedding for c in configs}
@@ -83,8 +86,13 @@ def test_bundled_grid_meets_the_sweep_requirements() -> None:
         )
         >= 3
     )
-    assert {c.lr for c in configs} == {3e-3} and {c.schedule for c in configs} == {"constant"}
-    assert all(25 <= len(c.eval_steps()) <= 40 for c in configs)
+    assert len(configs) == 12 and {c.lr for c in every} == {3e-3}
+    assert sorted((c.schedule, c.width, c.depth) for c in decaying) == [
+        ("cosine", 20, 2), ("cosine", 48, 2), ("cosine", 80, 3), ("wsd", 32, 2), ("wsd", 64, 2), ("wsd", 80, 3)]
+    shapes = {(c.width, c.depth) for c in configs}
+    assert all((c.width, c.depth) in shapes and c.batch_tokens == 4096 and c.seed == 0 for c in decaying)
+    assert {(c.min_lr_ratio, c.decay_fraction, c.warmup_steps, c.steps) for c in every} == {(0.1, 0.2, 100, 4000)}
+    assert all(25 <= len(c.eval_steps()) <= 40 for c in every)
 
 
 def test_shards_partition_the_grid_deterministically() -> None:

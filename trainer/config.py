@@ -349,6 +349,18 @@ class TrainConfig:
         """
         return self.lr_schedule().relative_rates(self.steps) * self.lr
 
+    def schedule_columns(self) -> dict[str, Any]:
+        """The run-table columns that specify this run's schedule (docs/run-table.md):
+        ``schedule``, ``warmup_steps``, ``final_lr_fraction`` (= ``min_lr_ratio``),
+        ``decay_fraction`` and ``total_steps`` (= ``steps``)."""
+        return {
+            "schedule": self.schedule,
+            "warmup_steps": self.warmup_steps,
+            "final_lr_fraction": self.min_lr_ratio,
+            "decay_fraction": self.decay_fraction,
+            "total_steps": self.steps,
+        }
+
     def lr_at(self, step: int) -> float:
         """Learning rate of 0-based optimizer step ``step`` (one entry of :meth:`learning_rates`,
         which a training loop computes once)."""

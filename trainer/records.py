@@ -178,12 +178,12 @@ def _format_rows(rows: Sequence[dict[str, Any]], header: bool, columns: Sequence
     if header:
         writer.writeheader()
     for row in rows:
-        writer.writerow({k: _csv_value(row[k]) for k in columns})
+        writer.writerow({k: csv_value(row[k]) for k in columns})
     return buffer.getvalue().encode()
 
 
-def _csv_value(value: Any) -> Any:
-    # repr() of a float round-trips exactly.
+def csv_value(value: Any) -> Any:
+    """A cell as the run table stores it: ``repr`` of a float (it round-trips exactly), other values as they are."""
     return repr(value) if isinstance(value, float) else value
 
 

@@ -14,9 +14,10 @@ per split in the run-table schema (:data:`~.records.COLUMNS`):
 * ``learning_rate`` = the rate of the last optimizer step taken (0-based step
   ``step - 1``), from :meth:`~.config.TrainConfig.learning_rates`, which the loop also
   sets;
-* ``lr`` = the peak learning rate; the schedule's specification ``schedule``,
-  ``warmup_steps``, ``final_lr_fraction`` (= ``min_lr_ratio``), ``decay_fraction`` and
-  ``total_steps`` (= ``steps``); ``seed``, ``context``.
+* ``lr`` = the peak learning rate; the schedule's specification
+  (:meth:`~.config.TrainConfig.schedule_columns`: ``schedule``, ``warmup_steps``,
+  ``final_lr_fraction`` = ``min_lr_ratio``, ``decay_fraction``, ``total_steps`` =
+  ``steps``); ``seed``, ``context``.
 
 Determinism: the initialisation is seeded by ``config.seed``; the batch of step s is
 drawn from ``numpy.random.default_rng([seed, s])``, so the data position of a run is
@@ -555,12 +556,8 @@ def _train(
         "seed": config.seed,
         "params_total": counts.total,
         "context": config.context,
-        "schedule": config.schedule,
-        "warmup_steps": config.warmup_steps,
         "micro_batch_tokens": micro_tokens,
-        "final_lr_fraction": config.min_lr_ratio,
-        "decay_fraction": config.decay_fraction,
-        "total_steps": config.steps,
+        **config.schedule_columns(),
     }
     rates = config.learning_rates()
     if info.main:

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--draws", type=int, default=DEMO_DRAWS, help=f"draws per chain (default: {DEMO_DRAWS})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-loss", type=positive_float, metavar="L",
-                   help="loss the forecasts aim at (default: 90%% of the best bundled in-domain loss)")
+                   help="loss the forecasts aim at (default: 90%% of the best loss on in_domain of the bundled constant-LR runs)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the irreducible-loss variant (a floor L_inf per split)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
