@@ -3,13 +3,14 @@
 1. Load the bundled sweep (:func:`bundled_runs`): byte-level GPTs trained by
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
-2. Fit a law form (one group per split; by default the schedule-aware Kaplan/Su law,
-   ``kaplan_schedule``, or ``kaplan`` when no fitted run decays its rate) on every size
-   but the largest, and on the constant and cosine runs only (sampler settings in
-   :mod:`bayescale.defaults`, ``DEMO_*``). The forecasts need a law with a critical batch.
+2. Fit a law form (one group per split) on every size but the largest (sampler settings
+   in :mod:`bayescale.defaults`, ``DEMO_*``): by default the Kaplan/Su law on the
+   constant-rate runs; with ``schedules=True`` (``bayescale demo --schedules``) the
+   schedule-aware law ``kaplan_schedule`` on the constant and cosine runs. The forecasts
+   need a law with a critical batch.
 3. Predict what was held out and compare with what it really did, per split: the
-   largest size at each of its batch sizes, and the runs of a schedule never fitted
-   (WSD), each point under its own run's schedule. Reported: the median absolute
+   largest size at each of its batch sizes and, with ``schedules=True``, the runs of a
+   schedule never fitted (WSD), each point under its own run's schedule. Reported: the median absolute
    relative error after the early transient and the fraction of points inside the 50%
    and 90% new-run bands.
 4. Forecast models 10x and 100x larger than the largest trained: minimum loss, steps and
@@ -236,13 +237,15 @@ def run_demo(
     target_loss: float | None = None,
     law: str | Law | None = None,
     irreducible: bool = False,
+    schedules: bool = False,
     progress: bool = True,
     warn: bool = True,
 ) -> DemoResult:
     """Run the demo (see the module docstring) and write its outputs to ``out_dir``.
 
-    ``law`` defaults to ``kaplan_schedule`` when the fitted runs decay their learning
-    rate, else ``kaplan`` (``irreducible`` picks the variant with a loss floor)."""
+    By default the constant-rate runs are fitted with ``kaplan``; ``schedules=True`` fits
+    ``kaplan_schedule`` to the constant and cosine runs and also predicts the held-out
+    WSD runs (``law`` overrides either; ``irreducible`` picks the variant with a floor)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = tqdm(total=6, desc="demo", disable=not progress, unit="stage")
@@ -251,13 +254,13 @@ def run_demo(
     runs = bundled_runs() if bundled else runs
     group_by = "split" if "split" in runs.columns else None
     held_n = float(runs["params"].max())
-    schedules = runs["schedule"] if "schedule" in runs.columns else pd.Series("constant", index=runs.index)
-    held_schedule = (schedules == HELD_OUT_SCHEDULE).to_numpy()
-    train = runs[(runs["params"] < held_n) & ~held_schedule]
-    held, held_sched = runs[runs["params"] == held_n], runs[held_schedule & (runs["params"] < held_n)]
+    kind = runs["schedule"].fillna("constant") if "schedule" in runs.columns else pd.Series("constant", index=runs.index)
+    fitted_kinds = ("constant", "cosine") if schedules else ("constant",)
+    train = runs[(runs["params"] < held_n) & kind.isin(fitted_kinds)]
+    held = runs[(runs["params"] == held_n) & (kind == "constant")]
+    held_sched = runs[(runs["params"] < held_n) & (kind == HELD_OUT_SCHEDULE)] if schedules else runs.iloc[:0]
     if law is None:
-        decays = "schedule" in train.columns and (train["schedule"].fillna("constant") != "constant").any()
-        law = "kaplan_schedule" if decays else "kaplan"
+        law = "kaplan_schedule" if schedules else "kaplan"
         law = irreducible_variant(law) if irreducible else law
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")

@@ -43,8 +43,17 @@ def test_demo_writes_its_outputs(tmp_path):
     assert tracking["abs_rel_error"].between(0, 0.2).all()
     runs = bundled_runs()
     fitted = set(res.fit.posterior.meta.runs)
-    assert fitted <= set(runs.query("schedule != 'wsd' and params < params.max()")["run"])  # WSD held out
-    assert set(held["held_out"]) == {"size", "wsd"} and res.fit.posterior.law.name == "kaplan_schedule"
+    assert fitted <= set(runs.query("schedule == 'constant' and params < params.max()")["run"])
+    assert set(held["held_out"]) == {"size"} and res.fit.posterior.law.name == "kaplan"
+
+
+@pytest.mark.slow
+def test_demo_with_schedules_holds_out_the_wsd_runs(tmp_path):
+    res = run_demo(tmp_path, chains=2, warmup=60, draws=60, schedules=True, progress=False, warn=False)
+    runs = bundled_runs()
+    assert set(res.fit.posterior.meta.runs) <= set(runs.query("schedule != 'wsd' and params < params.max()")["run"])
+    assert set(res.held_out["held_out"]) == {"size", "wsd"} and res.fit.posterior.law.name == "kaplan_schedule"
+    assert (tmp_path / "held_out_schedule.png").exists()
 
 
 def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):

@@ -16,16 +16,18 @@ examples:
   bayescale demo --out /tmp/demo --seed 1 --target-loss 1.0
   bayescale demo --strict               # exit 3 if the fit fails its convergence checks
   bayescale demo --irreducible          # with a loss floor L_inf
+  bayescale demo --schedules            # cosine runs fitted too; WSD runs held out
 
 What it does: loads the bundled CPU sweep (byte-level GPTs trained by bayescale's own
 trainer on the Python standard library, evaluated in-domain and out-of-domain), fits
-the hierarchical schedule-aware Kaplan/Su model (kaplan_schedule) on every size but the
-largest and on the constant and cosine runs, predicts the held-out size and the WSD
-runs (a schedule never fitted) and scores the predictions (median relative error,
+the hierarchical Kaplan/Su model on the constant-rate runs of every size but the
+largest, predicts the held-out size and scores the prediction (median relative error,
 50%/90% band coverage), forecasts models 10x and 100x larger (minimum loss, steps and
 tokens to a target loss, the critical batch there and the trajectory at that batch),
 and ends by tracking the held-out size from its first 20% of steps, as one would a
-live run. Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
+live run. With --schedules it fits the schedule-aware law (kaplan_schedule) to the
+constant and cosine runs instead and also predicts the WSD runs, a schedule it never
+saw (about 2.5 minutes of sampling on 2 cores; see benchmarks/RESULTS.md). Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
 and posterior.nc.
 
 Without --irreducible the size term (N_c/N)^alpha_N falls towards zero, so far
@@ -51,6 +53,8 @@ def register(subparsers) -> None:
                    help="loss the forecasts aim at (default: 90%% of the best loss on in_domain of the bundled constant-LR runs)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the irreducible-loss variant (a floor L_inf per split)")
+    p.add_argument("--schedules", action="store_true",
+                   help="fit kaplan_schedule to the constant and cosine runs and predict the held-out WSD runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit 3 when the fit fails its convergence checks (default: warn and exit 0)")
@@ -65,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # the forecasts extrapolate on purpose; said once below
         warnings.simplefilter("ignore", ExtrapolationWarning)
         res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                       target_loss=args.target_loss, irreducible=args.irreducible, progress=not args.quiet)
+                       target_loss=args.target_loss, irreducible=args.irreducible, schedules=args.schedules,
+                       progress=not args.quiet)
     note(f"the forecasts extrapolate {' and '.join(f'{f}x' for f in FORECAST_FACTORS)} beyond the largest fitted "
          "size on purpose: their bands include the law's error, which grows with the distance")
-    print("Held out (never fitted): the largest size, and the WSD schedule; new-run bands:")
+    print("Held out (never fitted): the largest size" + (", and the WSD schedule" if args.schedules else "")
+          + "; new-run bands:")
     print(format_table(res.held_out))
     print(f"\nForecasts, target loss {res.target_loss:g} nats (medians; intervals in forecasts.csv):")
     cols = ["params", "min_loss", "critical_batch", "steps", "tokens", "p_reachable"]
