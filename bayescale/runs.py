@@ -50,6 +50,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from bayescale.defaults import SCHEDULE_KINDS
+
 REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
 POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
 OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context", "learning_rate",
@@ -232,13 +234,11 @@ def _check_schedule_cells(df: pd.DataFrame, bad: np.ndarray,
                               f"{df['step'].iloc[i]:g} says {first[i]:g}; the rows of one step (one per split) share "
                               "the rate in effect at that step")
     if "schedule" in df.columns:
-        from bayescale.schedules import KINDS  # here, not at the top: bayescale.schedules loads SciPy
-
         blank = _blank(df["schedule"])
         df.loc[blank, "schedule"] = np.nan
         kind = df["schedule"]
-        flag(~blank & ~kind.isin(KINDS).to_numpy() & ~bad,
-             lambda i: f"schedule={kind.iloc[i]!r} is not a schedule bayescale knows; use one of {', '.join(KINDS)}, "
+        flag(~blank & ~kind.isin(SCHEDULE_KINDS).to_numpy() & ~bad,
+             lambda i: f"schedule={kind.iloc[i]!r} is not a schedule bayescale knows; use one of {', '.join(SCHEDULE_KINDS)}, "
                        "or leave it blank")
     ranges = (("final_lr_fraction", lambda v: (v >= 0) & (v <= 1), "in [0, 1] (final rate / peak rate)"),
               ("decay_fraction", lambda v: (v > 0) & (v <= 1), "in (0, 1] (share of the steps in the WSD decay)"),

@@ -15,14 +15,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bayescale.defaults import SCHEDULE_KINDS
+
 if TYPE_CHECKING:
     import numpy as np
 
     from bayescale.schedules import Schedule
 
-#: ``bayescale.schedules.KINDS``, spelled out so that parsing a command loads no numpy
-#: (tests/test_trainer_config.py keeps the two equal).
-SCHEDULES = ("constant", "cosine", "wsd", "linear")
+#: The schedule shapes (``bayescale.schedules.KINDS``), from the light defaults module so
+#: that parsing a command loads no numpy.
+SCHEDULES = SCHEDULE_KINDS
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
