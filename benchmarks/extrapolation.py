@@ -76,7 +76,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     rows = []
     for kappa in (0.0, DEFAULT_EXTRAPOLATION_ERROR):
-        post = dataclasses.replace(result.posterior, meta={**result.posterior.meta, "extrapolation_error": kappa})
+        post = dataclasses.replace(result.posterior,
+                                   meta=dataclasses.replace(result.posterior.meta, extrapolation_error=kappa))
         rows.append({"law_error_kappa": kappa, **score(post, held)})
     table = pd.DataFrame(rows)
     header = (f"\n## extrapolation (Gemstones, leave the 1-2B sizes out) — {dt.date.today().isoformat()}\n\n"
