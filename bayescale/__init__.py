@@ -12,6 +12,9 @@ Public API::
     plan    = bayescale.plan_budget(result.posterior, flops=1e18, target_loss=2.1)  # risk-aware N, B, S
     scores  = bayescale.calibrate(result.posterior, bayescale.load_runs("realized.csv"))
     page    = bayescale.write_report(result.posterior, "report/", flops=1e18)       # figures + HTML
+    cosine  = bayescale.Schedule("cosine", warmup_steps=500)  # forecasts under a schedule (law="kaplan_schedule")
+    live    = bayescale.track(result.posterior, bayescale.load_runs("live.csv"), total_steps=100_000,
+                              schedule=cosine)                  # a live run's forecast, updated by its checkpoints
 
 Law forms live in :mod:`bayescale.models` (one object per law behind
 :class:`bayescale.models.law.Law`); see docs/model.md in the repository for the
@@ -48,6 +51,8 @@ _PUBLIC = {
     "plan_budget": "budget",
     "calibrate": "calibrate",
     "write_report": "report",
+    "Schedule": "schedules",
+    "track": "track",
 }
 
 if _typing.TYPE_CHECKING:
@@ -59,6 +64,8 @@ if _typing.TYPE_CHECKING:
     from bayescale.models.kaplan import KaplanConstants
     from bayescale.posterior import Posterior, PosteriorFileError, PosteriorMeta
     from bayescale.report import write_report
+    from bayescale.schedules import Schedule
+    from bayescale.track import track
     from bayescale.runs import (RunTableError, load_gadre2024, load_gemstones2025, load_runs, load_wandb,
                                 validate_runs)
 
@@ -85,9 +92,10 @@ def __dir__() -> list[str]:
 
 
 class _Package(_types.ModuleType):
-    """``bayescale.fit`` and ``bayescale.calibrate`` name functions, as they did when this
-    package imported everything eagerly, although ``bayescale/fit.py`` and
-    ``bayescale/calibrate.py`` are also submodules. Importing a submodule binds it on
+    """``bayescale.fit``, ``bayescale.calibrate`` and ``bayescale.track`` name functions (the
+    first two as they did when this package imported everything eagerly), although
+    ``bayescale/fit.py``, ``bayescale/calibrate.py`` and ``bayescale/track.py`` are also
+    submodules. Importing a submodule binds it on
     its package; for these two names the function is bound instead."""
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -106,6 +114,7 @@ __all__ = [
     "PosteriorFileError",
     "PosteriorMeta",
     "RunTableError",
+    "Schedule",
     "calibrate",
     "compare_models",
     "fit",
@@ -115,6 +124,7 @@ __all__ = [
     "load_runs",
     "load_wandb",
     "plan_budget",
+    "track",
     "validate_runs",
     "write_report",
     "use_cpu_cores",

@@ -33,6 +33,12 @@ def test_a_shifted_run_raises_the_alarm_and_the_update_follows_it(small_posterio
     assert list(df.columns[:4]) == ["step", "median", "lower", "upper"] and df["step"].iloc[0] <= 600
 
 
+def test_track_is_public():
+    import bayescale
+
+    assert bayescale.track is track and bayescale.Schedule.__name__ == "Schedule"
+
+
 def test_a_run_on_its_forecast_keeps_quiet(small_posterior):
     df = track(small_posterior, _live_run(1.0, 600), T)
     final = df[df["step"] == T].iloc[0]
