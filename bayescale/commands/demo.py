@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from bayescale.commands.common import FORMATTER, check_output, format_table, gate_exit_code, note, positive_float
-from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
+from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_SCHEDULE_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 
 EPILOG = """\
 examples:
@@ -27,7 +27,7 @@ tokens to a target loss, the critical batch there and the trajectory at that bat
 and ends by tracking the held-out size from its first 20% of steps, as one would a
 live run. With --schedules it fits the schedule-aware law (kaplan_schedule) to the
 constant and cosine runs instead and also predicts the WSD runs, a schedule it never
-saw (about 2.5 minutes of sampling on 2 cores; see benchmarks/RESULTS.md). Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
+saw (2 x 5,000 draws, about 5 minutes of sampling on 2 cores; see benchmarks/RESULTS.md). Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
 and posterior.nc.
 
 Without --irreducible the size term (N_c/N)^alpha_N falls towards zero, so far
@@ -47,7 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--chains", type=int, default=DEMO_CHAINS, help=f"NUTS chains (default: {DEMO_CHAINS})")
     p.add_argument("--warmup", type=int, default=DEMO_WARMUP,
                    help=f"warmup iterations per chain (default: {DEMO_WARMUP})")
-    p.add_argument("--draws", type=int, default=DEMO_DRAWS, help=f"draws per chain (default: {DEMO_DRAWS})")
+    p.add_argument("--draws", type=int, help=f"draws per chain (default: {DEMO_DRAWS}; {DEMO_SCHEDULE_DRAWS} with "
+                                             "--schedules)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--target-loss", type=positive_float, metavar="L",
                    help="loss the forecasts aim at (default: 90%% of the best loss on in_domain of the bundled constant-LR runs)")
@@ -66,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.models.law import ExtrapolationWarning
 
     check_output(args.out, folder=True)  # before sampling
+    draws = args.draws or (DEMO_SCHEDULE_DRAWS if args.schedules else DEMO_DRAWS)
     with warnings.catch_warnings():  # the forecasts extrapolate on purpose; said once below
         warnings.simplefilter("ignore", ExtrapolationWarning)
-        res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+        res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=draws, seed=args.seed,
                        target_loss=args.target_loss, irreducible=args.irreducible, schedules=args.schedules,
                        progress=not args.quiet)
     note(f"the forecasts extrapolate {' and '.join(f'{f}x' for f in FORECAST_FACTORS)} beyond the largest fitted "
