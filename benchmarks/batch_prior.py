@@ -49,7 +49,7 @@ def score(post, held: pd.DataFrame, seed: int) -> dict:
     finals = held.loc[held["step"] == held.groupby("run")["step"].transform("max")]
     share = [critical_batch_share(post, N, B, S, seed=seed)
              for N, B, S in finals[["params", "batch_tokens", "step"]].to_numpy()]
-    return {"median |rel err|": float(np.median(np.abs(med / y - 1))), "in 90%": float(np.mean((y >= lo) & (y <= hi))),
+    return {"median abs rel err": float(np.median(np.abs(med / y - 1))), "in 90%": float(np.mean((y >= lo) & (y <= hi))),
             "90% width (nats)": float(np.median(np.log(hi) - np.log(lo))),
             "variance with B_crit (final, median)": float(np.median(share)),
             "alpha_B (median)": float(np.median(post.draws("alpha_B"))),
