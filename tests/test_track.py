@@ -7,6 +7,8 @@ import pytest
 
 from bayescale.cli import main
 from bayescale.fit import fit
+from bayescale.models.kaplan import KAPLAN
+from bayescale.models.skeleton import centre_within_sizes
 from bayescale.predict import loss_draws
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from bayescale.track import track
@@ -54,7 +56,9 @@ def test_the_update_agrees_with_a_joint_refit(small_runs, small_posterior):
     partial = _live_run(1.01, 900)
     refit = fit(pd.concat([small_runs, partial], ignore_index=True), chains=2, warmup=300, draws=700, seed=0,
                 progress=False, warn=False).posterior
-    offset = refit.draws("run_offset")[:, refit.meta.runs.index("live")]
+    data = KAPLAN.prepare(pd.concat([small_runs, partial], ignore_index=True), group_by=None,
+                          min_step_fraction=refit.meta.settings["min_step_fraction"], min_step=0.0)
+    offset = np.asarray(centre_within_sizes(refit.draws("run_offset"), data))[:, refit.meta.runs.index("live")]
     later = np.log(loss_draws(refit, N, B, np.array([T]), mode="mean"))[:, 0] + offset
     df = track(small_posterior, partial, T)
     final = df[df["step"] == T].iloc[0]
