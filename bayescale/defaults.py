@@ -49,8 +49,9 @@ DEMO_CHAINS = 2
 DEMO_WARMUP = 500
 DEMO_DRAWS = 2500
 #: Draws per chain of ``bayescale demo --schedules`` (kaplan_schedule on the constant and
-#: cosine runs): its critical-batch ridge needs about 490 leapfrog steps per draw, and at
-#: 2,500 draws the tail ESS of B_* was 248 (FAIL); 5,000 gave 647 (PASS, seed 0).
+#: cosine runs). With the run offsets centred within sizes, 2,500 draws gave tail ESS 737
+#: (PASS) on seed 0 but 105 and 321 (FAIL) on seeds 1 and 2; 5,000 gave 524 on seed 0
+#: (PASS; 82 leapfrog steps per draw, 67 s of sampling on 2 cores).
 DEMO_SCHEDULE_DRAWS = 5000
 DEMO_TARGET_ACCEPT = 0.99
 
