@@ -27,8 +27,9 @@ tokens to a target loss, the critical batch there and the trajectory at that bat
 and ends by tracking the held-out size from its first 20% of steps, as one would a
 live run. With --schedules it fits the schedule-aware law (kaplan_schedule) to the
 constant and cosine runs instead and also predicts the WSD runs, a schedule it never
-saw (2 x 5,000 draws, about a minute of sampling on 2 cores; benchmarks/RESULTS.md). Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures
-and posterior.nc.
+saw (2 x 5,000 draws, about a minute of sampling on 2 cores; benchmarks/RESULTS.md).
+Outputs: summary.md, held_out.csv, forecasts.csv, tracking.csv, PNG figures and
+posterior.nc.
 
 Without --irreducible the size term (N_c/N)^alpha_N falls towards zero, so far
 forecasts of the minimum loss are optimistic; with it the floor L_inf is a parameter
