@@ -140,6 +140,14 @@ def thin_checkpoints(n: int, most: int = MAX_UPDATE_POINTS) -> np.ndarray:
     return np.unique(np.r_[np.round(np.linspace(0, n - 1, most)).astype(int), n - 1])
 
 
+def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Prior draws ``(D, P)`` of a new run's deviation from the law's curve: the law's error
+    (covariance ``K``) plus an offset ``Normal(0, offset_sd[d]^2)`` per draw."""
+    D, P = len(offset_sd), K.shape[0]
+    return (rng.standard_normal((D, P)) @ np.linalg.cholesky(K + 1e-12 * np.eye(P)).T
+            + offset_sd[:, None] * rng.standard_normal((D, 1)))
+
+
 def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
                n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per draw: the log marginal likelihood of the observed residuals ``(D, n)``, and a draw of
@@ -155,8 +163,7 @@ def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigm
     alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
     log_lik = -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
                       + n * np.log(2 * np.pi))
-    prior = (rng.standard_normal((D, P)) @ np.linalg.cholesky(K + 1e-12 * np.eye(P)).T
-             + offset_sd[:, None] * rng.standard_normal((D, 1)))
+    prior = prior_deviation(K, offset_sd, rng)
     noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
     misfit = residuals - prior[:, :n] - sigma[:, None] * noise
     weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
@@ -232,8 +239,7 @@ def track(
         return np.exp(mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None])
 
     K = law_error_covariance(axes, np.log(steps))
-    prior = (rng.standard_normal((D, len(steps))) @ np.linalg.cholesky(K + 1e-12 * np.eye(len(steps))).T
-             + offset_sd[:, None] * rng.standard_normal((D, 1)))
+    prior = prior_deviation(K, offset_sd, rng)
     ladder = new_run(mu, sigma, prior)
     used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
     residuals = np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n]
