@@ -21,6 +21,14 @@ spends the budget, ``S = C / ((6N + a) B)``, unless a limit stops it first:
 tokens/s x seconds``; a data limit is the dataset's tokens). Candidates with ``S <
 min_steps`` are dropped.
 
+**Shapes and extrapolation.** Every candidate size comes with a GPT shape under the
+trainer's conventions (``shape`` = ``WIDTHxDEPTH`` at an aspect ratio near 64, which
+``bayescale train --shape`` takes; :func:`bayescale.trainer.sizing.shape_for_params`) and
+says how far it lies beyond the fitted data (``extrapolation``: the factor on its
+farthest axis). The plan states both choices' factors per axis and warns
+(:class:`~bayescale.models.law.ExtrapolationWarning`) when the risk-aware one lies more
+than ``EXTRAPOLATION_WARN_FACTOR`` beyond the fitted data.
+
 **Risk.** Every candidate gets draws ``L_1..L_M`` of the final loss of a run you train
 (the ``new_run`` predictive of :func:`bayescale.predict.loss_draws`: parameter
 uncertainty, seed and evaluation noise, and the law's own error that grows with the
@@ -59,7 +67,9 @@ from tqdm.auto import tqdm
 
 from bayescale.defaults import DEFAULT_RISK
 from bayescale.posterior import Posterior
-from bayescale.predict import check_schedule, level_percent, loss_draws, quantile_bands
+from bayescale.models.law import Extrapolation
+from bayescale.predict import (check_schedule, extrapolation, level_percent, loss_draws, quantile_bands,
+                               warn_extrapolation)
 from bayescale.schedules import Schedule, final_features
 
 #: Largest budget the search accepts, in FLOPs. Far beyond any training run; above it the
@@ -153,9 +163,27 @@ def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> 
     steps = table.min(axis=0)
     keep = steps >= space.min_steps
     limit = np.array(list(limits))[table.argmin(axis=0)]
-    return pd.DataFrame({"params": N[keep], "batch_tokens": B[keep], "steps": steps[keep],
-                         "tokens": B[keep] * steps[keep], "flops": per_token[keep] * B[keep] * steps[keep],
-                         "limit": limit[keep]})
+    table = pd.DataFrame({"params": N[keep], "batch_tokens": B[keep], "steps": steps[keep],
+                          "tokens": B[keep] * steps[keep], "flops": per_token[keep] * B[keep] * steps[keep],
+                          "limit": limit[keep]})
+    far = posterior.law.axis_distances(posterior.meta.ranges, *(table[c].to_numpy()
+                                                                for c in ("params", "batch_tokens", "steps")))
+    table["extrapolation"] = np.exp(np.max(np.broadcast_arrays(*far.values()), axis=0))
+    return table.join(model_shapes(table["params"]))
+
+
+def model_shapes(params: pd.Series) -> pd.DataFrame:
+    """A GPT shape per size under the trainer's conventions
+    (:func:`bayescale.trainer.sizing.shape_for_params`): columns ``shape`` (``WIDTHxDEPTH``,
+    what ``bayescale train --shape`` takes), ``heads`` (the trainer's default for that width)
+    and ``shape_params`` (the shape's own non-embedding count, within a few percent of N)."""
+    from bayescale.trainer.sizing import analytic_param_counts, shape_for_params
+
+    shapes = {n: shape_for_params(n) for n in params.unique()}
+    return pd.DataFrame({"shape": [f"{shapes[n].width}x{shapes[n].depth}" for n in params],
+                         "heads": [shapes[n].heads for n in params],
+                         "shape_params": [analytic_param_counts(shapes[n]).non_embedding for n in params]},
+                        index=params.index)
 
 
 def check_flops(name: str, flops: float) -> None:
@@ -169,8 +197,11 @@ def check_flops(name: str, flops: float) -> None:
 def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSpace()) -> pd.DataFrame:
     """Every (N, B, S) the search considers for a budget of ``flops``.
 
-    Columns: ``params, batch_tokens, steps, tokens, flops`` (spent, at most the budget)
-    and ``limit`` (``budget``, ``max_steps`` or ``max_tokens``: what set the steps).
+    Columns: ``params, batch_tokens, steps, tokens, flops`` (spent, at most the budget),
+    ``limit`` (``budget``, ``max_steps`` or ``max_tokens``: what set the steps),
+    ``extrapolation`` (how many times beyond the fitted data the candidate lies on its
+    farthest axis, 1 inside; :func:`bayescale.predict.extrapolation`) and the model shape
+    (:func:`model_shapes`).
     Raises ``ValueError`` when the budget is too small for every candidate.
     """
     if not (np.isfinite(flops) and flops > 0):
@@ -249,7 +280,9 @@ def _check_target(target_loss: float | None) -> None:
 class BudgetPlan:
     """Ranked candidates for one budget, the risk-aware choice and the point-estimate choice.
 
-    ``table`` has the columns of :func:`score` plus ``point_loss`` (the point forecast).
+    ``table`` has the columns of :func:`score` plus ``point_loss`` (the point forecast);
+    ``extrapolation`` says how far each choice (``risk-aware``, ``point estimate``) lies
+    beyond the fitted data, per axis.
     """
 
     table: pd.DataFrame
@@ -257,6 +290,7 @@ class BudgetPlan:
     target_loss: float | None
     risk: float
     n_draws: int
+    extrapolation: dict[str, Extrapolation]
 
     @property
     def choice(self) -> pd.Series:
@@ -309,7 +343,13 @@ def plan_budget(
             f"of {posterior.n_draws} draws (lowest median final loss {best['median']:.4g} nats at "
             f"N={best['params']:.3g}); "
             "raise the budget or the target loss")
-    return BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws)
+    plan = BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws,
+                      extrapolation={})
+    for name, row in zip(("risk-aware", "point estimate"), (plan.choice, plan.point_choice)):
+        plan.extrapolation[name] = extrapolation(posterior, row["params"], row["batch_tokens"], row["steps"])
+    warn_extrapolation(plan.extrapolation["risk-aware"], f"budget {flops:.3g} FLOPs, risk-aware choice "
+                       f"N={plan.choice['params']:.3g}, B={plan.choice['batch_tokens']:g}, S={plan.choice['steps']:.4g}")
+    return plan
 
 
 def _best_at(posterior: Posterior, flops: float, *, target_loss: float | None, risk: float, space: SearchSpace,

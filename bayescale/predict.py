@@ -56,18 +56,22 @@ def extrapolation(posterior: Posterior, params: float, batch_tokens: float | Non
 
 def state_extrapolation(df: pd.DataFrame, ext: Extrapolation, what: str) -> pd.DataFrame:
     """Record how far a forecast extrapolates in ``df.attrs`` (``"extrapolation"``: a
-    sentence, ``"extrapolation_factors"``: per axis) and warn with
-    :class:`ExtrapolationWarning` when an axis lies more than
-    :data:`~bayescale.defaults.EXTRAPOLATION_WARN_FACTOR` times beyond the fitted data."""
+    sentence, ``"extrapolation_factors"``: per axis) and warn (:func:`warn_extrapolation`)."""
     df.attrs["extrapolation"] = ext.describe()
     df.attrs["extrapolation_factors"] = ext.factors
+    warn_extrapolation(ext, what, stacklevel=4)
+    return df
+
+
+def warn_extrapolation(ext: Extrapolation, what: str, stacklevel: int = 3) -> None:
+    """Warn with :class:`ExtrapolationWarning` when an axis of ``ext`` lies more than
+    :data:`~bayescale.defaults.EXTRAPOLATION_WARN_FACTOR` times beyond the fitted data."""
     far = {name: f for name, f in ext.factors.items() if f > EXTRAPOLATION_WARN_FACTOR}
     if far:
         warnings.warn(f"{what}: {', '.join(f'{n} x{f:.3g}' for n, f in far.items())} beyond the fitted data "
                       f"(warned above x{EXTRAPOLATION_WARN_FACTOR:g}); the bands include the law's error, which grows "
                       "with the distance, but the fitted runs cannot show whether the law's form holds there",
-                      ExtrapolationWarning, stacklevel=3)
-    return df
+                      ExtrapolationWarning, stacklevel=stacklevel)
 
 
 def level_percent(level: float) -> str:

@@ -189,16 +189,20 @@ class Law:
         """Values of each extrapolation axis at points ``(N, B, S)``; ``None`` where not given."""
         raise NotImplementedError
 
+    def axis_distances(self, ranges: Mapping[str, list[float]], N, B=None, S=None) -> dict[str, np.ndarray]:
+        """Per axis, the log-distance of each point ``(N, B, S)`` (broadcast) outside the fitted
+        range (0 inside, and on an axis the request leaves out)."""
+        values = self.axis_values(N, B, S)
+        return {axis: np.zeros(()) if values[axis] is None else outside(values[axis], *ranges[key])
+                for axis, key in self.fitted_ranges()}
+
     def extrapolation(self, ranges: Mapping[str, list[float]], N, B=None, S=None) -> Extrapolation:
         """Log-distance of the request from the fitted data per axis (largest over the points)."""
-        values = self.axis_values(N, B, S)
-        return Extrapolation({axis: 0.0 if values[axis] is None else float(np.max(outside(values[axis], *ranges[key])))
-                              for axis, key in self.fitted_ranges()})
+        return Extrapolation({axis: float(np.max(d)) for axis, d in self.axis_distances(ranges, N, B, S).items()})
 
     def distance(self, ranges: Mapping[str, list[float]], N, B, S) -> np.ndarray:
         """Log-distance from the fitted data of each point ``(N, B, S)`` (broadcast)."""
-        values = self.axis_values(N, B, S)
-        return np.sqrt(sum(outside(values[axis], *ranges[key]) ** 2 for axis, key in self.fitted_ranges()))
+        return np.sqrt(sum(d**2 for d in self.axis_distances(ranges, N, B, S).values()))
 
     def gated(self) -> list[str]:
         """Sites the convergence gate covers: the constants and derived sites forecasts are made of."""

@@ -15,6 +15,7 @@ import pytest
 from scipy.stats import norm
 
 from bayescale.models import KAPLAN
+from bayescale.models.law import ExtrapolationWarning
 from bayescale.models import kaplan as laws
 from bayescale.budget import (SearchSpace, UnreachableTarget, candidates, compute_frontier, final_loss_draws,
                               least_compute, plan_budget)
@@ -85,6 +86,26 @@ def test_candidates_spend_the_budget_within_the_limits(narrow):
     assert np.allclose(table.loc[spent, "flops"], BUDGET)
     assert set(table["limit"]) == {"budget", "max_steps", "max_tokens"}
     assert table["params"].min() == pytest.approx(RANGES["params"][0])
+
+
+def test_candidates_carry_their_extrapolation_and_a_trainer_shape(narrow):
+    table = candidates(narrow, BUDGET, BATCHES)
+    inside = table["batch_tokens"] == 1024.0
+    small = table.loc[~inside, "extrapolation"]  # 256 tokens: 4x below the fitted batches, or farther on steps
+    assert (small >= 4.0 - 1e-9).all() and np.isclose(small, 4.0).any()
+    assert (table.loc[inside, "extrapolation"] >= 1.0).all() and (table.loc[inside, "extrapolation"] == 1.0).any()
+    assert np.allclose(table["shape_params"] / table["params"], 1.0, atol=0.03)
+    for shape, heads in table[["shape", "heads"]].itertuples(index=False):
+        width, _ = (int(v) for v in shape.split("x"))
+        assert width % heads == 0
+
+
+def test_plan_states_and_warns_its_extrapolation(wide):
+    with pytest.warns(ExtrapolationWarning, match="risk-aware choice.*steps x"):
+        plan = plan_budget(wide, 1e24, space=SearchSpace(batch_tokens=(1024.0,)))
+    assert set(plan.extrapolation) == {"risk-aware", "point estimate"}
+    far = plan.extrapolation["risk-aware"].factors
+    assert max(far.values()) > 10 and far["batch"] == 1.0
 
 
 def test_budget_too_small_for_any_candidate(narrow):
@@ -183,9 +204,10 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     out = tmp_path / "budget"
     code = main(["budget", "--posterior", posterior_file, "--flops", "1e12", "--target-loss", "1.95",
                  "--max-flops", "1e14", "--out", str(out), "--quiet"])
-    printed = capsys.readouterr().out
+    printed, said = capsys.readouterr()
     assert code == 0
     assert "risk-aware" in printed and "point estimate" in printed and "least compute reaching 1.95" in printed
+    assert "risk-aware choice: " in said and "point estimate choice: " in said
     assert {p.name for p in out.iterdir()} == {"candidates.csv", "frontier.csv", "frontier.png"}
     code = main(["budget", "--posterior", posterior_file, "--flops", "1e12", "--risk", "0.8", "--json", "--quiet",
                  "--batch-tokens", "2**9", "--max-steps", "5000", "--attention-flops-per-token", "6*4*64*32"])
@@ -193,6 +215,8 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     assert code == 0
     assert result["choices"][0]["batch_tokens"] == 512 and result["choices"][0]["steps"] <= 5000
     assert result["criterion"] == "lowest 80% quantile of the final loss"
+    assert set(result["extrapolation"]["risk-aware"]["factors"]) == {"size", "steps", "batch"}
+    assert "shape" in result["choices"][0]
 
 
 @pytest.mark.parametrize("argv, message", [

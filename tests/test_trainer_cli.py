@@ -211,3 +211,27 @@ def test_data_may_override_a_grid_file(tmp_path: Path) -> None:
     grid.write_text(TINY_GRID + "data = 'elsewhere.bin'\n")
     args = parser().parse_args(["sweep", "--grid", str(grid), "--data", "corpus.txt", "--out", "x"])
     assert sweep_spec(args)["data"] == "corpus.txt"
+
+#: ``TRAIN`` without its width and depth.
+UNSHAPED = ["train", *TRAIN[5:]]
+
+
+def test_shape_flag_trains_the_same_run_as_width_and_depth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*TRAIN, "--out", str(tmp_path), "--json"]) == 0
+    by_flags = json.loads(capsys.readouterr().out)["run"]
+    assert run([*UNSHAPED, "--shape", "16x1", "--out", str(tmp_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["run"] == by_flags and record["skipped"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*TRAIN, "--shape", "16x1"], "--shape cannot be combined with --width/--depth"),
+        ([*UNSHAPED, "--depth", "1"], "--width and --depth, or --shape"),
+        ([*UNSHAPED, "--shape", "16by1"], "bad shape"),
+    ],
+)
+def test_shape_flag_bad_input(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run([*argv, "--out", str(tmp_path)])

@@ -11,6 +11,7 @@ import pytest
 from bayescale.schedules import Schedule
 from bayescale.trainer import TrainConfig, TrainerError, expand_grid, load_grid
 from bayescale.trainer.config import SCHEDULES, eval_steps
+from bayescale.trainer.sizing import analytic_param_counts, shape_for_params
 
 DATA = Path(__file__).resolve().parent.parent / "bayescale" / "data"
 
@@ -158,3 +159,12 @@ def test_the_trainer_and_the_laws_share_one_schedule() -> None:
         assert c.lr_schedule() == Schedule(kind, warmup_steps=50, final_lr_fraction=0.05, decay_fraction=0.3)
         assert (c.learning_rates() == c.lr_schedule().relative_rates(1000) * 2e-3).all()
         assert c.lr_at(700) == c.learning_rates()[700]
+
+
+@pytest.mark.parametrize("params", [1e4, 3e5, 1e7, 1e9, 7e10])
+def test_shape_for_params_lands_near_the_size(params):
+    shape = shape_for_params(params)
+    assert analytic_param_counts(shape).non_embedding == pytest.approx(params, rel=0.03)
+    assert shape.width % shape.heads == 0
+    if params >= 1e7:  # deep enough for the aspect ratio to bind
+        assert 32 <= shape.width / shape.depth <= 128

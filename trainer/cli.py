@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from .config import COMPILE_MODES, DEVICES, PRECISIONS, SCHEDULES, SPEED_FIELDS, TrainConfig, TrainerError
-from .sweep import PLAN_MFU, PLAN_PEAK_FLOPS
+from .sweep import PLAN_MFU, PLAN_PEAK_FLOPS, parse_shape
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -28,6 +28,9 @@ examples:
   # a 0.1M-parameter byte-level model on the Python standard library, CPU
   bayescale train --width 64 --depth 2 --context 128 --batch-tokens 1024 \\
       --steps 3000 --out runs/
+
+  # the shape bayescale budget proposed for its risk-aware choice (its shape column)
+  bayescale train --shape 376x6 --context 128 --batch-tokens 8192 --steps 12000 --out runs/
 
   # your own text, cosine schedule, evaluate 16K tokens per split
   bayescale train --width 128 --depth 4 --context 256 --batch-tokens 4096 \\
@@ -196,8 +199,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model = parser.add_argument_group("model and batch")
-    model.add_argument("--width", type=int, required=True, help="residual width d")
-    model.add_argument("--depth", type=int, required=True, help="transformer blocks L")
+    model.add_argument("--width", type=int, help="residual width d (or --shape)")
+    model.add_argument("--depth", type=int, help="transformer blocks L (or --shape)")
+    model.add_argument("--shape", metavar="WIDTHxDEPTH",
+                       help="width and depth in one, e.g. 376x6 (the shape column of bayescale budget)")
     model.add_argument("--heads", type=int, help="attention heads (default: head width about 32)")
     model.add_argument("--context", type=int, required=True, help="sequence length T in tokens")
     model.add_argument("--batch-tokens", type=int, required=True, help="tokens per optimizer step, a multiple of T")
@@ -296,6 +301,12 @@ def sweep_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``bayescale train``; 0 when the run finished, 1 when it diverged."""
+    if args.shape is not None:
+        if args.width is not None or args.depth is not None:
+            raise TrainerError("--shape cannot be combined with --width/--depth; use one or the other")
+        args.width, args.depth = parse_shape(args.shape)
+    elif args.width is None or args.depth is None:
+        raise TrainerError("give the model's shape: --width and --depth, or --shape WIDTHxDEPTH")
     values = {
         name: getattr(args, name)
         for name in ("width", "depth", "heads", "context", "batch_tokens", "steps", "lr", "seed")

@@ -14,6 +14,7 @@ head tied to the token embedding):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .config import TrainerError
@@ -114,3 +115,43 @@ def flops_per_token(config: GPTConfig) -> int:
     """
     n = analytic_param_counts(config).non_embedding
     return 6 * n + 6 * config.depth * config.context * config.width
+
+
+#: Width over depth of the shapes :func:`shape_for_params` proposes. Kaplan et al. (2020,
+#: section 3.1 and Figure 5) find the loss at fixed N within a few percent over aspect
+#: ratios d/L from about 20 to 200; 64 lies inside that flat region and keeps small models
+#: more than one block deep.
+ASPECT_RATIO = 64.0
+#: Widths of proposed shapes are multiples of this (the trainer's default head width).
+HEAD_WIDTH = 32
+#: Largest |log(N_shape / N)| at which :func:`shape_for_params` lets the aspect ratio decide.
+SHAPE_TOLERANCE = 0.02
+
+
+def shape_for_params(params: float, *, aspect_ratio: float = ASPECT_RATIO, context: int = 128,
+                     vocab_size: int = 256) -> GPTConfig:
+    """A GPT shape with about ``params`` non-embedding parameters under this module's convention.
+
+    For each depth L, the width d solving L·(12·d² + 2·d) + d = N is rounded down and up
+    to a multiple of :data:`HEAD_WIDTH` from 1024 up, of 8 from 256 up, of 4 from 64 up,
+    and to an integer below. Among those shapes, the ones within :data:`SHAPE_TOLERANCE` of N compete on
+    the aspect ratio (closest to ``aspect_ratio`` in log wins); when none is that close
+    (tiny models), the closest in N wins. Heads follow the trainer's default (head width
+    about 32, :func:`~.config.default_heads`). ``context`` and ``vocab_size`` only enter
+    the embedding, not N.
+    """
+    from .config import default_heads
+
+    if not (params >= 1 and aspect_ratio > 0):
+        raise TrainerError(f"params={params!r} must be >= 1 and aspect_ratio={aspect_ratio!r} > 0")
+    shapes = []
+    for depth in range(1, max(2, int(round(4 * (params / 12 / aspect_ratio**2) ** (1 / 3)))) + 1):
+        a, b = 12 * depth, 2 * depth + 1
+        exact = (-b + (b * b + 4 * a * params) ** 0.5) / (2 * a)
+        step = HEAD_WIDTH if exact >= 1024 else 8 if exact >= 256 else 4 if exact >= 64 else 1
+        for width in {max(step, math.floor(exact / step) * step), max(step, math.ceil(exact / step) * step)}:
+            shape = GPTConfig(width, depth, default_heads(width), context, vocab_size)
+            miss = abs(math.log(analytic_param_counts(shape).non_embedding / params))
+            shapes.append((miss > SHAPE_TOLERANCE, abs(math.log(width / depth / aspect_ratio)) if miss <= SHAPE_TOLERANCE
+                           else miss, shape))
+    return min(shapes, key=lambda s: s[:2])[2]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayescale.commands.common import (add_schedule_arguments, check_output, format_table, level, nonnegative_float,
-                                       note, positive_float, posterior_command, print_json, read_schedule)
+from bayescale.commands.common import (add_schedule_arguments, check_output, extrapolation_note, format_table, level,
+                                       nonnegative_float, note, positive_float, posterior_command, print_json,
+                                       read_schedule)
 from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
 
 if TYPE_CHECKING:
@@ -39,7 +41,10 @@ Candidates are ranked by P(final loss <= target) with --target-loss, else by the
 --risk quantile of the final loss (the new-run predictive: parameter uncertainty, seed
 noise and the law's error, which grows with the extrapolation). The point-estimate
 choice (lowest median of the law's curve) is printed next to the risk-aware one, with
-its own probability; then the frontier (risk-aware choice at budgets from C/100 to 100 C).
+its own probability and how far each lies beyond the fitted data (a warning above x10
+on any axis); then the frontier (risk-aware choice at budgets from C/100 to 100 C).
+Every candidate has a model shape, WIDTHxDEPTH under the trainer's conventions, which
+`bayescale train --shape` takes as it is.
 """
 
 
@@ -124,7 +129,8 @@ def _space(args: argparse.Namespace) -> SearchSpace:
                        params_per_decade=args.params_per_decade, schedule=read_schedule(args))
 
 
-COLUMNS = ["params", "batch_tokens", "steps", "tokens", "flops", "limit", "median", "lower_90", "upper_90", "loss_q"]
+COLUMNS = ["params", "shape", "batch_tokens", "steps", "tokens", "flops", "limit", "extrapolation", "median",
+           "lower_90", "upper_90", "loss_q"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
                                   least_compute, plan_budget)
+    from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
     from bayescale.posterior import Posterior
 
@@ -144,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")
     posterior = Posterior.load(args.posterior)
     common = dict(space=space, group=args.group, seed=args.seed)
-    plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
+    with warnings.catch_warnings():  # said once, below, for each choice
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
     frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, min(args.flops * 100, MAX_FLOPS), 9),
                                 risk=args.risk, target_loss=args.target_loss, progress=not args.quiet, **common)
     cheapest, unreachable = None, None
@@ -177,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
                     "schedule": space.schedule.describe() if space.schedule else "constant",
                     "schedules": schedules,
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
+                    "extrapolation": {name: {"description": ext.describe(), "factors": ext.factors}
+                                      for name, ext in plan.extrapolation.items()},
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
@@ -185,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"budget {args.flops:.3g} FLOPs (C = {compute}): {len(plan.table)} "
           f"candidates x {plan.n_draws} draws, ranked by {plan.criterion}{trained}")
     print(format_table(summary))
+    for name, ext in plan.extrapolation.items():
+        note(extrapolation_note(f"{name} choice", ext.describe(), ext.factors))
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
         print(f"P(loss <= {args.target_loss:g}): risk-aware {p_risk:.3g}, point estimate {p_point:.3g}")

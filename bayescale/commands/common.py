@@ -248,6 +248,17 @@ def note(message: str) -> None:
     print(f"bayescale: {message}", file=sys.stderr)
 
 
+def extrapolation_note(what: str, description: str, factors: dict[str, float]) -> str:
+    """``what: description`` of how far a forecast lies beyond the fitted data, prefixed
+    ``warning:`` and naming the threshold when one of the per-axis ``factors`` exceeds
+    :data:`~bayescale.defaults.EXTRAPOLATION_WARN_FACTOR`."""
+    from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
+
+    far = max(factors.values()) > EXTRAPOLATION_WARN_FACTOR
+    return (f"{'warning: ' if far else ''}{what}: {description}"
+            f"{f' (forecasts warn above x{EXTRAPOLATION_WARN_FACTOR:g})' if far else ''}")
+
+
 #: Exit code of ``fit --strict`` and ``demo --strict`` when the convergence gate fails.
 EXIT_GATE_FAILED = 3
 

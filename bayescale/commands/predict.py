@@ -6,9 +6,9 @@ import argparse
 import warnings
 from pathlib import Path
 
-from bayescale.commands.common import (add_schedule_arguments, check_output, format_table, level, note,
-                                       positive_float, posterior_command, print_json, read_schedule)
-from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
+from bayescale.commands.common import (add_schedule_arguments, check_output, extrapolation_note, format_table, level,
+                                       note, positive_float, posterior_command, print_json, read_schedule)
+from bayescale.defaults import MODES
 
 EPILOG = """\
 examples:
@@ -85,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and not (bands < float("inf")).all().all():
         raise ValueError(f"the forecast is not finite at some steps up to {args.steps:g}; "
                          "lower --steps, or check --params and --batch-tokens")
-    far = max(table.attrs["extrapolation_factors"].values()) > EXTRAPOLATION_WARN_FACTOR
-    note(f"{'warning: ' if far else ''}N={args.params:.4g}: {table.attrs['extrapolation']}"
-         f"{f' (forecasts warn above x{EXTRAPOLATION_WARN_FACTOR:g})' if far else ''}; minimum reachable loss "
+    far = extrapolation_note(f"N={args.params:.4g}", table.attrs["extrapolation"], table.attrs["extrapolation_factors"])
+    note(f"{far}; minimum reachable loss "
          f"{floor['median'].iloc[0]:.4g} [{floor['lower'].iloc[0]:.4g}, {floor['upper'].iloc[0]:.4g}] "
          f"({levels[0]:.0%})" + (f"; schedule: {schedule.describe()}" if schedule else ""))
     share = None
