@@ -164,7 +164,7 @@ def test_the_trainer_and_the_laws_share_one_schedule() -> None:
 @pytest.mark.parametrize("params", [1e4, 3e5, 1e7, 1e9, 7e10])
 def test_shape_for_params_lands_near_the_size(params):
     shape = shape_for_params(params)
-    assert analytic_param_counts(shape).non_embedding == pytest.approx(params, rel=0.03)
+    assert analytic_param_counts(shape).non_embedding == pytest.approx(params, rel=0.035)
     assert shape.width % shape.heads == 0
     if params >= 1e7:  # deep enough for the aspect ratio to bind
         assert 32 <= shape.width / shape.depth <= 128

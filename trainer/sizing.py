@@ -125,7 +125,7 @@ ASPECT_RATIO = 64.0
 #: Widths of proposed shapes are multiples of this (the trainer's default head width).
 HEAD_WIDTH = 32
 #: Largest |log(N_shape / N)| at which :func:`shape_for_params` lets the aspect ratio decide.
-SHAPE_TOLERANCE = 0.02
+SHAPE_TOLERANCE = 0.03
 
 
 def shape_for_params(params: float, *, aspect_ratio: float = ASPECT_RATIO, context: int = 128,
