@@ -234,11 +234,16 @@ def final_loss_draws(posterior: Posterior, table: pd.DataFrame, *, mode: str = "
     n = len(table)
     padded = int(np.ceil(n / _PAD) * _PAD)
     cols = [np.resize(table[c].to_numpy(float), padded) for c in ("params", "batch_tokens", "steps")]
-    covariates = None
-    if posterior.law.covariates:
-        covariates = {k: v for k, v in final_features(schedule or Schedule(), cols[2]).items()
-                      if k in posterior.law.covariates}
-    return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed, covariates=covariates)[:, :n]
+    return loss_draws(posterior, *cols, mode=mode, group=group, seed=seed,
+                      covariates=_final_covariates(posterior, schedule, cols[2]))[:, :n]
+
+
+def _final_covariates(posterior: Posterior, schedule: Schedule | None, steps: np.ndarray) -> dict | None:
+    """The law's schedule covariates at the last step of runs of ``steps`` steps, each
+    trained with ``schedule`` stretched to its length; ``None`` for a law without any."""
+    if not posterior.law.covariates:
+        return None
+    return {k: v for k, v in final_features(schedule or Schedule(), steps).items() if k in posterior.law.covariates}
 
 
 def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | None = None, risk: float = DEFAULT_RISK,
@@ -346,7 +351,8 @@ def plan_budget(
     plan = BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws,
                       extrapolation={})
     for name, row in zip(("risk-aware", "point estimate"), (plan.choice, plan.point_choice)):
-        plan.extrapolation[name] = extrapolation(posterior, row["params"], row["batch_tokens"], row["steps"])
+        plan.extrapolation[name] = extrapolation(posterior, row["params"], row["batch_tokens"], row["steps"],
+                                                 _final_covariates(posterior, space.schedule, [row["steps"]]))
     warn_extrapolation(plan.extrapolation["risk-aware"], f"budget {flops:.3g} FLOPs, risk-aware choice "
                        f"N={plan.choice['params']:.3g}, B={plan.choice['batch_tokens']:g}, S={plan.choice['steps']:.4g}")
     return plan
@@ -462,8 +468,9 @@ def compare_schedules(posterior: Posterior, params: float, batch_tokens: float, 
                       schedules: dict[str, Schedule], *, target_loss: float | None = None,
                       levels: Sequence[float] = (0.9,), group: str | None = None, seed: int = 0) -> pd.DataFrame:
     """One run (``params``, ``batch_tokens``, ``steps``: one compute budget) under each of
-    ``schedules``: the new-run final-loss bands and, with a target, the probability of
-    reaching it. One row per schedule, in the given order; every schedule gets the same
+    ``schedules``: the new-run final-loss bands, with a target the probability of
+    reaching it, and how far it extrapolates (``extrapolation``, with the schedule-aware
+    laws' ``schedule`` axis). One row per schedule, in the given order; every schedule gets the same
     posterior draws and law errors (``seed``), so differences are the schedules'.
     """
     _check_target(target_loss)
@@ -478,5 +485,7 @@ def compare_schedules(posterior: Posterior, params: float, batch_tokens: float, 
             row[f"upper_{level_percent(level)}"] = float(upper[0])
         if target_loss is not None:
             row["p_target"] = float(np.mean(draws <= target_loss))
+        row["extrapolation"] = extrapolation(posterior, params, batch_tokens, steps,
+                                             _final_covariates(posterior, schedule, [float(steps)])).describe()
         rows.append(row)
     return pd.DataFrame(rows)

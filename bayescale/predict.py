@@ -49,9 +49,12 @@ from bayescale.schedules import CONSTANT, Schedule, features_at, final_features
 
 
 def extrapolation(posterior: Posterior, params: float, batch_tokens: float | None = None,
-                  steps: float | np.ndarray | None = None) -> Extrapolation:
-    """Distance of a request from the fitted data along each of the law's axes (largest over ``steps``)."""
-    return posterior.law.extrapolation(posterior.meta.ranges, params, batch_tokens, steps)
+                  steps: float | np.ndarray | None = None,
+                  covariates: dict[str, np.ndarray] | None = None) -> Extrapolation:
+    """Distance of a request from the fitted data along each of the law's axes (largest over
+    ``steps``); with the request's schedule ``covariates``, a schedule-aware law adds its
+    ``schedule`` axis."""
+    return posterior.law.extrapolation(posterior.meta.ranges, params, batch_tokens, steps, covariates)
 
 
 def state_extrapolation(df: pd.DataFrame, ext: Extrapolation, what: str) -> pd.DataFrame:
@@ -359,7 +362,7 @@ def predict_trajectory(
     df = band_frame(draws, levels, {"step": grid})
     if schedule is not None:
         df.attrs["schedule"] = schedule.describe()
-    return state_extrapolation(df, extrapolation(posterior, N, B, grid), f"N={N:.3g}, B={B:.3g}")
+    return state_extrapolation(df, extrapolation(posterior, N, B, grid, covariates), f"N={N:.3g}, B={B:.3g}")
 
 
 def _law_shift(posterior: Posterior, group: str | None, mode: str, N: float, seed: int) -> np.ndarray:
@@ -448,8 +451,11 @@ def predict_steps_to_loss(
         quantities = steps_under_schedule(posterior, N, B, L_law, schedule, group=group)
     values = np.stack(list(quantities.values()), axis=1)
     df = band_frame(values, levels, {"quantity": np.array(list(quantities))})
-    df["p_reachable"] = float(np.mean(np.isfinite(quantities["steps"])))
-    return state_extrapolation(df, extrapolation(posterior, N, B), f"N={N:.3g}, B={B:.3g}")
+    reachable = np.isfinite(quantities["steps"])
+    df["p_reachable"] = float(np.mean(reachable))
+    steps = float(np.median(quantities["steps"][reachable])) if reachable.any() else None
+    covariates = None if steps is None else schedule_covariates(posterior, schedule, [steps])
+    return state_extrapolation(df, extrapolation(posterior, N, B, steps, covariates), f"N={N:.3g}, B={B:.3g}")
 
 
 def steps_under_schedule(posterior: Posterior, params: float, batch_tokens: float, target_law: np.ndarray,

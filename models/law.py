@@ -86,7 +86,8 @@ class Extrapolation:
     def describe(self) -> str:
         if not self.extrapolates:
             return "inside the fitted ranges"
-        parts = [f"{name} x{np.exp(v):.3g}" for name, v in self.axes.items() if v > 0]
+        parts = [f"{name} x{np.exp(v):.3g}" if np.isfinite(v) else f"{name} (nothing like it fitted)"
+                 for name, v in self.axes.items() if v > 0]
         return "extrapolates beyond the fitted data: " + ", ".join(parts) + f" (log-distance {self.distance:.2f})"
 
 
@@ -196,8 +197,10 @@ class Law:
         return {axis: np.zeros(()) if values[axis] is None else outside(values[axis], *ranges[key])
                 for axis, key in self.fitted_ranges()}
 
-    def extrapolation(self, ranges: Mapping[str, list[float]], N, B=None, S=None) -> Extrapolation:
-        """Log-distance of the request from the fitted data per axis (largest over the points)."""
+    def extrapolation(self, ranges: Mapping[str, list[float]], N, B=None, S=None,
+                      covariates: Mapping[str, np.ndarray] | None = None) -> Extrapolation:
+        """Log-distance of the request from the fitted data per axis (largest over the points);
+        a law with covariates may add an axis for them (``covariates`` of the request)."""
         return Extrapolation({axis: float(np.max(d)) for axis, d in self.axis_distances(ranges, N, B, S).items()})
 
     def distance(self, ranges: Mapping[str, list[float]], N, B, S) -> np.ndarray:

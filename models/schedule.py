@@ -41,7 +41,7 @@ from bayescale.schedules import FEATURES, table_features
 
 from .kaplan import LATENTS as KAPLAN_LATENTS
 from .kaplan import Kaplan, constants_from_latents, trajectory, warn_unidentified
-from .law import Covariates
+from .law import Covariates, Extrapolation
 from .priors import SchedulePriors
 
 ArrayLike = jax.typing.ArrayLike
@@ -94,10 +94,25 @@ class ScheduleKaplan(Kaplan):
         data = prepare_curves(table, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
                               covariate_columns=FEATURES)
         warn_unidentified(data)
-        if float(np.max(data.covariates["lr_anneal"])) < 0.05:
+        data.ranges["lr_anneal"] = [float(np.min(data.covariates["lr_anneal"])),
+                                    float(np.max(data.covariates["lr_anneal"]))]
+        if data.ranges["lr_anneal"][1] < 0.05:
             warnings.warn("no fitted run decays its learning rate: the annealing gain is decided by its prior; "
                           "add runs with a cosine, linear or WSD decay", IdentifiabilityWarning, stacklevel=3)
         return data
+
+    def extrapolation(self, ranges, N, B=None, S=None, covariates=None) -> Extrapolation:
+        """Kaplan's axes, plus ``schedule`` when the request's schedule is known: how many
+        times more annealing ``Phi`` (:mod:`bayescale.schedules`) the request reaches than
+        any fitted point, ``log(max Phi / max fitted Phi)`` (0 within; infinite when no
+        fitted run decays its rate). It is stated, not added to the law's error, which
+        grows with size, steps and batch only (:mod:`bayescale.predict`)."""
+        ext = super().extrapolation(ranges, N, B, S)
+        if covariates is None or "lr_anneal" not in ranges:  # posteriors fitted before the range was recorded
+            return ext
+        wanted, fitted = float(np.max(covariates["lr_anneal"])), ranges["lr_anneal"][1]
+        beyond = 0.0 if wanted <= fitted else np.inf if fitted <= 0 else float(np.log(wanted / fitted))
+        return Extrapolation({**ext.axes, "schedule": beyond})
 
     def prior_centres(self, data, priors: SchedulePriors) -> dict[str, tuple[float, float]]:
         return {**super().prior_centres(data, priors), "log_anneal_gain": priors.log_anneal_gain,

@@ -102,6 +102,17 @@ def test_constant_schedule_gives_kaplans_numbers():
     assert np.allclose(KAPLAN_SCHEDULE.mean_log_loss(c, x), KAPLAN.mean_log_loss(c, x), rtol=0, atol=1e-6)
 
 
+def test_schedule_axis_states_annealing_beyond_the_fitted_runs():
+    ranges = {"params": [1e4, 1e5], "step": [10.0, 1000.0], "batch_tokens": [512.0, 2048.0], "lr_anneal": [0.0, 0.5]}
+    within = KAPLAN_SCHEDULE.extrapolation(ranges, 5e4, 1024, 500, {"lr_anneal": np.array([0.0, 0.4])})
+    beyond = KAPLAN_SCHEDULE.extrapolation(ranges, 5e4, 1024, 500, {"lr_anneal": np.array([0.2, 0.8])})
+    assert within.factors == {"size": 1.0, "steps": 1.0, "batch": 1.0, "schedule": 1.0}
+    assert beyond.factors["schedule"] == pytest.approx(1.6) and "schedule x1.6" in beyond.describe()
+    never = KAPLAN_SCHEDULE.extrapolation({**ranges, "lr_anneal": [0.0, 0.0]}, 5e4, 1024, 500, {"lr_anneal": [0.3]})
+    assert "schedule (nothing like it fitted)" in never.describe()
+    assert "schedule" not in KAPLAN_SCHEDULE.extrapolation(ranges, 5e4, 1024, 500).axes  # schedule not given
+
+
 @pytest.fixture(scope="module")
 def schedule_fit():
     runs = simulate_runs(EXAMPLE_SCHEDULE_CONSTANTS, sizes=(1.5e4, 6e4, 2.5e5), batches=(512.0, 4096.0),
@@ -132,6 +143,10 @@ def test_forecasts_answer_for_any_schedule(schedule_fit):
     for k in SCHEDULES:
         assert ends[k] == pytest.approx(truth[k], rel=0.02), k
     assert ends["wsd"] < ends["constant"]  # the decay's gain outweighs its smaller LR area
+    # the schedule axis: WSD to zero anneals beyond the fitted runs only if they anneal less
+    fitted_anneal = post.meta.ranges["lr_anneal"][1]
+    wsd = predict_trajectory(post, 1e5, 2048, 3000, schedule=SCHEDULES["wsd"]).attrs["extrapolation_factors"]
+    assert wsd["schedule"] >= 1.0 and fitted_anneal > 0.5
     # steps to a loss: the search along planned lengths agrees with Kaplan's inverse for a constant rate
     target = np.full(post.n_draws, 1.8)
     searched = steps_under_schedule(post, 1e5, 2048, target, Schedule("constant"))["steps"]
