@@ -55,5 +55,12 @@ DEMO_DRAWS = 2500
 DEMO_SCHEDULE_DRAWS = 5000
 DEMO_TARGET_ACCEPT = 0.99
 
+#: Hardware the hours of a planned run assume by default (:mod:`bayescale.hardware`;
+#: ``bayescale sweep --dry-run``, ``bayescale report``): an H100 SXM's dense bf16 peak in
+#: FLOP/s, at 25% model FLOPs utilisation, about what models under 100M parameters reach
+#: (they are small for the GPU).
+PLAN_PEAK_FLOPS = 989e12
+PLAN_MFU = 0.25
+
 #: Learning-rate schedule shapes a forecast can be asked for (``--schedule``; bayescale.schedules).
 SCHEDULE_KINDS = ("constant", "cosine", "wsd", "linear")

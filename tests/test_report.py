@@ -1,8 +1,9 @@
-"""The HTML report: self-contained, parses, embeds every figure; the command end to end."""
+"""The HTML report: the decision first, self-contained, parses, embeds every figure; the command end to end."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -10,7 +11,9 @@ from html.parser import HTMLParser
 import pytest
 
 from bayescale.cli import main
-from bayescale.report import write_report
+from bayescale.hardware import Hardware
+from bayescale.posterior import Posterior
+from bayescale.report import DECISION_ID, GATE_BANNER_ID, write_report
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,9 +26,10 @@ class Page(HTMLParser):
         super().__init__()
         self.images: list[str] = []
         self.headings: list[str] = []
+        self.summaries: list[str] = []
         self.tables = 0
         self.external: list[str] = []
-        self._heading = False
+        self._heading: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -35,34 +39,44 @@ class Page(HTMLParser):
                 (attrs.get(a) or "").startswith(("http:", "https:", "//")) for a in ("src", "href")):
             self.external.append(tag)
         self.tables += tag == "table"
-        self._heading = tag in ("h1", "h2")
+        if tag in ("h1", "h2", "summary"):
+            self._heading = self.summaries if tag == "summary" else self.headings
+            self._heading.append("")
 
     def handle_endtag(self, tag):
-        self._heading = False
+        if tag in ("h1", "h2", "summary"):
+            self._heading = None
 
     def handle_data(self, data):
-        if self._heading:
-            self.headings.append(data)
+        if self._heading is not None:
+            self._heading[-1] += data
+
+
+def _page(text: str) -> Page:
+    page = Page()
+    page.feed(text)
+    page.close()
+    return page
 
 
 @pytest.fixture(scope="module")
 def report(small_posterior, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     realized = simulate_runs(EXAMPLE_CONSTANTS, sizes=(5e5,), batches=(1024.0,), final_step=3000, points=20, seed=5)
-    path = write_report(small_posterior, out, runs=realized, flops=1e12, target_loss=1.95)
+    path = write_report(small_posterior, out, runs=realized, flops=1e12, target_loss=1.95,
+                        hardware=Hardware(gpus=8, peak_flops=1e12, mfu=0.5))
     return path
 
 
 def test_report_is_self_contained_html(report):
     text = report.read_text(encoding="utf-8")
-    page = Page()
-    page.feed(text)
-    page.close()
+    page = _page(text)
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
-    assert page.headings == ["bayescale report", "Overview", "Convergence diagnostics", "Constants", "Forecasts",
-                             "Compute budget", "Calibration against realized runs"]
+    assert page.headings == ["bayescale report", "Recommendation for 1e+12 FLOPs", "Overview", "Compute budget",
+                             "Forecasts", "Calibration against realized runs", "Constants"]
+    assert [s.split(":")[0] for s in page.summaries] == ["Pair plots", "Diagnostics"]
     assert page.external == []
-    assert page.tables >= 9
+    assert page.tables >= 11
     assert len(page.images) == 10
     for src in page.images:
         prefix = "data:image/png;base64,"
@@ -70,6 +84,49 @@ def test_report_is_self_contained_html(report):
         assert base64.b64decode(src[len(prefix):]).startswith(PNG_MAGIC)
     for word in ("alpha_N", "B_star", "R-hat", "risk-aware", "point estimate", "coverage"):
         assert word in text
+
+
+def test_the_first_screen_leads_with_the_recommendation(report):
+    """The decision comes before every section, figure and the diagnostics, and states the
+    choice, its odds and band, the point-estimate alternative, the extrapolation, the hours
+    on the given hardware and the gate."""
+    text = report.read_text(encoding="utf-8")
+    decision = text.index(f'<section id="{DECISION_ID}">')
+    end = text.index("</section>", decision)
+    first_screen = text[decision:end]
+    assert decision < text.index("<h2>Overview</h2>") < text.index("<summary>Diagnostics: ")
+    assert decision < text.index("<img")
+    for words in ("Train <b>N = ", "tokens per step for <b>S = ", "at a constant learning rate",
+                  "Reaches the target of 1.95 nats with probability", "nats, 90% band [",
+                  "recommended (risk-aware)", "point estimate (ignores uncertainty)", "P(loss &le; 1.95)",
+                  "beyond the fitted data", "size ", "steps ", "batch ", "convergence gate"):
+        assert words in first_screen, words
+    passed = "PASS (R-hat max " in first_screen  # whether a quick fit passes depends on the MCMC path
+    assert passed != ("FAIL (R-hat max " in first_screen)
+    assert (f'id="{GATE_BANNER_ID}"' in text) is not passed
+    # 1e12 FLOPs (every candidate spends the budget) on 8 GPUs at 0.5 x 1e12 FLOP/s
+    assert ("0.25 s on 8 GPUs at 0.5 TFLOP/s each (peak 1 TFLOP/s x MFU 0.5); 0.000556 GPU-hours</td>"
+            in first_screen)
+
+
+def test_a_failed_gate_puts_a_red_banner_above_everything(small_posterior, tmp_path, capsys):
+    """Divergent transitions written into the draws fail the gate: the banner opens the page and
+    names the failing check and its fix; the CLI passes the hardware options through."""
+    idata = copy.deepcopy(small_posterior.idata)
+    diverging = idata.sample_stats["diverging"]
+    idata.sample_stats["diverging"] = diverging.copy(data=diverging.values | (diverging.draw.values < 3))
+    failing = Posterior(idata=idata, meta=small_posterior.meta).save(tmp_path / "failing.nc")
+    out = tmp_path / "rep"
+    assert main(["report", "--posterior", str(failing), "--out", str(out), "--quiet", "--flops", "1e12",
+                 "--gpus", "2", "--peak-flops", "2e12", "--mfu", "0.25"]) == 0
+    text = (out / "report.html").read_text(encoding="utf-8")
+    body = text[text.index("<body>") + len("<body>"):].lstrip()
+    assert body.startswith(f'<div id="{GATE_BANNER_ID}" role="alert"><strong>Convergence gate FAILED</strong>')
+    banner = body[:body.index("</div>")]
+    assert "<li>6 divergent transitions: " in banner and "--target-accept" in banner  # 3 draws x 2 chains
+    assert text.index(GATE_BANNER_ID) < text.index("<h1>") < text.index(f'id="{DECISION_ID}"')
+    assert '<span class="fail">FAIL (R-hat max ' in text and "<summary>Diagnostics: FAIL (" in text
+    assert "on 2 GPUs at 0.5 TFLOP/s each (peak 2 TFLOP/s x MFU 0.25)" in text
 
 
 def test_report_writes_every_figure_as_png(report):
@@ -94,8 +151,13 @@ def test_report_command(small_posterior, tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", "--posterior", posterior, "--out", str(out), "--quiet", "--level", "0.8"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "report.html")
-    assert "Compute budget" not in (out / "report.html").read_text(encoding="utf-8")
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "Compute budget" not in text and "No compute budget given" in text and "GPU-hours" not in text
     assert main(["report", "--posterior", posterior, "--out", str(out), "--target-loss", "2"]) == 2
     assert "give --flops too" in capsys.readouterr().err
+    assert main(["report", "--posterior", posterior, "--out", str(out), "--gpus", "8"]) == 2
+    assert "hours of the recommended run; give --flops too" in capsys.readouterr().err
+    assert main(["report", "--posterior", posterior, "--out", str(out), "--flops", "1e12", "--mfu", "0"]) == 2
+    assert "MFU in (0, 1]" in capsys.readouterr().err
     assert main(["report", "--posterior", str(tmp_path / "none.nc"), "--out", str(out)]) == 2
     assert "no such posterior file" in capsys.readouterr().err

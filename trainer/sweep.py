@@ -51,14 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bayescale.defaults import PLAN_MFU, PLAN_PEAK_FLOPS
+from bayescale.hardware import Hardware
+
 from .config import RunBusyError, TrainConfig, TrainerError
 from .records import FINAL_STATUSES, read_json
 from .sizing import GPTConfig, analytic_param_counts, flops_per_token
 
-#: Achieved FLOP/s assumed by :func:`plan`: an H100 SXM's dense bf16 peak at 25% MFU,
-#: about what models under 100M parameters reach (they are small for the GPU).
-PLAN_PEAK_FLOPS = 989e12
-PLAN_MFU = 0.25
 
 
 @dataclass
@@ -265,7 +264,8 @@ class PlannedRun:
 
 
 def plan(configs: Sequence[TrainConfig], peak_flops: float = PLAN_PEAK_FLOPS, mfu: float = PLAN_MFU) -> list[PlannedRun]:
-    """Estimated device-hours of each run: C / (peak_flops × mfu) / 3600.
+    """Estimated device-hours of each run: C / (peak_flops × mfu) / 3600
+    (:meth:`bayescale.hardware.Hardware.gpu_hours`).
 
     C = (6·N + 6·L·T·d)·B·S (:func:`estimated_flops`): training only, without the
     evaluations and the output layer (6·V·d per token: 2.5% of C for the
@@ -274,8 +274,10 @@ def plan(configs: Sequence[TrainConfig], peak_flops: float = PLAN_PEAK_FLOPS, mf
     do not depend on how many devices share a run. ``micro_batch_tokens`` is the
     pass of one device (:meth:`~.config.TrainConfig.micro_batches`).
     """
-    if not (peak_flops > 0 and 0 < mfu <= 1):
-        raise TrainerError(f"the plan needs a positive peak and an MFU in (0, 1], got {peak_flops!r} and {mfu!r}")
+    try:
+        hardware = Hardware(peak_flops=peak_flops, mfu=mfu)
+    except ValueError as err:
+        raise TrainerError(str(err)) from err
     planned = []
     for config in configs:
         micro_seqs, _ = config.micro_batches()
@@ -290,7 +292,7 @@ def plan(configs: Sequence[TrainConfig], peak_flops: float = PLAN_PEAK_FLOPS, mf
                 steps=config.steps,
                 tokens=config.batch_tokens * config.steps,
                 flops=flops,
-                hours=flops / (peak_flops * mfu) / 3600,
+                hours=hardware.gpu_hours(flops),
             )
         )
     return planned

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bayescale.diagnostics import Diagnostics
+    from bayescale.hardware import Hardware
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -206,6 +207,34 @@ def read_schedule(args: argparse.Namespace, kind: str | None = None):
                              "(e.g. --schedule cosine)")
         return None
     return Schedule(kind, **shape)
+
+
+HARDWARE_HELP = """The hours of the recommended run: its FLOPs / (GPUs x peak FLOP/s x MFU), the
+estimate of `bayescale sweep --dry-run`; wall-clock time assumes the run splits evenly
+over its GPUs."""
+#: Destinations of the hardware options, for commands that accept them only with others.
+HARDWARE_OPTIONS = ("gpus", "peak_flops", "mfu")
+
+
+def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--gpus``, ``--peak-flops`` and ``--mfu``: the hardware whose hours a command states."""
+    from bayescale.defaults import PLAN_MFU, PLAN_PEAK_FLOPS
+
+    group = parser.add_argument_group("hardware", HARDWARE_HELP)
+    group.add_argument("--gpus", type=whole_number, metavar="G", help="GPUs the run trains on (default: 1)")
+    group.add_argument("--peak-flops", type=positive_float, metavar="F",
+                       help=f"peak FLOP/s of one GPU (default: {PLAN_PEAK_FLOPS:.3g}, an H100's dense bf16 peak)")
+    group.add_argument("--mfu", type=fraction, metavar="U",
+                       help=f"model FLOPs utilisation, in (0, 1] (default: {PLAN_MFU:g})")
+
+
+def read_hardware(args: argparse.Namespace) -> Hardware | None:
+    """The :class:`~bayescale.hardware.Hardware` the options of :func:`add_hardware_arguments`
+    give (its defaults for those left out), or ``None`` when none is given."""
+    from bayescale.hardware import Hardware
+
+    given = {name: getattr(args, name) for name in HARDWARE_OPTIONS if getattr(args, name) is not None}
+    return Hardware(**given) if given else None
 
 
 def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:

@@ -1,0 +1,68 @@
+"""How long a training run takes on stated hardware, from its compute.
+
+A run of ``C`` training FLOPs on GPUs that each reach ``F`` FLOP/s at their peak and
+use a fraction ``U`` of it (the model FLOPs utilisation, MFU) takes ``C / (F U)``
+GPU-seconds, and ``C / (G F U)`` seconds of wall-clock time when it splits evenly over
+``G`` GPUs. The planning defaults are an H100 SXM's dense bf16 peak at 25% MFU, about
+what models under 100M parameters reach. ``bayescale sweep --dry-run`` states the
+GPU-hours of each planned run, and ``bayescale report`` the hours of its recommended
+run, with this one formula.
+
+Plain Python with no imports beyond the standard library, so that the command line
+and the trainer's planner load it without NumPy or JAX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bayescale.defaults import PLAN_MFU, PLAN_PEAK_FLOPS
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """``gpus`` GPUs of ``peak_flops`` FLOP/s each, used at ``mfu`` (module docstring)."""
+
+    gpus: int = 1
+    peak_flops: float = PLAN_PEAK_FLOPS
+    mfu: float = PLAN_MFU
+
+    def __post_init__(self) -> None:
+        if not (self.peak_flops > 0 and 0 < self.mfu <= 1):
+            raise ValueError(f"the hours need a positive peak and an MFU in (0, 1], got peak_flops={self.peak_flops!r} "
+                             f"and mfu={self.mfu!r}")
+        if not (isinstance(self.gpus, int) and self.gpus >= 1):
+            raise ValueError(f"gpus={self.gpus!r} must be a whole number >= 1")
+
+    @property
+    def achieved_flops(self) -> float:
+        """FLOP/s one GPU achieves: peak x MFU."""
+        return self.peak_flops * self.mfu
+
+    def gpu_hours(self, flops: float) -> float:
+        """GPU-hours of ``flops`` training FLOPs (the same on any number of GPUs)."""
+        return flops / self.achieved_flops / SECONDS_PER_HOUR
+
+    def hours(self, flops: float) -> float:
+        """Wall-clock hours of ``flops`` training FLOPs spread over :attr:`gpus` GPUs."""
+        return self.gpu_hours(flops) / self.gpus
+
+    def describe(self) -> str:
+        """One line: the GPUs and the FLOP/s each achieves."""
+        gpus = "1 GPU" if self.gpus == 1 else f"{self.gpus} GPUs"
+        return (f"{gpus} at {self.achieved_flops / 1e12:.4g} TFLOP/s each (peak {self.peak_flops / 1e12:.4g} TFLOP/s "
+                f"x MFU {self.mfu:g})")
+
+
+def format_hours(hours: float) -> str:
+    """A duration in the unit that reads best: ``"42 s"``, ``"17 min"``, ``"5.3 h"``, ``"12 days"``."""
+    seconds = hours * SECONDS_PER_HOUR
+    if seconds < 60:
+        return f"{seconds:.2g} s"
+    if hours < 1:
+        return f"{seconds / 60:.2g} min"
+    if hours < 48:
+        return f"{hours:.3g} h"
+    return f"{hours / 24:.3g} days"
