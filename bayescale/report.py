@@ -223,11 +223,12 @@ def _choices_table(plan: BudgetPlan, level: float) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _extrapolation_text(posterior: Posterior, choice: pd.Series, schedule: Schedule | None) -> str:
-    """Per axis, how many times beyond the fitted data the run lies (HTML); the schedule when not constant."""
-    factors = extrapolation(posterior, choice["params"], choice["batch_tokens"], choice["steps"]).factors
+def _extrapolation_text(plan: BudgetPlan, schedule: Schedule | None) -> str:
+    """Per axis, how many times beyond the fitted data the recommended run lies (HTML); the
+    schedule when not constant."""
     parts = [f"{name} inside the fitted range" if f <= 1.0 else f'<span class="far">{name} x{f:.3g}</span>'
-             if f > EXTRAPOLATION_WARN_FACTOR else f"{name} x{f:.3g}" for name, f in factors.items()]
+             if f > EXTRAPOLATION_WARN_FACTOR else f"{name} x{f:.3g}"
+             for name, f in plan.extrapolation["risk-aware"].factors.items()]
     if not _constant_rate(schedule):
         parts.append(f"schedule {html.escape(schedule.describe())}")
     return "; ".join(parts) + f" (forecasts warn beyond x{EXTRAPOLATION_WARN_FACTOR:g})"
@@ -259,10 +260,11 @@ def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, 
                 + _facts_table([("convergence gate", verdict)]) + "</section>")
     choice = plan.choice
     where = f" (group {html.escape(group)})" if group else ""
-    answer = (f"Train <b>N = {_count(choice['params'])}</b> parameters with <b>B = {choice['batch_tokens']:,.0f}</b> "
+    answer = (f"Train <b>N = {_count(choice['params'])}</b> parameters (shape <b>{choice['shape']}</b>, "
+              f"<code>bayescale train --shape {choice['shape']}</code>) with <b>B = {choice['batch_tokens']:,.0f}</b> "
               f"tokens per step for <b>S = {choice['steps']:,.0f}</b> steps {html.escape(_schedule_text(schedule))}.")
     facts = [("time", _hours_text(choice["flops"], hardware)),
-             ("beyond the fitted data", _extrapolation_text(posterior, choice, schedule)),
+             ("beyond the fitted data", _extrapolation_text(plan, schedule)),
              ("convergence gate", verdict),
              ("ranked by", f"{html.escape(plan.criterion)}: {len(plan.table)} candidates x {plan.n_draws} draws of "
                            "the new-run final loss (details under Compute budget)")]
