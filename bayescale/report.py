@@ -143,10 +143,10 @@ def _render(first_screen: str, sections: Sequence[Section], out: Path, progress:
 
 
 def _gate(posterior: Posterior) -> Diagnostics:
-    """The report's convergence gate: the law's constants and the noise parameters ``sigma``
-    and ``rho`` (so it can be stricter than the gate of ``fit``, which leaves the noise out)."""
-    noise = [v for v in ("sigma", "rho") if v in posterior.idata.posterior]
-    return diagnose(posterior.idata, [*posterior.constant_names(), *noise])
+    """The convergence gate of ``bayescale fit``, on the same sites (the law's constants and
+    the derived sites forecasts are made of, :meth:`~bayescale.models.law.Law.gated`), so
+    the report and the fit agree on PASS or FAIL."""
+    return diagnose(posterior.idata, posterior.law.gated())
 
 
 def _gate_line(gate: Diagnostics) -> str:
