@@ -26,7 +26,7 @@ from bayescale import __version__, plots
 from bayescale.budget import DEFAULT_RISK, SearchSpace, compute_frontier, plan_budget
 from bayescale.calibrate import calibrate
 from bayescale.diagnostics import RHAT_MAX, ESS_MIN, diagnose
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, predict_critical_batch, predict_min_loss,
                                predict_trajectory, single_batch_ladder)
 from bayescale.schedules import Schedule
@@ -121,7 +121,8 @@ def _overview(posterior: Posterior) -> Section:
                         f"report by bayescale {__version__}"),
     ], columns=["item", "value"])
     return Section("Overview", paragraphs=[
-        f"Bayesian fit of the {posterior.law.title} ({posterior.law.reference}). Losses in nats per token, batch sizes in tokens per optimizer step. Bands are central "
+        f"Bayesian fit of the {posterior.law.title} ({posterior.law.reference}). Losses in "
+        f"{loss_units(posterior.meta)}, batch sizes in tokens per optimizer step. Bands are central "
         "credible intervals of the <em>new-run</em> predictive distribution unless stated: parameter uncertainty, "
         "seed and evaluation noise, and the law's own error, which grows with the distance from the fitted data."],
         tables=[("Fit", rows)])
@@ -169,9 +170,10 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
         extrapolation=[extrapolation(posterior, n).describe() for n in sizes]))
     trajectory = _per_group(posterior, lambda g: predict_trajectory(
         posterior, sizes[2], batch, np.array([last, 3 * last, 10 * last]), group=g, schedule=schedule, **band))
-    tables = [("Minimum reachable loss L_N (nats/token)", min_loss),
+    units = loss_units(posterior.meta)
+    tables = [(f"Minimum reachable loss L_N ({units})", min_loss),
               (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens, "
-               f"{'constant rate' if schedule is None else schedule.describe()} to step {10 * last:g} (nats/token)",
+               f"{'constant rate' if schedule is None else schedule.describe()} to step {10 * last:g} ({units})",
                trajectory)]
     figures = [(f"trajectories_{_slug(g)}", f"Fitted points with {level:.0%} bands of their curves, and forecasts "
                 f"for N = {sizes[1]:.3g} and {sizes[2]:.3g} ({g}).",
