@@ -58,7 +58,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayescale.defaults import DEFAULT_RISK
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import check_schedule, level_percent, loss_draws, quantile_bands
 from bayescale.schedules import Schedule, final_features
 
@@ -339,6 +339,7 @@ def compute_frontier(
 
     One row per budget that fits at least one candidate, with the columns of
     :func:`score` plus ``budget``. Loss against compute is the compute-efficient frontier.
+    ``df.attrs["loss_units"]`` names the losses' units (:func:`bayescale.posterior.loss_units`).
     """
     _check_target(target_loss)
     for c in flops:
@@ -351,7 +352,9 @@ def compute_frontier(
     rows = [r for r in rows if r is not None]
     if not rows:
         candidates(posterior, max(flops), space)  # raises with the smallest compute that fits
-    return pd.DataFrame(rows).reset_index(drop=True)
+    frontier = pd.DataFrame(rows).reset_index(drop=True)
+    frontier.attrs["loss_units"] = loss_units(posterior.meta)
+    return frontier
 
 
 def least_compute(
