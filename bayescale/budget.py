@@ -66,8 +66,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayescale.defaults import DEFAULT_RISK
-from bayescale.posterior import Posterior
 from bayescale.models.law import Extrapolation
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (check_schedule, extrapolation, level_percent, loss_draws, quantile_bands,
                                warn_extrapolation)
 from bayescale.schedules import Schedule, final_features
@@ -385,6 +385,7 @@ def compute_frontier(
 
     One row per budget that fits at least one candidate, with the columns of
     :func:`score` plus ``budget``. Loss against compute is the compute-efficient frontier.
+    ``df.attrs["loss_units"]`` names the losses' units (:func:`bayescale.posterior.loss_units`).
     """
     _check_target(target_loss)
     for c in flops:
@@ -397,7 +398,9 @@ def compute_frontier(
     rows = [r for r in rows if r is not None]
     if not rows:
         candidates(posterior, max(flops), space)  # raises with the smallest compute that fits
-    return pd.DataFrame(rows).reset_index(drop=True)
+    frontier = pd.DataFrame(rows).reset_index(drop=True)
+    frontier.attrs["loss_units"] = loss_units(posterior.meta)
+    return frontier
 
 
 def least_compute(

@@ -48,7 +48,7 @@ import pandas as pd
 
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import level_percent, loss_draws, quantile_bands
 from bayescale.schedules import table_features
 
@@ -114,8 +114,9 @@ def check_ranges(posterior: Posterior, runs: pd.DataFrame) -> None:
                              f"{lo:g}..{hi:g}; give {column} in {units[column]} (not thousands or millions)")
 
 
-def check_scale(realized: np.ndarray, median: np.ndarray) -> None:
-    """Reject realized losses whose typical ratio to the forecast points to other units."""
+def check_scale(realized: np.ndarray, median: np.ndarray, units: str) -> None:
+    """Reject realized losses whose typical ratio to the forecast points to other units than
+    the posterior's ``units`` (:func:`bayescale.posterior.loss_units`)."""
     ratio = float(np.exp(np.median(np.log(realized / median))))
     if 1.0 / SCALE_FACTOR <= ratio <= SCALE_FACTOR:
         return
@@ -125,7 +126,7 @@ def check_scale(realized: np.ndarray, median: np.ndarray) -> None:
     elif abs(np.log(ratio / np.log(2.0))) < 0.1:
         hint = "; the posterior looks fitted on bits, the realized runs on nats"
     raise ValueError(f"realized losses are {ratio:.3g}x the forecast median (typical ratio), beyond the "
-                     f"{SCALE_FACTOR:g}x a forecast error could explain{hint}; check the units (nats per token) "
+                     f"{SCALE_FACTOR:g}x a forecast error could explain{hint}; check the units ({units}) "
                      "and that the runs match the posterior's data, tokenizer and split")
 
 
@@ -224,7 +225,7 @@ def calibrate(
         for name, values in _point_scores(draws, y[rows], levels).items():
             columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:
-        check_scale(y, columns["median"])
+        check_scale(y, columns["median"], loss_units(posterior.meta))
     ratio = table["params"].to_numpy(float) / posterior.meta.ranges["params"][1]
     points = pd.DataFrame({"run": table["run"], "group": groups, "params": table["params"],
                            "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,

@@ -40,6 +40,7 @@ from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO
 from bayescale.fit import FitResult, fit
 from bayescale.models.law import Law
 from bayescale.models.registry import irreducible_variant
+from bayescale.posterior import loss_units
 from bayescale.predict import (loss_draws, predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory, quantile_bands)
 from bayescale.runs import validate_runs
@@ -156,7 +157,8 @@ def _forecast(result: FitResult, sizes: list[float], target: float, group: str) 
     return pd.DataFrame(rows), trajectories
 
 
-def _held_out_figure(curves: list, title: str) -> Figure:
+def _held_out_figure(curves: list, title: str, units: str) -> Figure:
+    """Held-out runs against their 90% new-run bands, a panel per split, losses in ``units``."""
     splits = sorted({c[0] for c in curves})
     fig, axes = plots.figure(1, len(splits), width=5.2, height=4.2, sharey=True)
     for ax, split in zip(axes[0], splits):
@@ -167,12 +169,14 @@ def _held_out_figure(curves: list, title: str) -> Figure:
         ax.set(xscale="log", xlabel="optimizer steps S", title=f"{split}: {title}")
         ax.grid(True, which="both", alpha=0.2)
         ax.legend(fontsize=8)
-    axes[0, 0].set_ylabel("loss (nats/token)")
+    axes[0, 0].set_ylabel(f"loss ({units})")
     fig.suptitle("Held-out runs: observed points and 90% new-run bands (never fitted)")
     return fig
 
 
-def _forecast_figure(trajectories: list, target: float, group: str) -> Figure:
+def _forecast_figure(trajectories: list, target: float, group: str, units: str) -> Figure:
+    """The forecast trajectories ``(N, B, bands)`` with their 50% and 90% bands and the target
+    loss, losses in ``units`` on a log axis with plain decimal ticks."""
     fig, axes = plots.figure(width=6.4, height=4.4)
     ax = axes[0, 0]
     for i, (N, B, band) in enumerate(trajectories):
@@ -181,8 +185,9 @@ def _forecast_figure(trajectories: list, target: float, group: str) -> Figure:
             ax.fill_between(part["step"], part["lower"], part["upper"], color=f"C{i}", alpha=alpha, linewidth=0)
         ax.plot(part["step"], part["median"], color=f"C{i}", label=f"N = {N:.3g} at B_crit = {B:.3g} tokens")
     ax.axhline(target, color="k", linestyle=":", label=f"target loss {target:g}")
-    ax.set(xscale="log", yscale="log", xlabel="optimizer steps S", ylabel="loss (nats/token)",
+    ax.set(xscale="log", yscale="log", xlabel="optimizer steps S", ylabel=f"loss ({units})",
            title=f"Forecasts ({group}): 50% and 90% new-run bands")
+    plots.plain_log(ax.yaxis)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=8)
     return fig
@@ -271,11 +276,13 @@ def run_demo(
     stages.set_postfix_str("checking what was held out")
     split_of = (lambda t: t) if group_by else (lambda t: t.assign(split="all"))
     held_table, curves = _held_out_check(result, split_of(held), "split", "size")
-    figures = {"held_out.png": _held_out_figure(curves, f"held-out N = {held_n:.3g}")}
+    units = loss_units(result.posterior.meta)
+    figures = {"held_out.png": _held_out_figure(curves, f"held-out N = {held_n:.3g}", units)}
     if not held_sched.empty and result.posterior.law.covariates:
         sched_table, sched_curves = _held_out_check(result, split_of(held_sched), "split", HELD_OUT_SCHEDULE)
         held_table = pd.concat([held_table, sched_table], ignore_index=True)
-        figures["held_out_schedule.png"] = _held_out_figure(sched_curves, f"held-out schedule {HELD_OUT_SCHEDULE}")
+        figures["held_out_schedule.png"] = _held_out_figure(sched_curves, f"held-out schedule {HELD_OUT_SCHEDULE}",
+                                                            units)
     stages.update()
     stages.set_postfix_str("forecasting")
     group = "in_domain" if "in_domain" in result.posterior.groups else result.posterior.groups[0]
@@ -292,7 +299,7 @@ def run_demo(
     stages.update()
     stages.set_postfix_str("writing figures and summary")
     result.posterior.save(out / "posterior.nc")
-    figures.update({"forecast.png": _forecast_figure(trajectories, target_loss, group),
+    figures.update({"forecast.png": _forecast_figure(trajectories, target_loss, group, units),
                     "trajectories.png": plots.plot_trajectories(result.posterior, group=group, forecast_params=sizes),
                     "min_loss.png": plots.plot_min_loss(result.posterior),
                     "track.png": plots.plot_track(track_df)})

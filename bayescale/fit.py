@@ -45,6 +45,7 @@ from bayescale.models.law import Law
 from bayescale.models.registry import get_law
 from bayescale.models.skeleton import curve_model, dims
 from bayescale.posterior import Posterior, PosteriorMeta
+from bayescale.runs import vocab_size_of
 from bayescale.start import starting_points
 
 PRIOR_DRAWS = 500
@@ -129,17 +130,18 @@ def sample(
 
 
 def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict,
-                   extrapolation_error: float) -> PosteriorMeta:
+                   extrapolation_error: float, vocab_size: int | None = None) -> PosteriorMeta:
     """The :class:`~bayescale.posterior.PosteriorMeta` of a fit, as it will read back from disk (JSON).
 
     ``settings`` holds the sampler settings; the priors (a dataclass) and the package
     version are added to them, and the versions of Python, JAX, NumPyro, ArviZ, NumPy,
     pandas and SciPy (:func:`~bayescale.environment.library_versions`) under ``versions``.
+    ``vocab_size`` is the fitted runs' vocabulary (``None`` when unknown).
     """
     meta = PosteriorMeta(
         law=law.name, groups=data.groups, group_by=data.group_by, sizes=data.sizes, runs=data.runs,
         references=data.references, ranges=data.ranges, dropped=data.dropped,
-        extrapolation_error=extrapolation_error,
+        extrapolation_error=extrapolation_error, vocab_size=vocab_size,
         settings={**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
         versions=library_versions())
     return PosteriorMeta.from_dict(json.loads(json.dumps(meta.to_dict())))
@@ -166,7 +168,9 @@ def fit(
     """Sample the posterior of ``law`` (a registered name or a law object) given a validated run table.
 
     Curves and final losses (one row per run, e.g. :func:`bayescale.runs.load_gadre2024`)
-    are both accepted. ``priors`` defaults to the law's (``law.default_priors()``).
+    are both accepted. ``priors`` defaults to the law's (``law.default_priors()``). The
+    table's vocabulary (:func:`bayescale.runs.vocab_size_of`) is recorded with the
+    posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
@@ -183,7 +187,8 @@ def fit(
                                     chain_method=chain_method, progress=progress)
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
-    posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error))
+    posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,
+                                                           vocab_size_of(runs)))
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
     diagnostics = diagnose(idata, law.gated())

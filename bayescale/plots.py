@@ -3,8 +3,11 @@
 Every function takes its data first and keyword options after, draws on a new
 :class:`matplotlib.figure.Figure` (never through ``pyplot``, so nothing opens a window
 and no global figure state is touched; saving uses the Agg renderer) and returns it.
-Power laws get log axes; axes are labelled with units (tokens, steps, nats, FLOPs).
-Bands are central credible intervals from posterior draws (:mod:`bayescale.predict`).
+Power laws get log axes; axes are labelled with units (tokens, steps, FLOPs, and the
+losses' own: nats per byte for byte-level runs, :func:`bayescale.posterior.loss_units`).
+Log axes of losses, which rarely span a decade, get plain decimal ticks
+(:func:`plain_log`). Bands are central credible intervals from posterior draws
+(:mod:`bayescale.predict`).
 """
 
 from __future__ import annotations
@@ -15,18 +18,29 @@ import arviz as az
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.artist import Artist
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter
 
 from bayescale.budget import BudgetPlan
 from bayescale.calibrate import Calibration
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (level_percent, loss_draws, predict_critical_batch, predict_min_loss,
                                predict_trajectory, quantile_bands)
 
-LOSS_LABEL = "loss (nats/token)"
 STEPS_LABEL = "optimizer steps S"
 PARAMS_LABEL = "non-embedding parameters N"
+#: Fewest labelled ticks on a log axis of losses (:func:`plain_log`).
+MIN_LOG_TICKS = 4
+#: Mantissas tried in turn for the ticks of a log axis: decades, then 1-2-5, then 1-2-3-5.
+LOG_TICK_SUBS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0))
+#: How the fitted range is shaded behind bands: hatched, so that it does not read as a band.
+FITTED_RANGE = {"facecolor": "none", "edgecolor": "0.87", "hatch": "//", "linewidth": 0}
+#: Font sizes of the small multiples of :func:`plot_rank`: ticks and axis labels below the titles.
+RANK_TICK_SIZE, RANK_LABEL_SIZE, RANK_TITLE_SIZE = 7.0, 8.0, 9.0
 
 
 def figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2, **kwargs):
@@ -35,11 +49,50 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float 
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
-def _plain_log(axis) -> None:
-    """Tick labels like ``2`` and ``3`` instead of ``2x10^0`` on a log axis spanning under a decade."""
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(fmt)
-    axis.set_minor_formatter(fmt)
+class PlainLogLocator(Locator):
+    """Major ticks of a log axis that keep at least :data:`MIN_LOG_TICKS` in view.
+
+    The first of decades, 1-2-5 and 1-2-3-5 mantissas (:data:`LOG_TICK_SUBS`) that puts
+    that many ticks inside the view; a span too short for any (a loss axis from 1.2 to
+    2.6) gets evenly spaced round values instead (1.2, 1.4, ..., 2.6).
+    """
+
+    def __call__(self) -> np.ndarray:
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
+        lo, hi = sorted((vmin, vmax))
+        for subs in LOG_TICK_SUBS:
+            ticks = LogLocator(subs=subs).tick_values(lo, hi)
+            if np.count_nonzero((ticks >= lo) & (ticks <= hi)) >= MIN_LOG_TICKS:
+                return ticks
+        ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        return ticks[ticks > 0]
+
+
+def plain_log(axis: Axis) -> None:
+    """Plain decimal tick labels (``0.8``, ``1.5``, ``2``; not ``8x10^-1``) on a log axis, at
+    least :data:`MIN_LOG_TICKS` of them (:class:`PlainLogLocator`); minor ticks stay
+    unlabelled. For the loss axes, which rarely span a decade."""
+    axis.set_major_locator(PlainLogLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _table_units(table: pd.DataFrame) -> str:
+    """The loss units a forecast table carries (``attrs["loss_units"]``), or plain nats."""
+    return table.attrs.get("loss_units", "nats")
+
+
+def _bands_legend(fig: Figure, groups: Sequence[str], levels: Sequence[float], extra: Sequence[Artist] = ()) -> None:
+    """One legend beside the axes, an entry per kind rather than per drawn item: a colour per
+    group, then (in grey) the bands of each level, the median and ``extra`` handles."""
+    alpha = _band_alpha(levels)
+    handles = [Patch(color=f"C{i}", label=g) for i, g in enumerate(groups)]
+    handles += [Patch(color="0.4", alpha=alpha[lv], linewidth=0, label=f"{level_percent(lv)}% band")
+                for lv in sorted(levels, reverse=True)]
+    handles += [Line2D([], [], color="0.3", label="median"), *extra]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
 
 
 def _band_alpha(levels: Sequence[float]) -> dict[float, float]:
@@ -76,9 +129,10 @@ def plot_trajectories(
 ) -> Figure:
     """Fitted points with predictive bands of their curves, one panel per batch size.
 
-    Colours follow the model size. ``forecast_params`` adds bands (dashed medians) for
-    sizes that were not trained, up to ``forecast_steps`` (default: 3x the last fitted
-    step), at every panel's batch.
+    Colours follow the model size; one legend beside the panels names every size drawn
+    in any of them. ``forecast_params`` adds bands (dashed medians) for sizes that were
+    not trained, up to ``forecast_steps`` (default: 3x the last fitted step), at every
+    panel's batch.
     """
     g = posterior.groups[posterior.group_index(group)]
     data = fitted_points(posterior)
@@ -93,7 +147,6 @@ def plot_trajectories(
     fig, axes = figure(1, len(batches), width=4.6, sharey=True)
     for ax, B in zip(axes[0], batches):
         at_b = data[np.isclose(data["batch_tokens"], B)]
-        labelled = set()
         for _, pts in at_b.sort_values("step").groupby("run"):  # each run under its own schedule
             N = float(pts["params"].iloc[0])
             covariates = {name: pts[name].to_numpy() for name in posterior.law.covariates}
@@ -102,20 +155,22 @@ def plot_trajectories(
             median, lower, upper = quantile_bands(draws, (level,))[level]
             ax.fill_between(pts["step"], lower, upper, color=colour[N], alpha=0.3, linewidth=0)
             ax.plot(pts["step"], median, color=colour[N], linewidth=1)
-            ax.scatter(pts["step"], pts["loss"], color=colour[N], s=9, zorder=3,
-                       label=None if N in labelled else f"N={N:.3g}")
-            labelled.add(N)
+            ax.scatter(pts["step"], pts["loss"], color=colour[N], s=9, zorder=3)
         for N in forecast_params:
             grid = np.geomspace(data["step"].min(), forecast_steps or 3 * last, points)
             band = predict_trajectory(posterior, N, B, grid, levels=(level,), mode=mode, group=group, seed=seed)
             ax.fill_between(band["step"], band["lower"], band["upper"], color=colour[N], alpha=0.2, linewidth=0,
                             hatch="//")
-            ax.plot(band["step"], band["median"], color=colour[N], linestyle="--", label=f"N={N:.3g} (forecast)")
+            ax.plot(band["step"], band["median"], color=colour[N], linestyle="--")
         ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, title=f"B = {B:g} tokens/step")
         ax.grid(True, which="both", alpha=0.2)
-    axes[0, 0].set_ylabel(LOSS_LABEL)
-    _plain_log(axes[0, 0].yaxis)
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    axes[0, 0].set_ylabel(f"loss ({loss_units(posterior.meta)})")
+    plain_log(axes[0, 0].yaxis)
+    handles = [Line2D([], [], color=colour[N], marker="o", markersize=4, linewidth=1, label=f"N={N:.3g}")
+               for N in sizes]
+    handles += [Line2D([], [], color=colour[N], linestyle="--", label=f"N={N:.3g} (forecast)")
+                for N in forecast_params]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="model size")
     fig.suptitle(f"Loss curves: fitted points and {level_percent(level)}% {mode.replace('_', '-')} bands ({g})")
     return fig
 
@@ -133,30 +188,32 @@ def plot_min_loss(
 
     ``params`` defaults to a log grid from a third of the smallest fitted size to 100x
     the largest; the fitted sizes are shaded and each fitted run's lowest loss (an upper
-    bound on ``L_N``) is marked.
+    bound on ``L_N``) is marked. The legend, beside the axes, has one entry per kind.
     """
     lo, hi = posterior.meta.ranges["params"]
     grid = np.geomspace(lo / 3, hi * 100, 60) if params is None else np.asarray(params, float)
-    fig, axes = figure()
+    fig, axes = figure(width=7.6)
     ax = axes[0, 0]
-    ax.axvspan(lo, hi, color="0.9", label="fitted sizes")
+    ax.axvspan(lo, hi, **FITTED_RANGE)
     data = fitted_points(posterior)
     alpha = _band_alpha(levels)
-    for i, g in enumerate(_groups(posterior, group)):
+    groups = _groups(posterior, group)
+    for i, g in enumerate(groups):
         c = f"C{i}"
         table = predict_min_loss(posterior, grid, levels=levels, mode=mode, group=g, seed=seed)
         for level in sorted(levels, reverse=True):
             part = table[table["level"] == level] if "level" in table else table
-            ax.fill_between(part["params"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
-                            label=f"{g}: {level_percent(level)}% band")
-        ax.plot(part["params"], part["median"], color=c, label=f"{g}: median")
+            ax.fill_between(part["params"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0)
+        ax.plot(part["params"], part["median"], color=c)
         best = data[data["group"] == g].groupby("run").agg(params=("params", "first"), loss=("loss", "min"))
-        ax.scatter(best["params"], best["loss"], color=c, marker="x", s=20, label=f"{g}: lowest loss of each run")
-    ax.set(xscale="log", yscale="log", xlabel=PARAMS_LABEL, ylabel="minimum loss L_N (nats/token)",
-           title="Minimum reachable loss against model size")
-    _plain_log(ax.yaxis)
+        ax.scatter(best["params"], best["loss"], color=c, marker="x", s=20)
+    ax.set(xscale="log", yscale="log", xlabel=PARAMS_LABEL,
+           ylabel=f"minimum loss L_N ({loss_units(posterior.meta)})", title="Minimum reachable loss against model size")
+    plain_log(ax.yaxis)
     ax.grid(True, which="both", alpha=0.2)
-    ax.legend(fontsize=7)
+    _bands_legend(fig, groups, levels, [
+        Line2D([], [], color="0.3", marker="x", linestyle="none", label="lowest loss\nof each run"),
+        Patch(**FITTED_RANGE, label="fitted sizes")])
     return fig
 
 
@@ -170,30 +227,31 @@ def plot_critical_batch(
     """Critical batch ``B_crit(L) = B_* / L^(1/alpha_B)`` against the loss, with bands.
 
     ``losses`` defaults to 0.7x the lowest to 1.3x the highest fitted loss; the fitted
-    batch sizes are shaded. The loss axis runs right to left (training progresses
-    towards lower losses, where the critical batch grows).
+    batch sizes are shaded. Both axes increase the usual way (the loss to the right, the
+    batch upwards): training moves a run leftwards, towards lower losses, where the
+    critical batch is larger.
     """
     data = fitted_points(posterior)
     grid = (np.geomspace(0.7 * data["loss"].min(), 1.3 * data["loss"].max(), 50) if losses is None
             else np.asarray(losses, float))
-    fig, axes = figure()
+    fig, axes = figure(width=7.6)
     ax = axes[0, 0]
-    ax.axhspan(*posterior.meta.ranges["batch_tokens"], color="0.9", label="fitted batches")
+    ax.axhspan(*posterior.meta.ranges["batch_tokens"], **FITTED_RANGE)
     alpha = _band_alpha(levels)
-    for i, g in enumerate(_groups(posterior, group)):
+    groups = _groups(posterior, group)
+    for i, g in enumerate(groups):
         c = f"C{i}"
         table = predict_critical_batch(posterior, grid, levels=levels, group=g)
         for level in sorted(levels, reverse=True):
             part = table[table["level"] == level] if "level" in table else table
-            ax.fill_between(part["loss"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0,
-                            label=f"{g}: {level_percent(level)}% band")
-        ax.plot(part["loss"], part["median"], color=c, label=f"{g}: median")
-    ax.set(xscale="log", yscale="log", xlabel=LOSS_LABEL, ylabel="critical batch B_crit (tokens)",
-           title="Critical batch size against loss")
-    ax.invert_xaxis()
-    _plain_log(ax.xaxis)
+            ax.fill_between(part["loss"], part["lower"], part["upper"], color=c, alpha=alpha[level], linewidth=0)
+        ax.plot(part["loss"], part["median"], color=c)
+    ax.set(xscale="log", yscale="log", xlabel=f"loss L ({loss_units(posterior.meta)})",
+           ylabel="critical batch B_crit (tokens/step)",
+           title="Critical batch size B_crit against the loss L\n(training lowers L: runs move leftwards)")
+    plain_log(ax.xaxis)
     ax.grid(True, which="both", alpha=0.2)
-    ax.legend(fontsize=7)
+    _bands_legend(fig, groups, levels, [Patch(**FITTED_RANGE, label="fitted batches")])
     return fig
 
 
@@ -211,9 +269,9 @@ def plot_frontier(
 ) -> Figure:
     """Final loss of the risk-aware choice against compute, with its bands.
 
-    ``frontier`` is :func:`bayescale.budget.compute_frontier`'s table. With ``plan`` the
-    risk-aware and point-estimate choices at its budget are marked, with ``target_loss``
-    a horizontal line.
+    ``frontier`` is :func:`bayescale.budget.compute_frontier`'s table (its
+    ``attrs["loss_units"]`` label the loss axis). With ``plan`` the risk-aware and
+    point-estimate choices at its budget are marked, with ``target_loss`` a horizontal line.
     """
     levels = _band_levels(frontier)
     fig, axes = figure()
@@ -235,9 +293,9 @@ def plot_frontier(
     target = target_loss if target_loss is not None else (plan.target_loss if plan is not None else None)
     if target is not None:
         ax.axhline(target, color="C3", linestyle=":", label=f"target {target:g} nats")
-    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=f"final {LOSS_LABEL}",
-           title="Compute-efficient frontier")
-    _plain_log(ax.yaxis)
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
+           ylabel=f"final loss ({_table_units(frontier)})", title="Compute-efficient frontier")
+    plain_log(ax.yaxis)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=7)
     return fig
@@ -304,6 +362,11 @@ def plot_rank(posterior: Posterior) -> Figure:
     n = len(names) * len(posterior.groups)
     fig, axes = figure(int(np.ceil(n / 3)), 3, width=3.6, height=2.6)
     az.plot_rank(posterior.idata, var_names=names, ax=axes.ravel()[:n])
+    for ax in axes.ravel()[:n]:  # ArviZ sizes its text for larger panels
+        ax.tick_params(labelsize=RANK_TICK_SIZE)
+        ax.xaxis.label.set_size(RANK_LABEL_SIZE)
+        ax.yaxis.label.set_size(RANK_LABEL_SIZE)
+        ax.title.set_size(RANK_TITLE_SIZE)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     fig.suptitle(f"Rank plots of the constants ({posterior.idata.posterior.sizes['chain']} chains)")
@@ -393,7 +456,7 @@ def plot_predictive_check(posterior: Posterior, *, kind: str = "posterior", num_
     ax.stairs(np.histogram(predictive.ravel(), edges, density=True)[0], edges, color="C1", linestyle="--",
               label=f"{kind} predictive, all draws")
     ax.stairs(np.histogram(obs, edges, density=True)[0], edges, color="k", linewidth=2, label="observed")
-    ax.set(xlabel="log loss (log nats/token)", ylabel="density",
+    ax.set(xlabel=f"log loss (log {loss_units(posterior.meta)})", ylabel="density",
            title=f"{kind.capitalize()} predictive check of the {len(obs)} fitted points")
     ax.legend(fontsize=7)
     return fig
@@ -401,7 +464,8 @@ def plot_predictive_check(posterior: Posterior, *, kind: str = "posterior", num_
 
 def plot_track(forecast: pd.DataFrame) -> Figure:
     """A tracked run (:func:`bayescale.track.track`): its observed checkpoints, the ladder-only
-    band (from the ladder's posterior alone) and the band updated by the run's own curve."""
+    band (from the ladder's posterior alone) and the band updated by the run's own curve,
+    in the losses' units (``forecast.attrs["loss_units"]``)."""
     observed = forecast.attrs["observed"]
     level_rows = forecast if "level" not in forecast else forecast[forecast["level"] == forecast["level"].max()]
     fig, axes = figure(1, 1, width=6.4)
@@ -415,10 +479,10 @@ def plot_track(forecast: pd.DataFrame) -> Figure:
                     linewidth=0, label="updated by the run")
     ax.plot(level_rows["step"], level_rows["median"], color="C0", linewidth=1.2)
     ax.scatter(observed["step"], observed["loss"], color="k", s=10, zorder=3, label="observed checkpoints")
-    ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, ylabel=LOSS_LABEL,
+    ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, ylabel=f"loss ({_table_units(forecast)})",
            title=f"Tracking N = {forecast.attrs['params']:.3g}, B = {forecast.attrs['batch_tokens']:g} "
                  f"to step {forecast.attrs['total_steps']:g}")
-    _plain_log(ax.yaxis)
+    plain_log(ax.yaxis)
     ax.grid(True, which="both", alpha=0.2)
     if forecast.attrs["alarm"]:
         ax.text(0.02, 0.03, "ALARM: left the ladder's band", transform=ax.transAxes, color="C3", fontsize=9)

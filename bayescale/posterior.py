@@ -3,11 +3,12 @@
 The ``InferenceData`` holds the groups ``posterior``, ``sample_stats``,
 ``log_likelihood``, ``observed_data``, ``constant_data`` (the fitted points' N, B, S,
 run and group) and ``prior`` (prior and prior-predictive draws). The metadata record
-(:class:`PosteriorMeta`: the law's name, reference values, fitted ranges, group names
-and settings) travels as JSON in the posterior group's ``bayescale`` attribute, so one
-netCDF file is enough to predict. Files written before the law had a name of its own
-(``"model": "kaplan"`` with ``"irreducible": true``) are read by
-:meth:`PosteriorMeta.from_dict`, the one place that converts them.
+(:class:`PosteriorMeta`: the law's name, reference values, fitted ranges, group names,
+vocabulary and settings) travels as JSON in the posterior group's ``bayescale``
+attribute, so one netCDF file is enough to predict. Files written before the law had a
+name of its own (``"model": "kaplan"`` with ``"irreducible": true``) are read by
+:meth:`PosteriorMeta.from_dict`, the one place that converts them; files written before
+the vocabulary was recorded read with ``vocab_size=None``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class PosteriorMeta:
     of each covariate (``params``, ``step``, ``batch_tokens`` and any the law adds) that
     extrapolation distances are measured from; ``extrapolation_error`` the law-error
     growth ``kappa`` (:mod:`bayescale.predict`); ``settings`` the sampler settings,
-    priors and bayescale version; ``versions`` the libraries'.
+    priors and bayescale version; ``versions`` the libraries'. ``vocab_size`` is the
+    fitted runs' vocabulary (the run table's ``vocab_size`` column; ``None`` when the
+    table does not give one, or its runs disagree): it sets the losses' units
+    (:func:`loss_units`) and the ceiling no forecast exceeds (:mod:`bayescale.predict`).
     """
 
     law: str
@@ -54,6 +58,7 @@ class PosteriorMeta:
     runs: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    vocab_size: int | None = None
 
     @classmethod
     def from_dict(cls, meta: dict[str, Any]) -> "PosteriorMeta":
@@ -67,6 +72,16 @@ class PosteriorMeta:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The vocabulary of byte-level models, whose losses are per byte.
+BYTE_VOCAB = 256
+
+
+def loss_units(meta: PosteriorMeta) -> str:
+    """Units of the fitted losses, for labels and text: ``"nats/byte"`` for a byte-level
+    vocabulary (:data:`BYTE_VOCAB`), else ``"nats/token"``."""
+    return "nats/byte" if meta.vocab_size == BYTE_VOCAB else "nats/token"
 
 
 class PosteriorFileError(ValueError):

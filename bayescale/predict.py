@@ -25,11 +25,22 @@ Quantities a law does not have (the Chinchilla law has no batch size, so no crit
 batch) raise ``ValueError``. Targets in loss are treated consistently: a law error
 ``eta`` on log loss means the true curve reaches ``L`` when the law's curve reaches
 ``L exp(-eta)``.
+
+**The ceiling.** A model that has learned nothing predicts every token with probability
+``1/V`` and scores ``ln V`` (5.545 nats for the 256 bytes of a byte-level model); a
+power law has no such bound and climbs past it at tiny sizes or early steps. Where the
+posterior knows the fitted runs' vocabulary (``posterior.meta.vocab_size``), every loss
+draw is clipped at ``ln V`` (:func:`clip_to_ceiling`, in :func:`loss_draws` and
+:func:`predict_min_loss`); a forecast says how many draws it clipped in
+``df.attrs["ceiling"]`` and, when its bands reach the ceiling, warns once with
+:class:`LossCeilingWarning` (:func:`state_ceiling`). With an unknown vocabulary the
+draws are left as they are.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,9 +52,9 @@ import pandas as pd
 from numpyro.infer import Predictive
 
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
-from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning, expand
+from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning, LossCeilingWarning, expand
 from bayescale.models.skeleton import curve_model, new_run_noise
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.runs import MAX_SCALE
 from bayescale.schedules import CONSTANT, Schedule, features_at, final_features
 
@@ -75,6 +86,43 @@ def warn_extrapolation(ext: Extrapolation, what: str, stacklevel: int = 3) -> No
                       f"(warned above x{EXTRAPOLATION_WARN_FACTOR:g}); the bands include the law's error, which grows "
                       "with the distance, but the fitted runs cannot show whether the law's form holds there",
                       ExtrapolationWarning, stacklevel=stacklevel)
+
+
+def loss_ceiling(posterior: Posterior) -> float:
+    """``ln V``, the loss of a uniform guess over the fitted runs' vocabulary of ``V``
+    tokens (``posterior.meta.vocab_size``); ``inf`` when the vocabulary is unknown."""
+    vocab = posterior.meta.vocab_size
+    return math.inf if vocab is None else math.log(vocab)
+
+
+def clip_to_ceiling(posterior: Posterior, losses: np.ndarray) -> np.ndarray:
+    """``losses`` with every value above :func:`loss_ceiling` set to it: no model scores
+    worse than one that has learned nothing."""
+    return np.minimum(losses, loss_ceiling(posterior))
+
+
+def state_ceiling(df: pd.DataFrame, posterior: Posterior, draws: np.ndarray, what: str) -> pd.DataFrame:
+    """Say in ``df.attrs["ceiling"]`` how many of the loss ``draws`` behind ``df`` (``(draws,
+    points)``, already clipped by :func:`clip_to_ceiling`) sit at the ceiling ``ln V``, and
+    at how many points (``None`` when the vocabulary is unknown). When the clipping reaches
+    the bands of ``df`` (a median or interval end at ``ln V``), also warn once with
+    :class:`LossCeilingWarning`; a rare heavy-tailed draw clipped is only recorded."""
+    ceiling = loss_ceiling(posterior)
+    if not math.isfinite(ceiling):
+        df.attrs["ceiling"] = None
+        return df
+    at = np.asarray(draws) >= ceiling
+    bound = (f"ln {posterior.meta.vocab_size} = {ceiling:.4g} {loss_units(posterior.meta)}, the loss of a model that "
+             "has learned nothing")
+    if not at.any():
+        df.attrs["ceiling"] = f"no draw above {bound}"
+        return df
+    df.attrs["ceiling"] = (f"at {int(at.any(axis=0).sum())} of {at.shape[1]} points, {int(at.sum())} of "
+                           f"{at.size} draws in all were clipped to {bound}")
+    if (df.filter(regex=r"(^|_)(median|lower|upper)$") >= ceiling).to_numpy().any():
+        warnings.warn(f"{what}: the bands reach the ceiling: {df.attrs['ceiling']}", LossCeilingWarning,
+                      stacklevel=3)
+    return df
 
 
 def level_percent(level: float) -> str:
@@ -288,6 +336,8 @@ def loss_draws(
     ``Predictive`` (the same distribution, about 13 times slower on a CPU).
     ``fixed_latents`` holds those latents at their posterior medians
     (:meth:`~bayescale.posterior.Posterior.constants`; not with ``through_model``).
+    Draws above ``ln V`` are clipped to it when the vocabulary ``V`` is known
+    (:func:`clip_to_ceiling`; module docstring), in every mode.
     """
     _check_mode(mode)
     N, B, S = (np.atleast_1d(_positive(name, v)) for name, v in
@@ -320,7 +370,7 @@ def loss_draws(
                            float)
         _check_law(log_L, N, B, S)
         log_L = log_L + _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), seed)
-    return np.exp(log_L)
+    return clip_to_ceiling(posterior, np.exp(log_L))
 
 
 def predict_trajectory(
@@ -344,7 +394,8 @@ def predict_trajectory(
     exactly ``steps``; from step 1 when ``steps`` comes before it) or an explicit array
     of steps. Columns: ``step, median, lower,
     upper`` (and ``level`` when several levels are asked). ``df.attrs["extrapolation"]``
-    describes how far the request extrapolates.
+    describes how far the request extrapolates, ``df.attrs["ceiling"]`` how many draws
+    were clipped at ``ln V`` (:func:`state_ceiling`).
 
     ``schedule`` is the run's learning-rate schedule (:class:`~bayescale.schedules.Schedule`;
     default constant after warm-up), planned to end at ``total_steps`` (default: the
@@ -362,7 +413,9 @@ def predict_trajectory(
     df = band_frame(draws, levels, {"step": grid})
     if schedule is not None:
         df.attrs["schedule"] = schedule.describe()
-    return state_extrapolation(df, extrapolation(posterior, N, B, grid, covariates), f"N={N:.3g}, B={B:.3g}")
+    what = f"N={N:.3g}, B={B:.3g}"
+    return state_ceiling(state_extrapolation(df, extrapolation(posterior, N, B, grid, covariates), what), posterior,
+                         draws, what)
 
 
 def _law_shift(posterior: Posterior, group: str | None, mode: str, N: float, seed: int) -> np.ndarray:
@@ -384,15 +437,18 @@ def predict_min_loss(
     """Bands for the minimum reachable loss of one or more model sizes (the law's ``min_loss``).
 
     The Kaplan law's ``L_N = L_inf + (N_c/N)^alpha_N``; the Chinchilla law's
-    unlimited-data loss ``E + A/N^alpha``.
+    unlimited-data loss ``E + A/N^alpha``. Draws above ``ln V`` are clipped to it
+    (:func:`state_ceiling`).
     """
     _check_mode(mode)
     sizes = np.atleast_1d(_request("params", params))
     law = posterior.law
     floor = np.asarray(law.min_loss(expand(posterior.constants(group)), sizes[None, :]), float)
     shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
-    df = band_frame(floor * np.exp(shift), levels, {"params": sizes})
-    return state_extrapolation(df, extrapolation(posterior, sizes), f"N={', '.join(f'{n:.3g}' for n in sizes)}")
+    draws = clip_to_ceiling(posterior, floor * np.exp(shift))
+    df = band_frame(draws, levels, {"params": sizes})
+    what = f"N={', '.join(f'{n:.3g}' for n in sizes)}"
+    return state_ceiling(state_extrapolation(df, extrapolation(posterior, sizes), what), posterior, draws, what)
 
 
 def predict_critical_batch(

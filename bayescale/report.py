@@ -36,7 +36,7 @@ from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
 from bayescale.hardware import Hardware, format_hours
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
                                predict_min_loss, predict_trajectory, single_batch_ladder)
 from bayescale.schedules import Schedule
@@ -198,13 +198,14 @@ def _band(row: pd.Series, level: float) -> str:
     return f"{median:.3g} [{lower:.3g}, {upper:.3g}]"
 
 
-def _odds(plan: BudgetPlan, level: float) -> str:
+def _odds(plan: BudgetPlan, level: float, units: str) -> str:
     """The recommended run's chance of reaching the target (when given) and its final-loss band."""
     median, lower, upper = _quantiles(plan.choice, level)
-    band = f"Final loss {median:.3g} nats, {level_percent(level)}% band [{lower:.3g}, {upper:.3g}]."
+    band = f"Final loss {median:.3g} {units}, {level_percent(level)}% band [{lower:.3g}, {upper:.3g}]."
     if plan.target_loss is None:
         return band
-    return f"Reaches the target of {plan.target_loss:g} nats with probability {plan.choice['p_target']:.3g}. {band}"
+    return (f"Reaches the target of {plan.target_loss:g} {units} with probability {plan.choice['p_target']:.3g}. "
+            f"{band}")
 
 
 def _choices_table(plan: BudgetPlan, level: float) -> str:
@@ -269,7 +270,7 @@ def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, 
              ("ranked by", f"{html.escape(plan.criterion)}: {len(plan.table)} candidates x {plan.n_draws} draws of "
                            "the new-run final loss (details under Compute budget)")]
     return (f'<section id="{DECISION_ID}"><h2>Recommendation for {plan.flops:.3g} FLOPs{where}</h2>'
-            f'<p class="answer">{answer}</p><p class="odds">{_odds(plan, level)}</p>{_choices_table(plan, level)}'
+            f'<p class="answer">{answer}</p><p class="odds">{_odds(plan, level, loss_units(posterior.meta))}</p>{_choices_table(plan, level)}'
             f"{_facts_table(facts)}</section>")
 
 
@@ -291,7 +292,8 @@ def _overview(posterior: Posterior) -> Section:
                         f"report by bayescale {__version__}"),
     ], columns=["item", "value"])
     return Section("Overview", paragraphs=[
-        f"Bayesian fit of the {posterior.law.title} ({posterior.law.reference}). Losses in nats per token, batch sizes in tokens per optimizer step. Bands are central "
+        f"Bayesian fit of the {posterior.law.title} ({posterior.law.reference}). Losses in "
+        f"{loss_units(posterior.meta)}, batch sizes in tokens per optimizer step. Bands are central "
         "credible intervals of the <em>new-run</em> predictive distribution unless stated: parameter uncertainty, "
         "seed and evaluation noise, and the law's own error, which grows with the distance from the fitted data."],
         tables=[("Fit", rows)])
@@ -345,9 +347,10 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
         extrapolation=[extrapolation(posterior, n).describe() for n in sizes]))
     trajectory = _per_group(posterior, lambda g: predict_trajectory(
         posterior, sizes[2], batch, np.array([last, 3 * last, 10 * last]), group=g, schedule=schedule, **band))
-    tables = [("Minimum reachable loss L_N (nats/token)", min_loss),
+    units = loss_units(posterior.meta)
+    tables = [(f"Minimum reachable loss L_N ({units})", min_loss),
               (f"Loss of N = {sizes[2]:.3g} at B = {batch:g} tokens, "
-               f"{'constant rate' if schedule is None else schedule.describe()} to step {10 * last:g} (nats/token)",
+               f"{'constant rate' if schedule is None else schedule.describe()} to step {10 * last:g} ({units})",
                trajectory)]
     figures = [(f"trajectories_{_slug(g)}", f"Fitted points with {level:.0%} bands of their curves, and forecasts "
                 f"for N = {sizes[1]:.3g} and {sizes[2]:.3g} ({g}).",

@@ -9,7 +9,7 @@ run                yes       unique run id
 params             yes       N, non-embedding parameters
 batch_tokens       yes       B, tokens per optimizer step
 step               yes       S, optimizer steps completed (> 0)
-loss               yes       evaluation loss, nats per token
+loss               yes       evaluation loss, nats per token (per byte for byte-level models)
 tokens             no        B * S (checked against the other two when present)
 split / group      no        evaluation split or any grouping for the hierarchy
 learning_rate      no        the learning rate in effect at that step (>= 0)
@@ -18,6 +18,8 @@ warmup_steps       no        linear warm-up steps of the schedule
 final_lr_fraction  no        final rate / peak rate, in [0, 1]
 decay_fraction     no        share of the steps in the WSD decay, in (0, 1]
 total_steps        no        planned last step of the schedule (>= the last row's)
+vocab_size         no        tokens in the model's vocabulary (a whole number > 0);
+                             256 means byte-level: losses are nats per byte
 lr, seed,          no        recorded when known (``lr`` is the peak rate)
 params_total,
 context
@@ -55,7 +57,7 @@ from bayescale.defaults import SCHEDULE_KINDS
 REQUIRED_COLUMNS = ("run", "params", "batch_tokens", "step", "loss")
 POSITIVE_COLUMNS = ("params", "batch_tokens", "step", "loss")
 OPTIONAL_NUMERIC = ("tokens", "lr", "warmup_steps", "seed", "params_total", "context", "learning_rate",
-                    "final_lr_fraction", "decay_fraction", "total_steps")
+                    "final_lr_fraction", "decay_fraction", "total_steps", "vocab_size")
 #: Columns that specify a run's schedule; :mod:`bayescale.schedules` reads them from a run's
 #: first row, so they may not change within a run.
 SCHEDULE_SPEC_COLUMNS = ("schedule", "warmup_steps", "final_lr_fraction", "decay_fraction", "total_steps")
@@ -118,10 +120,11 @@ def validate_runs(
     numeric columns finite and, for ``params``, ``batch_tokens``, ``step`` and ``loss``,
     positive; ``params``, ``batch_tokens`` and ``step`` at most :data:`MAX_SCALE`; no
     duplicated (run, step, split) rows; ``tokens`` equal to ``batch_tokens * step`` within
-    :data:`TOKENS_RTOL`; the schedule columns usable (:func:`_check_schedule_cells`);
-    ``params``, ``batch_tokens`` and the schedule's specification
-    (:data:`SCHEDULE_SPEC_COLUMNS`) constant within a run; a ``learning_rate`` above 0 at
-    some step of every run that gives one.
+    :data:`TOKENS_RTOL`; ``vocab_size`` a whole number above 0 where given; the schedule
+    columns usable (:func:`_check_schedule_cells`); ``params``, ``batch_tokens``,
+    ``vocab_size`` and the schedule's specification (:data:`SCHEDULE_SPEC_COLUMNS`)
+    constant within a run; a ``learning_rate`` above 0 at some step of every run that
+    gives one.
 
     With ``on_invalid="raise"`` the first broken rule raises :class:`RunTableError`; with
     ``"drop"`` offending rows are removed, counted and reported in one warning (missing
@@ -177,6 +180,12 @@ def validate_runs(
         expected = df["batch_tokens"].to_numpy() * df["step"].to_numpy()
         off = np.isfinite(tok) & (np.abs(tok - expected) > TOKENS_RTOL * np.abs(expected)) & ~bad
         flag(off, lambda i: f"tokens={tok[i]:g} but batch_tokens*step={expected[i]:g}; tokens must equal B*S (fix the batch size or drop the tokens column)")
+    if "vocab_size" in df.columns:
+        vocab = df["vocab_size"].to_numpy()
+        whole = np.isfinite(vocab) & (vocab >= 1) & (vocab == np.round(vocab))
+        flag(~np.isnan(vocab) & ~whole & ~bad,
+             lambda i: f"vocab_size={vocab[i]:g} must be a whole number of tokens > 0 (256 for byte-level models), "
+                       "or blank")
     key = ["run", "step"] + (["split"] if "split" in df.columns else [])
     dup = df.duplicated(key, keep="first").to_numpy() & ~bad
     flag(dup, lambda i: f"duplicates an earlier row with the same ({', '.join(key)}) = {tuple(df.loc[i, key])}; keep one row per evaluation point")
@@ -188,7 +197,7 @@ def validate_runs(
         if df.empty:
             raise RunTableError(f"{source}: no valid rows are left after dropping invalid ones")
 
-    for col in ("params", "batch_tokens", *(c for c in SCHEDULE_SPEC_COLUMNS if c in df.columns)):
+    for col in ("params", "batch_tokens", *(c for c in (*SCHEDULE_SPEC_COLUMNS, "vocab_size") if c in df.columns)):
         counts = df.groupby("run")[col].nunique()
         changed = counts[counts > 1]
         if len(changed):
@@ -207,6 +216,18 @@ def validate_runs(
                 "at each step, or leave the cells blank to use the run's schedule"
             )
     return df.sort_values(["run", *(["split"] if "split" in df.columns else []), "step"]).reset_index(drop=True)
+
+
+def vocab_size_of(table: pd.DataFrame) -> int | None:
+    """The vocabulary size that every row of a validated run table gives (its ``vocab_size``
+    column), or ``None`` when the table has no such column, leaves a cell blank, or its
+    runs disagree: then the losses' units and ceiling are unknown."""
+    if "vocab_size" not in table.columns:
+        return None
+    values = table["vocab_size"]
+    if values.isna().any() or values.nunique() != 1:
+        return None
+    return int(values.iloc[0])
 
 
 def _cell(value: object) -> str:
@@ -286,6 +307,11 @@ def load_runs(
     return validate_runs(table, source=str(path), on_invalid=on_invalid, group_columns=group_columns)
 
 
+#: Gadre et al. (2024) models embed a 50,432-token vocabulary (the GPT-NeoX tokenizer's,
+#: padded): ``N - N_no_embed`` is 50,432 x width for every one of the 104 published runs.
+GADRE_VOCAB = 50_432
+
+
 def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.DataFrame:
     """Final losses of Gadre et al. (2024), "Language models scale reliably with over-training".
 
@@ -293,7 +319,7 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
     ``batch_tokens`` = ``global_bs_seqs * seq_len``, ``tokens`` = ``D_tokens``, ``step`` =
     tokens / batch (fractional where the published token count is not a whole number of
     batches), ``loss`` = ``loss_column`` (C4 validation by default), ``group`` =
-    ``dataset``.
+    ``dataset``, ``vocab_size`` = :data:`GADRE_VOCAB`.
 
     Where the recorded batch disagrees with the published step count (``D_tokens !=
     global_bs_seqs * seq_len * steps``) and the launch arguments' batch
@@ -329,6 +355,7 @@ def load_gadre2024(path: str | Path, loss_column: str = "loss_c4_val") -> pd.Dat
         "loss": raw[loss_column].astype(float),
         "group": raw["dataset"].astype(str),
         "context": raw["seq_len"].astype(float),
+        "vocab_size": float(GADRE_VOCAB),
     })
     for column in ("lr", "warmup_steps"):
         if column in raw.columns:
@@ -353,9 +380,9 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
     MLP and norms) for 20 of the 22 published models; the two of width 384 have 49,152
     (= 384 x 128) fewer per layer, a detail of their blocks that does not touch the
     embeddings. The batch is ``tokens / step`` (2048 x 2048 tokens) and the loss is the
-    training loss, so ``split`` is ``train``. The learning rate is constant after a
-    warm-up the table does not give: ``schedule`` is ``constant``, with ``warmup_steps``
-    copied when the table has the column.
+    training loss, so ``split`` is ``train``; ``vocab_size`` is :data:`GEMSTONES_VOCAB`.
+    The learning rate is constant after a warm-up the table does not give: ``schedule``
+    is ``constant``, with ``warmup_steps`` copied when the table has the column.
     """
     raw = read_table(path)
     need = ["run_name", "params_active_precise", "width", "depth", "tokens", "step", "final_loss"]
@@ -374,6 +401,7 @@ def load_gemstones2025(path: str | Path) -> pd.DataFrame:
         "loss": raw["final_loss"].astype(float),
         "split": "train",
         "schedule": "constant",
+        "vocab_size": float(GEMSTONES_VOCAB),
     })
     if "warmup_steps" in raw.columns:
         table["warmup_steps"] = raw["warmup_steps"].astype(float)

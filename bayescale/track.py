@@ -56,9 +56,9 @@ import pandas as pd
 
 from bayescale.curves import transient_mask
 from bayescale.models.law import outside
-from bayescale.posterior import Posterior
-from bayescale.predict import (band_frame, check_schedule, fitted_priors, loss_draws, quantile_bands, scale_draws,
-                               schedule_covariates)
+from bayescale.posterior import Posterior, loss_units
+from bayescale.predict import (band_frame, check_schedule, clip_to_ceiling, fitted_priors, loss_draws, quantile_bands,
+                               scale_draws, schedule_covariates, state_ceiling)
 from bayescale.schedules import Schedule
 
 #: Fewest effective draws behind an update before :func:`track` warns (a tenth of the
@@ -202,8 +202,10 @@ def track(
     ladder alone) and ``level`` when several levels are asked. ``df.attrs`` holds
     ``alarm`` (a sentence, or ``None``), ``effective_draws``, ``offset`` (the median
     shift of the run from the ladder's curve on log loss), ``observed`` (the partial
-    curve with its ladder-only band) and, with ``target_loss``, ``p_target_before`` and
-    ``p_target_after``: the probability of a loss at or below it at ``total_steps``.
+    curve with its ladder-only band), ``loss_units``, ``ceiling`` (draws of either band
+    clipped at ``ln V``: :func:`bayescale.predict.state_ceiling`) and, with
+    ``target_loss``, ``p_target_before`` and ``p_target_after``: the probability of a
+    loss at or below it at ``total_steps``.
     """
     if not (np.isfinite(total_steps) and total_steps > 0):
         raise ValueError(f"total_steps={total_steps} must be a positive number of steps")
@@ -235,8 +237,9 @@ def track(
     n, D = len(observed), posterior.n_draws
     offset_sd = np.sqrt(tau**2 + kappa**2)
 
-    def new_run(mu_d, scale, deviation):  # log loss of the new run per draw: offset and law error, then noise
-        return np.exp(mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None])
+    def new_run(mu_d, scale, deviation):  # loss of the new run per draw: offset and law error, then noise
+        log_loss = mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None]
+        return clip_to_ceiling(posterior, np.exp(log_loss))
 
     K = law_error_covariance(axes, np.log(steps))
     prior = prior_deviation(K, offset_sd, rng)
@@ -262,7 +265,8 @@ def track(
                          "ladder_lower": band[1], "ladder_upper": band[2]})
     df.attrs.update(observed=seen, effective_draws=ess, offset=float(np.median(shift[keep])),
                     alarm=_alarm(seen), total_steps=float(total_steps), params=N, batch_tokens=B,
-                    schedule=(schedule or Schedule()).describe())
+                    schedule=(schedule or Schedule()).describe(), loss_units=loss_units(meta))
+    state_ceiling(df, posterior, np.concatenate([ladder[:, n:], updated]), f"tracking N={N:.3g}, B={B:.3g}")
     if target_loss is not None:
         df.attrs["p_target_before"] = float(np.mean(ladder[:, -1] <= target_loss))
         df.attrs["p_target_after"] = float(np.mean(updated[:, -1] <= target_loss))

@@ -105,7 +105,7 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
     rows = [r for r in read_table(out) if r["run"] in trained]
     for row in old_rows:
         if row["run"] in order and row["run"] not in trained:
-            complete = _fill_row(row, configs[row["run"]])
+            complete = _fill_row(row, configs[row["run"]], old_record["corpus"]["vocab_size"])
             if complete != row:
                 filled.add(row["run"])
             rows.append(complete)
@@ -164,8 +164,9 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
             "runs": [run for run in order if run in filled],
             "how": ("packaged before these columns existed; micro_batch_tokens = batch_tokens (one pass per "
                     "step, the only way the trainer ran then), learning_rate and the schedule's specification "
-                    "from the run's configuration (TrainConfig.learning_rates, schedule_columns), as the trainer "
-                    "writes them; the other cells are the rows as trained"),
+                    "from the run's configuration (TrainConfig.learning_rates, schedule_columns), vocab_size "
+                    "from the corpus record, as the trainer writes them; the other cells are the rows as "
+                    "trained"),
         }
     atomic_write_bytes(dest / "sweep_runs.csv", buffer.getvalue().encode())
     atomic_write_bytes(dest / "sweep_runs.json", (json.dumps(record, indent=2) + "\n").encode())
@@ -182,13 +183,15 @@ def _packaged(dest: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     return rows, read_json(dest / "sweep_runs.json") or {}
 
 
-def _fill_row(row: dict[str, str], config: TrainConfig) -> dict[str, str]:
-    """``row`` with the :data:`COLUMNS` it lacks, as the trainer writes them for ``config``
-    (deterministic: they follow from the configuration and the step)."""
+def _fill_row(row: dict[str, str], config: TrainConfig, vocab_size: int) -> dict[str, str]:
+    """``row`` with the :data:`COLUMNS` it lacks, as the trainer writes them for ``config`` on a
+    corpus of ``vocab_size`` tokens (deterministic: they follow from the configuration, the
+    corpus and the step)."""
     step = int(row["step"])
     values = {
         "micro_batch_tokens": config.batch_tokens,  # these runs took one pass per step
         "learning_rate": float(config.learning_rates()[step - 1]),
+        "vocab_size": vocab_size,
         **config.schedule_columns(),
     }
     return {column: row[column] if column in row else str(csv_value(values[column])) for column in COLUMNS}

@@ -64,6 +64,11 @@ class ExtrapolationWarning(UserWarning):
     """A forecast lies far beyond the fitted data (see ``EXTRAPOLATION_WARN_FACTOR``)."""
 
 
+class LossCeilingWarning(UserWarning):
+    """Draws of a forecast lay above ``ln V``, the loss of a model that has learned nothing
+    (a uniform guess over a vocabulary of ``V`` tokens), and were clipped to it."""
+
+
 @dataclass(frozen=True)
 class Extrapolation:
     """How far a request lies outside the fitted data: natural-log distance per axis."""

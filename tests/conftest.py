@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpyro
 import pytest
 
@@ -45,3 +47,12 @@ def small_fit(small_runs):
 @pytest.fixture(scope="session")
 def small_posterior(small_fit):
     return small_fit.posterior
+
+
+@pytest.fixture(scope="session")
+def byte_posterior(small_posterior):
+    """``small_posterior`` as fitted on a byte-level table (``vocab_size`` 256): the same draws,
+    losses in nats/byte and a ceiling at ln 256."""
+    from bayescale.posterior import Posterior
+
+    return Posterior(small_posterior.idata, dataclasses.replace(small_posterior.meta, vocab_size=256))

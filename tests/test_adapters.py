@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bayescale.curves import transient_mask
-from bayescale.runs import GEMSTONES_VOCAB, RunTableError, load_gadre2024, load_gemstones2025
+from bayescale.runs import GADRE_VOCAB, GEMSTONES_VOCAB, RunTableError, load_gadre2024, load_gemstones2025, vocab_size_of
 from bayescale.schedules import table_features
 
 
@@ -45,6 +45,9 @@ def test_gadre_maps_columns(tmp_path):
     np.testing.assert_array_equal(runs["loss"], raw["loss_c4_val"])
     assert list(runs["group"]) == list(raw["dataset"])
     np.testing.assert_allclose(runs["batch_tokens"] * runs["step"], raw["D_tokens"], rtol=1e-9)
+    # the embedding holds GADRE_VOCAB rows of the model's width (d=96, d=512, and 4,096 for the 7B)
+    np.testing.assert_array_equal(raw["N"] - raw["N_no_embed"], GADRE_VOCAB * np.array([96, 96, 512, 4096]))
+    assert vocab_size_of(runs) == GADRE_VOCAB
 
 
 def test_gadre_final_losses_are_kept_even_when_shorter_than_twice_the_warmup(tmp_path):
@@ -133,7 +136,7 @@ def test_gemstones_derives_non_embedding_parameters(tmp_path):
         # untied embeddings: total - 2 V w; the rest is depth (15 w^2 + 2 w) + w for these shapes
         assert first.loc[name, "params"] == first.loc[name, "params_total"] - 2 * GEMSTONES_VOCAB * width
         assert first.loc[name, "params"] == depth * (15 * width**2 + 2 * width) + width
-    assert set(runs["batch_tokens"]) == {4194304.0}
+    assert set(runs["batch_tokens"]) == {4194304.0} and vocab_size_of(runs) == GEMSTONES_VOCAB
     np.testing.assert_array_equal(runs["step"], [477, 954, 1431] * 2)
     np.testing.assert_allclose(runs.loc[runs["step"] == 954, "loss"], 3.8)
 

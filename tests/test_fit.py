@@ -1,5 +1,6 @@
 """Recovery of known constants, diagnostics and posterior files."""
 
+import json
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from bayescale import Posterior, PosteriorFileError, fit
+from bayescale.posterior import META_ATTR, loss_units
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 from .conftest import BATCHES, SIZES, assert_sampler_sane
@@ -66,6 +68,21 @@ def test_inference_data_groups_and_round_trip(small_posterior, tmp_path):
     loaded = Posterior.load(path)
     assert loaded.meta == small_posterior.meta
     np.testing.assert_allclose(loaded.draws("alpha_S"), small_posterior.draws("alpha_S"))
+
+
+def test_the_vocabulary_travels_with_the_posterior_and_older_files_load_without_it(small_runs, tmp_path):
+    """A byte-level table gives losses in nats/byte; a file written before the vocabulary
+    was recorded loads with none, in nats/token."""
+    result = fit(small_runs.assign(vocab_size=256), chains=1, warmup=20, draws=20, progress=False, warn=False)
+    path = result.posterior.save(tmp_path / "p.nc")
+    loaded = Posterior.load(path)
+    assert loaded.meta.vocab_size == 256 and loss_units(loaded.meta) == "nats/byte"
+    record = json.loads(loaded.idata.posterior.attrs[META_ATTR])
+    del record["vocab_size"]
+    loaded.idata.posterior.attrs[META_ATTR] = json.dumps(record)
+    loaded.idata.to_netcdf(str(tmp_path / "older.nc"), engine="h5netcdf")
+    older = Posterior.load(tmp_path / "older.nc")
+    assert older.meta.vocab_size is None and loss_units(older.meta) == "nats/token"
 
 
 def test_loading_something_that_is_not_a_posterior(tmp_path):

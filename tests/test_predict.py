@@ -1,10 +1,12 @@
-"""Predictive bands: calibration on a held-out larger size, modes, shapes and errors."""
+"""Predictive bands: calibration on a held-out larger size, modes, shapes, the loss ceiling
+and errors."""
 
 import numpy as np
 import pytest
 
 from bayescale import fit
 from bayescale import predict as P
+from bayescale.models.law import LossCeilingWarning
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 from .conftest import SIZES
@@ -157,3 +159,41 @@ def test_forecasts_state_their_extrapolation_and_warn_far_beyond_the_data(small_
     assert far.attrs["extrapolation_factors"]["size"] == pytest.approx(100, rel=1e-3)
     with pytest.warns(ExtrapolationWarning, match="size x"):
         P.predict_steps_to_loss(small_posterior, 100 * largest, 1024, 1.0)
+
+
+def test_no_forecast_exceeds_the_loss_of_a_model_that_has_learned_nothing(small_posterior, byte_posterior):
+    """A byte-level model that has learned nothing scores ln 256 = 5.545 nats/byte; the power
+    law climbs past it at step 1 and at tiny sizes, and the forecasts stop there, say so
+    in ``df.attrs["ceiling"]`` and warn once each."""
+    steps = np.array([1.0, 2.0, 5.0, 3000.0])
+    unclipped = P.predict_trajectory(small_posterior, 1e3, 1024, steps)  # an unknown vocabulary: no ceiling
+    assert unclipped["upper"].max() > np.log(256) and unclipped.attrs["ceiling"] is None
+    with pytest.warns(LossCeilingWarning) as caught:
+        curve = P.predict_trajectory(byte_posterior, 1e3, 1024, steps)
+        floor = P.predict_min_loss(byte_posterior, [1.0, 10.0, 1e5])
+    assert sum(w.category is LossCeilingWarning for w in caught) == 2
+    for table in (curve, floor):
+        assert table[["median", "lower", "upper"]].to_numpy().max() <= np.log(256)
+        assert "were clipped to ln 256 = 5.545 nats/byte" in table.attrs["ceiling"]
+    assert curve.attrs["ceiling"].startswith("at 3 of 4 points, ")
+    draws = P.loss_draws(byte_posterior, 10.0, 1024, steps, mode="mean")
+    assert draws.max() == pytest.approx(np.log(256)) and P.loss_draws(small_posterior, 10.0, 1024, steps).max() > 6
+    inside = P.predict_trajectory(byte_posterior, 1e5, 1024, 3000, points=4)  # no draw near the ceiling: no warning
+    assert inside.attrs["ceiling"].startswith("no draw above ln 256")
+
+
+def test_a_rare_clipped_draw_is_recorded_without_a_warning(byte_posterior):
+    """One heavy-tailed draw of 10,000 clipped leaves the bands below the ceiling: the table
+    says so, and only bands that reach the ceiling warn."""
+    import warnings
+
+    draws = np.full((10_000, 2), 2.0)
+    draws[0, 1] = np.log(256)
+    bands = P.band_frame(draws, (0.9,), {"step": np.array([10.0, 20.0])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LossCeilingWarning)
+        P.state_ceiling(bands, byte_posterior, draws, "N=1")
+    assert bands.attrs["ceiling"].startswith("at 1 of 2 points, 1 of 20000 draws in all were clipped to ln 256")
+    draws[:, 1] = np.log(256)
+    with pytest.warns(LossCeilingWarning, match=r"^N=1: the bands reach the ceiling: at 1 of 2 points, 10000 of"):
+        P.state_ceiling(P.band_frame(draws, (0.9,), {"step": np.array([10.0, 20.0])}), byte_posterior, draws, "N=1")

@@ -97,7 +97,7 @@ def test_the_first_screen_leads_with_the_recommendation(report):
     assert decision < text.index("<h2>Overview</h2>") < text.index("<summary>Diagnostics: ")
     assert decision < text.index("<img")
     for words in ("Train <b>N = ", "tokens per step for <b>S = ", "at a constant learning rate",
-                  "Reaches the target of 1.95 nats with probability", "nats, 90% band [",
+                  "Reaches the target of 1.95 nats/token with probability", "nats/token, 90% band [",
                   "recommended (risk-aware)", "point estimate (ignores uncertainty)", "P(loss &le; 1.95)",
                   "beyond the fitted data", "size ", "steps ", "batch ", "convergence gate"):
         assert words in first_screen, words

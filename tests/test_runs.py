@@ -6,7 +6,7 @@ import pytest
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
 from bayescale.models import KAPLAN
-from bayescale.runs import MAX_SCALE, RunTableError, load_runs, validate_runs
+from bayescale.runs import MAX_SCALE, RunTableError, load_runs, validate_runs, vocab_size_of
 
 
 def _table(**changes):
@@ -72,6 +72,29 @@ def test_params_changing_mid_run():
 def test_tokens_inconsistent_with_batch_times_steps():
     with pytest.raises(RunTableError, match=r"row 2: tokens=1 but batch_tokens\*step=204800"):
         validate_runs(_table(tokens=(1, 1.0)))
+
+
+@pytest.mark.parametrize("row,value,pattern", [
+    (1, 0.0, r"x.csv: row 2: vocab_size=0 must be a whole number of tokens > 0 \(256 for byte-level models\)"),
+    (2, 255.5, r"x.csv: row 3: vocab_size=255.5 must be a whole number"),
+    (0, np.inf, r"x.csv: row 1: vocab_size=inf must be a whole number"),
+    (3, 512.0, r"x.csv: run 'b' changes vocab_size mid-run \(256, 512\)"),
+])
+def test_vocab_size_is_a_whole_number_of_tokens_per_run(row, value, pattern):
+    table = _table().assign(vocab_size=256.0)
+    table.loc[row, "vocab_size"] = value
+    with pytest.raises(RunTableError, match=pattern):
+        validate_runs(table, source="x.csv")
+
+
+def test_the_vocabulary_of_a_table_is_known_only_when_every_row_gives_the_same():
+    assert vocab_size_of(validate_runs(_table().assign(vocab_size=256))) == 256
+    assert vocab_size_of(_table()) is None
+    partial = _table().assign(vocab_size=256.0)
+    partial.loc[4, "vocab_size"] = np.nan  # a blank cell passes validation but leaves the vocabulary unknown
+    assert vocab_size_of(validate_runs(partial)) is None
+    mixed = _table().assign(vocab_size=[256, 256, 256, 50_304, 50_304])
+    assert vocab_size_of(validate_runs(mixed)) is None
 
 
 def test_drop_mode_counts_and_reports_dropped_rows():

@@ -101,6 +101,7 @@ def test_short_run_writes_valid_table_and_loss_falls(tmp_path: Path) -> None:
             assert int(r["params"]) == counts.non_embedding and int(r["params_total"]) == counts.total
             assert int(r["batch_tokens"]) == 256 and int(r["tokens"]) == 256 * int(r["step"])
             assert float(r["lr"]) == config.lr and int(r["seed"]) == 0 and int(r["context"]) == 32
+            assert int(r["vocab_size"]) == 256  # byte-level: the losses are nats per byte
             assert math.isfinite(float(r["loss"])) and float(r["loss"]) > 0
         losses = [float(r["loss"]) for r in curve]
         assert losses[0] > math.log(256) - 0.2  # starts near a uniform guess
@@ -295,7 +296,8 @@ def test_pretokenized_bin_corpus(tmp_path: Path) -> None:
     config = tiny(steps=10, data=str(tmp_path / "tokens.bin"))
     result = train(config, tmp_path / "out", quiet=True)
     assert result.metadata["model"]["vocab_size"] == 1000
-    assert {r["split"] for r in read_rows(tmp_path / "out")} == {"in_domain"}
+    rows = read_rows(tmp_path / "out")
+    assert {r["split"] for r in rows} == {"in_domain"} and {r["vocab_size"] for r in rows} == {"1000"}
 
 
 def test_full_disk_while_checkpointing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,7 +341,8 @@ def test_accumulated_micro_batches_match_the_full_batch(tmp_path: Path) -> None:
     assert {r["micro_batch_tokens"] for r in read_rows(tmp_path / "whole")} == {"256"}
 
 
-@pytest.mark.parametrize("columns", LAYOUTS[1:], ids=["before-schedule-columns", "before-micro-batches"])
+@pytest.mark.parametrize("columns", LAYOUTS[1:], ids=["before-vocab-size", "before-schedule-columns",
+                                                      "before-micro-batches"])
 def test_rows_keep_the_layout_of_an_older_table(tmp_path: Path, columns: tuple[str, ...]) -> None:
     """A table written before the newer columns existed gets rows without them."""
     (tmp_path / "runs.csv").write_text(",".join(columns) + "\n")

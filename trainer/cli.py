@@ -44,8 +44,8 @@ examples:
 
 Appends one row per evaluation and split to OUT/runs.csv (run, params, batch_tokens,
 step, loss, tokens, split, lr, seed, params_total, context, schedule, warmup_steps,
-micro_batch_tokens, learning_rate, final_lr_fraction, decay_fraction, total_steps;
-learning_rate is the rate of the last optimizer step taken) and writes
+micro_batch_tokens, learning_rate, final_lr_fraction, decay_fraction, total_steps,
+vocab_size; learning_rate is the rate of the last optimizer step taken) and writes
 OUT/<run>.json. Run the same command again to resume a killed run from
 OUT/checkpoints/<run>.pt; a run that already ended is not trained again.
 """

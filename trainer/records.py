@@ -19,9 +19,9 @@ to a temporary file in the same folder, are flushed to disk and moved into place
 
 A run is trained by one process at a time: :func:`run_lock` holds ``flock`` on
 ``OUT/locks/<run>.lock`` (without fcntl, on Windows, there is no lock: one writer per
-output folder). Tables written by earlier versions (:data:`LAYOUTS`: before the
-schedule columns, before ``micro_batch_tokens``) keep their layout: rows appended to
-them leave the newer columns out.
+output folder). Tables written by earlier versions (:data:`LAYOUTS`: before
+``vocab_size``, before the schedule columns, before ``micro_batch_tokens``) keep their
+layout: rows appended to them leave the newer columns out.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ COLUMNS = (
     "final_lr_fraction",
     "decay_fraction",
     "total_steps",
+    "vocab_size",
 )
-#: Every header this trainer has written, newest first: today's, the one before the
-#: schedule columns (learning_rate ... total_steps), the one before micro_batch_tokens.
-#: Tables with an older header are still appended to, in their own layout.
-LAYOUTS = (COLUMNS, COLUMNS[:-4], COLUMNS[:-5])
+#: Every header this trainer has written, newest first: today's, the one before
+#: vocab_size, the one before the schedule columns (learning_rate ... total_steps), the
+#: one before micro_batch_tokens. Tables with an older header are still appended to, in
+#: their own layout.
+LAYOUTS = (COLUMNS, COLUMNS[:-1], COLUMNS[:-5], COLUMNS[:-6])
 LOCK_DIR = "locks"
 FINAL_STATUSES = ("finished", "diverged")
 # Permissions of files written atomically (mkstemp would leave them private, 0600).

@@ -11,6 +11,8 @@ per split in the run-table schema (:data:`~.records.COLUMNS`):
   processes when the step is not split; see ``TrainConfig.micro_batch_tokens``);
 * ``loss`` = mean cross-entropy in nats per token (per byte for byte corpora) over
   the split's fixed evaluation windows (:func:`~.data.eval_windows`);
+* ``vocab_size`` = the corpus's vocabulary, which the model's embedding covers (256
+  for byte corpora: the losses are then nats per byte);
 * ``learning_rate`` = the rate of the last optimizer step taken (0-based step
   ``step - 1``), from :meth:`~.config.TrainConfig.learning_rates`, which the loop also
   sets;
@@ -557,6 +559,7 @@ def _train(
         "params_total": counts.total,
         "context": config.context,
         "micro_batch_tokens": micro_tokens,
+        "vocab_size": corpus.vocab_size,
         **config.schedule_columns(),
     }
     rates = config.learning_rates()
