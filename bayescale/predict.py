@@ -447,7 +447,8 @@ def predict_min_loss(
     shift = np.concatenate([_law_shift(posterior, group, mode, N, seed) for N in sizes], axis=1)
     draws = clip_to_ceiling(posterior, floor * np.exp(shift))
     df = band_frame(draws, levels, {"params": sizes})
-    what = f"N={', '.join(f'{n:.3g}' for n in sizes)}"
+    what = (f"N={', '.join(f'{n:.3g}' for n in sizes)}" if len(sizes) <= 4
+            else f"N={min(sizes):.3g} to {max(sizes):.3g} ({len(sizes)} sizes)")
     return state_ceiling(state_extrapolation(df, extrapolation(posterior, sizes), what), posterior, draws, what)
 
 
