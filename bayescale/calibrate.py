@@ -25,7 +25,8 @@ largest fitted ``N``, in bins ``<= 1`` (inside the fitted sizes), ``1-3x``, ``3-
 
 **Input checks** (each raises ``ValueError`` with the fix): groups must match (the
 realized table needs the posterior's ``group_by`` column, with values among the
-posterior's groups); ``params``, ``batch_tokens`` and ``step`` must lie within a factor
+posterior's groups); the vocabulary, when both the posterior and the table know it,
+must be the same (losses over other vocabularies are not comparable); ``params``, ``batch_tokens`` and ``step`` must lie within a factor
 :data:`RANGE_FACTOR` of the fitted ranges (parameters in millions, or batches in
 sequences instead of tokens, fail this); and the typical ratio of realized loss to
 predictive median must lie within a factor :data:`SCALE_FACTOR` of 1 (losses in bits
@@ -50,6 +51,7 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import level_percent, loss_draws, quantile_bands
+from bayescale.runs import vocab_size_of
 from bayescale.schedules import table_features
 
 #: Edges of the extrapolation bins in realized N over the largest fitted N.
@@ -99,6 +101,14 @@ def match_groups(posterior: Posterior, runs: pd.DataFrame) -> np.ndarray:
         raise ValueError(f"the realized runs have {group_by} value(s) {', '.join(unknown)} that the posterior was "
                          f"not fitted on (its groups: {', '.join(groups)}); drop those rows or refit with them")
     return values
+
+
+def check_vocabulary(posterior: Posterior, runs: pd.DataFrame) -> None:
+    """Reject realized runs over another vocabulary than the fitted ones (when both are known)."""
+    fitted, realized = posterior.meta.vocab_size, vocab_size_of(runs)
+    if fitted is not None and realized is not None and fitted != realized:
+        raise ValueError(f"the realized runs have vocab_size {realized}, the fitted ones {fitted}: losses over "
+                         "different vocabularies are not comparable; calibrate against runs of the fitted tokenizer")
 
 
 def check_ranges(posterior: Posterior, runs: pd.DataFrame) -> None:
@@ -211,6 +221,7 @@ def calibrate(
     features = table_features(runs).loc[keep].reset_index(drop=True) if posterior.law.covariates else None
     table = runs.loc[keep].reset_index(drop=True)
     groups = match_groups(posterior, table)
+    check_vocabulary(posterior, table)
     check_ranges(posterior, table)
     y = table["loss"].to_numpy(float)
     columns: dict[str, np.ndarray] = {}

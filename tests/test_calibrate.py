@@ -151,3 +151,10 @@ def test_calibrate_command_bad_input(files, capsys):
     assert "look like bits" in capsys.readouterr().err
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_another_vocabulary_is_rejected(small_posterior, realized):
+    byte_level = dataclasses.replace(small_posterior, meta=dataclasses.replace(small_posterior.meta, vocab_size=256))
+    with pytest.raises(ValueError, match="vocab_size 50304, the fitted ones 256"):
+        calibrate(byte_level, realized.assign(vocab_size=50304))
+    assert calibrate(byte_level, realized.assign(vocab_size=256), levels=(0.9,)).coverage["coverage"].notna().all()
