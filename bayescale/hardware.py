@@ -66,3 +66,12 @@ def format_hours(hours: float) -> str:
     if hours < 48:
         return f"{hours:.3g} h"
     return f"{hours / 24:.3g} days"
+
+
+def time_text(flops: float, hardware: Hardware | None) -> str:
+    """``"3.2 h on 8 GPUs at ...; 26 GPU-hours"``: the wall-clock and GPU time of ``flops``
+    training FLOPs on ``hardware`` (``None``: the planning defaults, said to be assumed)."""
+    stated = hardware or Hardware()
+    assumed = "" if hardware else " (assumed: state yours with --gpus, --peak-flops and --mfu)"
+    return (f"{format_hours(stated.hours(flops))} on {stated.describe()}; "
+            f"{stated.gpu_hours(flops):.3g} GPU-hours{assumed}")

@@ -35,7 +35,7 @@ from bayescale.budget import DEFAULT_RISK, BudgetPlan, SearchSpace, compute_fron
 from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
-from bayescale.hardware import Hardware, format_hours
+from bayescale.hardware import Hardware, time_text
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
                                predict_min_loss, predict_trajectory, single_batch_ladder)
@@ -235,15 +235,6 @@ def _extrapolation_text(plan: BudgetPlan, schedule: Schedule | None) -> str:
     return "; ".join(parts) + f" (forecasts warn beyond x{EXTRAPOLATION_WARN_FACTOR:g})"
 
 
-def _hours_text(flops: float, hardware: Hardware | None) -> str:
-    """``3.2 h on 8 GPUs at ...; 26 GPU-hours``: the wall-clock and GPU time of ``flops``
-    on ``hardware`` (``None``: the planning defaults, said to be assumed)."""
-    stated = hardware or Hardware()
-    assumed = "" if hardware else " (assumed: state yours with --gpus, --peak-flops and --mfu)"
-    return (f"{format_hours(stated.hours(flops))} on {html.escape(stated.describe())}; "
-            f"{stated.gpu_hours(flops):.3g} GPU-hours{assumed}")
-
-
 def _facts_table(rows: Sequence[tuple[str, str]]) -> str:
     return ('<table class="facts">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
             + "</table>")
@@ -264,7 +255,7 @@ def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, 
     answer = (f"Train <b>N = {_count(choice['params'])}</b> parameters (shape <b>{choice['shape']}</b>, "
               f"<code>bayescale train --shape {choice['shape']}</code>) with <b>B = {choice['batch_tokens']:,.0f}</b> "
               f"tokens per step for <b>S = {choice['steps']:,.0f}</b> steps {html.escape(_schedule_text(schedule))}.")
-    facts = [("time", _hours_text(choice["flops"], hardware)),
+    facts = [("time", html.escape(time_text(choice["flops"], hardware))),
              ("beyond the fitted data", _extrapolation_text(plan, schedule)),
              ("convergence gate", verdict),
              ("ranked by", f"{html.escape(plan.criterion)}: {len(plan.table)} candidates x {plan.n_draws} draws of "

@@ -203,8 +203,9 @@ def posterior_file(small_posterior, tmp_path_factory):
 def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     out = tmp_path / "budget"
     code = main(["budget", "--posterior", posterior_file, "--flops", "1e12", "--target-loss", "1.95",
-                 "--max-flops", "1e14", "--out", str(out), "--quiet"])
+                 "--max-flops", "1e14", "--out", str(out), "--quiet", "--gpus", "2", "--mfu", "0.5"])
     printed, said = capsys.readouterr()
+    assert "time of the risk-aware choice: " in printed and "on 2 GPUs at 494.5 TFLOP/s each" in printed
     assert code == 0
     assert "risk-aware" in printed and "point estimate" in printed and "least compute reaching 1.95" in printed
     assert "risk-aware choice: " in said and "point estimate choice: " in said
@@ -216,7 +217,7 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     assert result["choices"][0]["batch_tokens"] == 512 and result["choices"][0]["steps"] <= 5000
     assert result["criterion"] == "lowest 80% quantile of the final loss"
     assert set(result["extrapolation"]["risk-aware"]["factors"]) == {"size", "steps", "batch"}
-    assert "shape" in result["choices"][0]
+    assert "shape" in result["choices"][0] and "(assumed: state yours" in result["time"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -8,9 +8,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayescale.commands.common import (add_schedule_arguments, check_output, extrapolation_note, format_table, level,
-                                       nonnegative_float, note, positive_float, posterior_command, print_json,
-                                       read_schedule)
+from bayescale.commands.common import (add_hardware_arguments, add_schedule_arguments, check_output,
+                                       extrapolation_note, format_table, level, nonnegative_float, note,
+                                       positive_float, posterior_command, print_json, read_hardware, read_schedule)
 from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ def register(subparsers) -> None:
     limits.add_argument("--params-per-decade", type=int, default=8, metavar="K",
                         help="model sizes per decade (default: 8)")
     add_schedule_arguments(p)
+    add_hardware_arguments(p)
     p.add_argument("--compare-schedules", type=_schedule_list, metavar="A,B,...",
                    help=f"compare schedules ({', '.join(SCHEDULE_KINDS)}) at the risk-aware choice's N, B and S: "
                         "final-loss bands and P(target) under each, with the warm-up and fractions given above")
@@ -138,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
                                   least_compute, plan_budget)
+    from bayescale.hardware import time_text
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
     from bayescale.posterior import Posterior
@@ -147,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_flops is not None:
         check_flops("max_flops", args.max_flops)
     space = _space(args)
+    hardware = read_hardware(args)
     if args.compare_schedules and args.schedule_file is not None:
         raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")
     posterior = Posterior.load(args.posterior)
@@ -188,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "extrapolation": {name: {"description": ext.describe(), "factors": ext.factors}
                                       for name, ext in plan.extrapolation.items()},
+                    "time": time_text(plan.choice["flops"], hardware),
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
@@ -198,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     for name, ext in plan.extrapolation.items():
         note(extrapolation_note(f"{name} choice", ext.describe(), ext.factors))
+    print(f"time of the risk-aware choice: {time_text(plan.choice['flops'], hardware)}")
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
         print(f"P(loss <= {args.target_loss:g}): risk-aware {p_risk:.3g}, point estimate {p_point:.3g}")
