@@ -37,9 +37,19 @@ rule (a joint prior draw corrected by ``C_fo C_oo^-1`` times its misfit to the d
 then new evaluation noise (Student-t, the fit's ``nu``). ``effective_draws``
 (``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
 :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
-most of the ladder's posterior, and a joint refit (the partial run added to the ladder's
-run table) is the safer answer; a warning says so. ``tests/test_track.py`` checks the
-update against such a refit inside the fitted ranges, where the law's error vanishes.
+most of the ladder's posterior, and the joint refit below is the safer answer.
+
+**Refit.** ``method="refit"`` fits the law again, with NUTS, to the ladder's fitted
+points (stored with its posterior) and the partial run's kept checkpoints as one more
+run, under the ladder fit's priors, references and sampler settings (any of which
+``sampler`` overrides); its fitted ranges widen to take in the partial run. The rest of
+the run is then the fitted run's: per draw of the joint posterior the law's curve plus
+the run's own fitted offset, plus the law's error beyond the joint fit's ranges (as in
+the predictor), plus new evaluation noise. ``method="auto"`` (the default) reweights,
+and refits when the reweighting rests on fewer than ``min(MIN_EFFECTIVE_DRAWS, D/10)``
+effective draws; ``method="reweight"`` never refits and warns instead.
+``tests/test_track.py`` checks that the reweighting agrees with the refit inside the
+fitted ranges, where the law's error vanishes and both describe the same model.
 
 **Alarm.** When the latest observed checkpoints (the last :data:`ALARM_POINTS`) lie
 outside the ladder-only forecast's 90% band, the run has left what the ladder expected,
@@ -48,21 +58,27 @@ and the result says so in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bayescale.curves import transient_mask
-from bayescale.models.law import outside
-from bayescale.posterior import Posterior
-from bayescale.predict import (band_frame, check_schedule, fitted_priors, loss_draws, quantile_bands, scale_draws,
-                               schedule_covariates)
+from bayescale.curves import CurveData, prepare_curves, transient_mask
+from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
+                                TRACK_METHODS)
+from bayescale.fit import FitResult, check_settings, fit
+from bayescale.models.law import Law, outside
+from bayescale.models.skeleton import centre_within_sizes, new_run_noise
+from bayescale.posterior import Posterior, fitted_points
+from bayescale.predict import (band_frame, check_schedule, fitted_priors, law_error_draws, loss_draws, quantile_bands,
+                               scale_draws, schedule_covariates)
 from bayescale.schedules import Schedule
 
-#: Fewest effective draws behind an update before :func:`track` warns (a tenth of the
-#: draws when there are fewer than ten times as many).
+#: Fewest effective draws behind a reweighting before :func:`track` refits (``method="auto"``)
+#: or warns (``method="reweight"``); a tenth of the draws when there are fewer than ten times as many.
 MIN_EFFECTIVE_DRAWS = 100
 #: Latest checkpoints that must all lie outside the ladder-only 90% band to raise the alarm.
 ALARM_POINTS = 3
@@ -77,7 +93,7 @@ MAX_UPDATE_POINTS = 64
 
 
 class TrackWarning(UserWarning):
-    """The update rests on few posterior draws; a joint refit is safer."""
+    """The reweighting rests on few posterior draws; a joint refit is safer."""
 
 
 def check_step_order(table: pd.DataFrame, group_by: str | None = None) -> None:
@@ -180,6 +196,91 @@ def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1), ess
 
 
+def too_few_draws(effective_draws: float, draws: int) -> bool:
+    """Whether a reweighting of ``draws`` draws rests on too few effective ones (:data:`MIN_EFFECTIVE_DRAWS`)."""
+    return effective_draws < min(MIN_EFFECTIVE_DRAWS, 0.1 * draws)
+
+
+def refit_settings(posterior: Posterior, sampler: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """NUTS settings of a joint refit: the ladder fit's (recorded in its posterior; ``bayescale
+    fit``'s defaults where it records none), overridden by ``sampler`` (any of
+    :data:`~bayescale.defaults.SAMPLER_SETTINGS`). Raises ``ValueError`` for unknown names
+    and values NUTS cannot use."""
+    unknown = sorted(set(sampler or {}) - set(SAMPLER_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown sampler setting(s) {', '.join(unknown)}; use {', '.join(SAMPLER_SETTINGS)}")
+    recorded = posterior.meta.settings
+    options = {**SAMPLER_DEFAULTS, **{k: recorded[k] for k in SAMPLER_SETTINGS if k in recorded}, **(sampler or {})}
+    check_settings(options["chains"], options["warmup"], options["draws"], options["target_accept"])
+    if options["chain_method"] not in CHAIN_METHODS:
+        raise ValueError(f"chain_method='{options['chain_method']}' is not one of {', '.join(CHAIN_METHODS)}")
+    return options
+
+
+def widened_ranges(law: Law, ranges: Mapping[str, list[float]], params: float, batch_tokens: float,
+                   steps: np.ndarray) -> dict[str, list[float]]:
+    """Fitted ``ranges`` widened to take in the points of one more run (``params``,
+    ``batch_tokens``, ``steps``), on every key, the law's own axes included."""
+    values = {"params": params, "batch_tokens": batch_tokens, "step": steps}
+    axes = law.axis_values(np.full(steps.shape, params), np.full(steps.shape, batch_tokens), steps)
+    values.update({key: axes[axis] for axis, key in law.fitted_ranges()})
+    return {key: [float(min(lo, np.min(values[key]))), float(max(hi, np.max(values[key])))] if key in values
+            else [lo, hi] for key, (lo, hi) in ranges.items()}
+
+
+def joint_data(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[str, np.ndarray] | None,
+               group: str) -> tuple[CurveData, str]:
+    """The points of a joint refit: the ladder's fitted points and the partial run's kept
+    checkpoints ``curve`` (with the law's ``covariates`` at them) as one more run in
+    ``group``. The references stay the ladder's, so the priors are the ladder fit's; the
+    fitted ranges widen to take in the run (:func:`widened_ranges`). Returns the points
+    and the run's name among them."""
+    meta = posterior.meta
+    ladder = fitted_points(posterior)
+    ladder["run"] = np.asarray(meta.runs, dtype=object)[ladder["run"].to_numpy()]
+    name = str(curve["run"].iloc[0])
+    name = f"{name} (tracked)" if name in meta.runs else name
+    N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
+    same = ladder["params"][np.isclose(ladder["params"], N, rtol=1e-6)]  # one of the ladder's sizes, as it stored it
+    steps = curve["step"].to_numpy(float)
+    run = pd.DataFrame({"run": name, "params": same.iloc[0] if len(same) else N, "batch_tokens": B, "step": steps,
+                        "loss": curve["loss"].to_numpy(float), "group": group, **(covariates or {})})
+    data = prepare_curves(pd.concat([ladder, run], ignore_index=True), group_by="group", min_step_fraction=0.0,
+                          covariate_columns=posterior.law.covariates)
+    return dataclasses.replace(data, references=dict(meta.references), group_by=meta.group_by,
+                               ranges=widened_ranges(posterior.law, meta.ranges, N, B, steps),
+                               dropped=dict(meta.dropped)), name
+
+
+def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: bool = False,
+          sampler: Mapping[str, Any] | None = None) -> FitResult:
+    """Fit the ladder's law to the joint points ``data`` (:func:`joint_data`) with the ladder
+    fit's priors, law-error growth and sampler settings (:func:`refit_settings`)."""
+    recorded = posterior.meta.settings
+    return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
+               min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
+               min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
+               **refit_settings(posterior, sampler))
+
+
+def fitted_run_draws(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
+                     covariates: Mapping[str, np.ndarray] | None, group: str,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draws ``(D, P)`` of the loss of ``run``, fitted in ``joint`` (a posterior of ``data``), at
+    ``steps``: per draw the law's curve plus the run's fitted offset (centred as in the fit),
+    the law's error beyond the fit's ranges and new evaluation noise. Also returns the offsets ``(D,)``."""
+    index = data.runs.index(run)
+    at = np.flatnonzero(data.run_idx == index)[0]
+    N, B = float(np.exp(data.log_N[at])), float(np.exp(data.log_B[at]))
+    mean = np.log(loss_draws(joint, N, B, steps, mode="mean", group=group, covariates=covariates))
+    offset = (np.asarray(centre_within_sizes(joint.draws("run_offset"), data))[:, index]
+              if "run_offset" in joint.idata.posterior else np.zeros(joint.n_draws))
+    error = law_error_draws(joint, joint.law.distance(joint.meta.ranges, N, B, steps), rng)
+    noise = new_run_noise(rng, np.zeros(joint.n_draws), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
+                          len(steps))
+    return np.exp(mean + offset[:, None] + error + noise), offset
+
+
 def track(
     posterior: Posterior,
     partial_runs: pd.DataFrame,
@@ -191,20 +292,32 @@ def track(
     group: str | None = None,
     points: int = 64,
     seed: int = 0,
+    method: str = "auto",
+    sampler: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Forecast the rest of a live run from the ladder's posterior and the run's checkpoints.
 
     ``partial_runs`` is a validated run table of one run (any size); ``schedule`` its
     planned schedule to ``total_steps`` (default constant; other schedules need a
-    schedule-aware law). Returns the bands from the last observed step to
-    ``total_steps`` (``points`` log-spaced steps): columns ``step, median, lower, upper``
-    (updated by the run's own curve), ``ladder_median, ladder_lower, ladder_upper`` (the
-    ladder alone) and ``level`` when several levels are asked. ``df.attrs`` holds
-    ``alarm`` (a sentence, or ``None``), ``effective_draws``, ``offset`` (the median
-    shift of the run from the ladder's curve on log loss), ``observed`` (the partial
-    curve with its ladder-only band) and, with ``target_loss``, ``p_target_before`` and
-    ``p_target_after``: the probability of a loss at or below it at ``total_steps``.
+    schedule-aware law). ``method`` is ``"reweight"``, ``"refit"`` or ``"auto"``
+    (module docstring); ``sampler`` overrides the refit's NUTS settings (``chains``,
+    ``warmup``, ``draws``, ``target_accept``, ``chain_method``; default: the ladder
+    fit's) and ``progress`` shows its progress bar. Returns the bands from the last
+    observed step to ``total_steps`` (``points`` log-spaced steps): columns ``step,
+    median, lower, upper`` (updated by the run's own curve), ``ladder_median,
+    ladder_lower, ladder_upper`` (the ladder alone) and ``level`` when several levels are
+    asked. ``df.attrs`` holds ``alarm`` (a sentence, or ``None``), ``method`` (the one
+    used), ``refit`` (a sentence on the refit, or ``None``), ``effective_draws`` (of the
+    reweighting, computed by every method), ``offset`` (the median shift of the run from
+    the law's curve on log loss), ``observed`` (the partial curve with its ladder-only
+    band) and, with ``target_loss``, ``p_target_before`` and ``p_target_after``: the
+    probability of a loss at or below it at ``total_steps``.
     """
+    if method not in TRACK_METHODS:
+        raise ValueError(f"method='{method}' is not one of {', '.join(TRACK_METHODS)}")
+    if method != "reweight":
+        refit_settings(posterior, sampler)  # bad settings fail before any work
     if not (np.isfinite(total_steps) and total_steps > 0):
         raise ValueError(f"total_steps={total_steps} must be a positive number of steps")
     if schedule is not None and schedule.last_step is not None and schedule.last_step < total_steps:
@@ -247,11 +360,21 @@ def track(
     log_lik, deviation, shift = _condition(residuals[:, used[:m]], K[np.ix_(used, used)], offset_sd, sigma, rho, m,
                                            rng)
     keep, ess = _resample(log_lik, rng)
-    updated = new_run(mu[keep][:, n:], sigma[keep], deviation[keep][:, m:])
-    if ess < min(MIN_EFFECTIVE_DRAWS, 0.1 * D):
-        warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve disagrees "
-                      "with most of the ladder's posterior; refit with the partial run added to the ladder's runs "
-                      "for a safer forecast", TrackWarning, stacklevel=2)
+    few = too_few_draws(ess, D)
+    refitted = None  # a sentence on the refit, when there is one
+    if method == "refit" or (method == "auto" and few):
+        updated, offset, refitted = _refit_forecast(posterior, curve, covariates, grid, group, rng, seed=seed,
+                                                    progress=progress, sampler=sampler)
+        if method == "auto":
+            refitted = f"the reweighting rests on {ess:.0f} effective draws of {D}, so {refitted}"
+    else:
+        updated = new_run(mu[keep][:, n:], sigma[keep], deviation[keep][:, m:])
+        offset = float(np.median(shift[keep]))
+        if few:
+            warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve "
+                          "disagrees with most of the ladder's posterior; refit with the partial run added to the "
+                          "ladder's runs for a safer forecast (method='refit', --method refit)", TrackWarning,
+                          stacklevel=2)
 
     df = band_frame(updated, levels, {"step": grid})
     before = band_frame(ladder[:, n:], levels, {"step": grid})
@@ -260,13 +383,31 @@ def track(
     band = quantile_bands(ladder[:, :n], (ALARM_LEVEL,))[ALARM_LEVEL]
     seen = pd.DataFrame({"step": observed, "loss": curve["loss"].to_numpy(float), "ladder_median": band[0],
                          "ladder_lower": band[1], "ladder_upper": band[2]})
-    df.attrs.update(observed=seen, effective_draws=ess, offset=float(np.median(shift[keep])),
-                    alarm=_alarm(seen), total_steps=float(total_steps), params=N, batch_tokens=B,
-                    schedule=(schedule or Schedule()).describe())
+    df.attrs.update(observed=seen, effective_draws=ess, offset=offset, refit=refitted,
+                    method="reweight" if refitted is None else "refit", alarm=_alarm(seen),
+                    total_steps=float(total_steps), params=N, batch_tokens=B, schedule=(schedule or Schedule()).describe())
     if target_loss is not None:
         df.attrs["p_target_before"] = float(np.mean(ladder[:, -1] <= target_loss))
         df.attrs["p_target_after"] = float(np.mean(updated[:, -1] <= target_loss))
     return df
+
+
+def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[str, np.ndarray] | None,
+                    grid: np.ndarray, group: str | None, rng: np.random.Generator, *, seed: int, progress: bool,
+                    sampler: Mapping[str, Any] | None) -> tuple[np.ndarray, float, str]:
+    """The joint refit's forecast of the partial run ``curve`` at ``grid`` (``covariates`` at the
+    curve's steps, then the grid's): its draws ``(D, P)``, the run's median offset and a
+    sentence on the refit."""
+    name = posterior.groups[posterior.group_index(group)]
+    n = len(curve)
+    data, run = joint_data(posterior, curve, {k: v[:n] for k, v in covariates.items()} if covariates else None, name)
+    result = refit(posterior, data, seed=seed, progress=progress, sampler=sampler)
+    draws, offsets = fitted_run_draws(result.posterior, data, run, grid,
+                                      {k: v[n:] for k, v in covariates.items()} if covariates else None, name, rng)
+    options = result.posterior.meta.settings
+    return draws, float(np.median(offsets)), (
+        f"the ladder's {len(data.runs) - 1} runs were refitted with the partial run added ({options['chains']} chains "
+        f"x {options['draws']} draws, {result.seconds:.0f} s): {result.diagnostics.format().splitlines()[0]}")
 
 
 def _alarm(seen: pd.DataFrame) -> str | None:
