@@ -385,7 +385,8 @@ def track(
                          "ladder_lower": band[1], "ladder_upper": band[2]})
     df.attrs.update(observed=seen, effective_draws=ess, offset=offset, refit=refitted,
                     method="reweight" if refitted is None else "refit", alarm=_alarm(seen),
-                    total_steps=float(total_steps), params=N, batch_tokens=B, schedule=(schedule or Schedule()).describe())
+                    total_steps=float(total_steps), params=N, batch_tokens=B,
+                    schedule=(schedule or Schedule()).describe())
     if target_loss is not None:
         df.attrs["p_target_before"] = float(np.mean(ladder[:, -1] <= target_loss))
         df.attrs["p_target_after"] = float(np.mean(updated[:, -1] <= target_loss))
@@ -405,9 +406,10 @@ def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mappi
     draws, offsets = fitted_run_draws(result.posterior, data, run, grid,
                                       {k: v[n:] for k, v in covariates.items()} if covariates else None, name, rng)
     options = result.posterior.meta.settings
+    verdict = result.diagnostics.format().splitlines()[0]
     return draws, float(np.median(offsets)), (
         f"the ladder's {len(data.runs) - 1} runs were refitted with the partial run added ({options['chains']} chains "
-        f"x {options['draws']} draws, {result.seconds:.0f} s): {result.diagnostics.format().splitlines()[0]}")
+        f"x {options['draws']} draws, {result.seconds:.0f} s of sampling): {verdict}")
 
 
 def _alarm(seen: pd.DataFrame) -> str | None:
