@@ -32,9 +32,12 @@ marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so is the condi
 distribution of the run's deviation at the future steps. The draws are reweighted by the
 likelihood (importance sampling from the ladder's posterior to the joint posterior of
 the ladder and the partial run, whose own unknowns are integrated out) and resampled;
-each kept draw gets a deviation drawn from its conditional distribution by Matheron's
-rule (a joint prior draw corrected by ``C_fo C_oo^-1`` times its misfit to the data),
-then new evaluation noise (Student-t, the fit's ``nu``). ``effective_draws``
+each kept draw, every copy of it on its own, gets a deviation drawn from its
+conditional distribution by Matheron's rule (a joint prior draw corrected by
+``C_fo C_oo^-1`` times its misfit to the data), then new evaluation noise (Student-t,
+the fit's ``nu``). Drawn once per draw before the resampling, the copies of a heavy
+draw would share one deviation, and a band resting on a few draws would lose the spread
+that the checkpoints leave in the run's own future. ``effective_draws``
 (``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
 :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
 most of the ladder's posterior, and the joint refit below is the safer answer.
@@ -164,27 +167,43 @@ def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generat
             + offset_sd[:, None] * rng.standard_normal((D, 1)))
 
 
+def _observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+                         n: int) -> np.ndarray:
+    """Per draw, the covariance ``(D, n, n)`` of the deviation at the ``n`` observed points (the
+    first ``n`` of ``K``): the law's error, the offset and AR(1) evaluation noise."""
+    return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
+
+
+def _log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
+                    rho: np.ndarray, n: int) -> np.ndarray:
+    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
+    (offset, law's error and noise integrated out; :func:`_observed_covariance`)."""
+    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
+    L = np.linalg.cholesky(C_oo)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
+    return -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
+                   + n * np.log(2 * np.pi))
+
+
 def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per draw: the log marginal likelihood of the observed residuals ``(D, n)``, and a draw of
-    the run's deviation from the law's curve at every point given them (Matheron's rule:
-    a joint prior draw, corrected by ``C_fo C_oo^-1`` times its misfit to the data).
+               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, a draw of the run's deviation from the law's curve at every point given the
+    observed residuals ``(D, n)`` (Matheron's rule: a joint prior draw, corrected by
+    ``C_fo C_oo^-1`` times its misfit to the data), and its conditional mean at the last
+    observed point.
 
     ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
     points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
-    noise. Returns ``(log_lik (D,), deviation (D, P), mean_at_last_observed (D,))``."""
-    D, P = residuals.shape[0], K.shape[0]
-    C_oo = (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
-    L = np.linalg.cholesky(C_oo)
-    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
-    log_lik = -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
-                      + n * np.log(2 * np.pi))
+    noise. Returns ``(deviation (D, P), mean_at_last_observed (D,))``."""
+    D = residuals.shape[0]
+    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
     prior = prior_deviation(K, offset_sd, rng)
     noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
     misfit = residuals - prior[:, :n] - sigma[:, None] * noise
     weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
     cross = lambda v: v @ K[:, :n].T + (offset_sd**2 * v.sum(1))[:, None]  # noqa: E731  C_{all,o} v
-    return log_lik, prior + cross(weights), cross(alpha)[:, n - 1]
+    return prior + cross(weights), cross(alpha)[:, n - 1]
 
 
 def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -355,11 +374,10 @@ def track(
     prior = prior_deviation(K, offset_sd, rng)
     ladder = new_run(mu, sigma, prior)
     used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
-    residuals = np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n]
     m = len(used) - (len(steps) - n)
-    log_lik, deviation, shift = _condition(residuals[:, used[:m]], K[np.ix_(used, used)], offset_sd, sigma, rho, m,
-                                           rng)
-    keep, ess = _resample(log_lik, rng)
+    residuals = (np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n])[:, used[:m]]
+    K_used = K[np.ix_(used, used)]
+    keep, ess = _resample(_log_likelihood(residuals, K_used, offset_sd, sigma, rho, m), rng)
     few = too_few_draws(ess, D)
     refitted = None  # a sentence on the refit, when there is one
     if method == "refit" or (method == "auto" and few):
@@ -367,9 +385,10 @@ def track(
                                                     progress=progress, sampler=sampler)
         if method == "auto":
             refitted = f"the reweighting rests on {ess:.0f} effective draws of {D}, so {refitted}"
-    else:
-        updated = new_run(mu[keep][:, n:], sigma[keep], deviation[keep][:, m:])
-        offset = float(np.median(shift[keep]))
+    else:  # a deviation of its own for every kept copy of a draw
+        deviation, shift = _condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep], m, rng)
+        updated = new_run(mu[keep][:, n:], sigma[keep], deviation[:, m:])
+        offset = float(np.median(shift))
         if few:
             warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve "
                           "disagrees with most of the ladder's posterior; refit with the partial run added to the "
