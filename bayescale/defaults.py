@@ -64,3 +64,14 @@ PLAN_MFU = 0.25
 
 #: Learning-rate schedule shapes a forecast can be asked for (``--schedule``; bayescale.schedules).
 SCHEDULE_KINDS = ("constant", "cosine", "wsd", "linear")
+
+#: How :func:`bayescale.track.track` takes a live run's checkpoints in (``--method``): reweight
+#: the ladder's draws, refit the ladder with the run added, or reweight and refit when the
+#: reweighting rests on too few draws.
+TRACK_METHODS = ("auto", "reweight", "refit")
+#: NUTS settings of ``bayescale fit`` by default; a posterior records those it was fitted with,
+#: which a joint refit (``bayescale track``) reuses unless told otherwise.
+SAMPLER_DEFAULTS = {"chains": 4, "warmup": 1000, "draws": 1000, "target_accept": 0.9, "chain_method": "parallel"}
+SAMPLER_SETTINGS = tuple(SAMPLER_DEFAULTS)
+#: How NUTS runs several chains (``--chain-method``): one CPU device per chain, or one XLA program.
+CHAIN_METHODS = ("vectorized", "parallel", "sequential")

@@ -131,7 +131,8 @@ def _tracking(result: FitResult, run: pd.DataFrame, group: str) -> tuple[pd.Data
         {"forecast": f"updated at {TRACK_FRACTION:.0%} of the steps", "final_loss": final["median"],
          "lower_90": final["lower"], "upper_90": final["upper"], "abs_rel_error": abs(final["median"] / truth - 1),
          "coverage_90_rest": float(np.mean((loss >= lo) & (loss <= hi)))}])
-    table.attrs.update(truth=truth, alarm=df.attrs["alarm"], effective_draws=df.attrs["effective_draws"])
+    table.attrs.update(truth=truth, alarm=df.attrs["alarm"], effective_draws=df.attrs["effective_draws"],
+                       refit=df.attrs["refit"])
     return table, df
 
 
@@ -226,9 +227,9 @@ def _markdown(res: DemoResult, held_n: float, sizes: list[float], group: str, me
 
 def _tracking_lines(table: pd.DataFrame) -> list[str]:
     alarm = table.attrs["alarm"] or "no alarm: the first checkpoints lie inside the ladder's band"
+    update = table.attrs["refit"] or f"the update rests on {table.attrs['effective_draws']:.0f} effective draws"
     return [f"## Tracking the held-out size from its first {TRACK_FRACTION:.0%} of steps", "",
-            f"Realized final loss {table.attrs['truth']:.4g}; {alarm}; the update rests on "
-            f"{table.attrs['effective_draws']:.0f} effective draws.", "", _md_table(table), ""]
+            f"Realized final loss {table.attrs['truth']:.4g}; {alarm}; {update}.", "", _md_table(table), ""]
 
 
 def run_demo(

@@ -148,7 +148,7 @@ def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict,
 
 
 def fit(
-    runs: pd.DataFrame,
+    runs: pd.DataFrame | CurveData,
     *,
     law: str | Law = "kaplan",
     group_by: str | None = "auto",
@@ -168,9 +168,11 @@ def fit(
     """Sample the posterior of ``law`` (a registered name or a law object) given a validated run table.
 
     Curves and final losses (one row per run, e.g. :func:`bayescale.runs.load_gadre2024`)
-    are both accepted. ``priors`` defaults to the law's (``law.default_priors()``). The
-    table's vocabulary (:func:`bayescale.runs.vocab_size_of`) is recorded with the
-    posterior.
+    are both accepted; so are points already prepared (:class:`~bayescale.curves.CurveData`,
+    fitted as they are: ``group_by``, ``min_step_fraction`` and ``min_step`` are then only
+    recorded; the joint refit of :func:`bayescale.track.track`). ``priors`` defaults to
+    the law's (``law.default_priors()``). The table's vocabulary
+    (:func:`bayescale.runs.vocab_size_of`) is recorded with the posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
@@ -180,7 +182,8 @@ def fit(
         raise ValueError(f"extrapolation_error={extrapolation_error} must be a number >= 0 (--extrapolation-error; "
                          f"default {DEFAULT_EXTRAPOLATION_ERROR})")
     priors = priors or law.default_priors()
-    data = law.prepare(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+    data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
+                                                                 min_step_fraction=min_step_fraction, min_step=min_step)
     coords, site_dims = dims(data, law)
     idata, seconds, method = sample(curve_model, (law, priors), data, coords, site_dims, chains=chains,
                                     warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,

@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, N
 
 from bayescale.budget import BudgetPlan
 from bayescale.calibrate import Calibration
-from bayescale.posterior import Posterior, loss_units
+from bayescale.posterior import Posterior, fitted_points, loss_units
 from bayescale.predict import (level_percent, loss_draws, predict_critical_batch, predict_min_loss,
                                predict_trajectory, quantile_bands)
 
@@ -98,18 +98,6 @@ def _bands_legend(fig: Figure, groups: Sequence[str], levels: Sequence[float], e
 def _band_alpha(levels: Sequence[float]) -> dict[float, float]:
     """Lighter fills for wider intervals."""
     return {lv: 0.15 + 0.25 * i / max(1, len(levels) - 1) for i, lv in enumerate(sorted(levels, reverse=True))}
-
-
-def fitted_points(posterior: Posterior) -> pd.DataFrame:
-    """The fitted evaluation points: ``params, batch_tokens, step, loss, run, group`` and the
-    law's covariates (``law.covariates``)."""
-    cd, obs = posterior.idata.constant_data, posterior.idata.observed_data
-    return pd.DataFrame({
-        "params": np.exp(cd["log_N"].values.astype(float)), "batch_tokens": np.exp(cd["log_B"].values.astype(float)),
-        "step": np.exp(cd["log_S"].values.astype(float)), "loss": np.exp(obs["log_loss"].values.astype(float)),
-        "run": cd["run_idx"].values, "group": np.asarray(posterior.groups)[cd["group_idx"].values],
-        **{name: cd[name].values.astype(float) for name in posterior.law.covariates},
-    })
 
 
 def _groups(posterior: Posterior, group: str | None) -> list[str]:
@@ -476,7 +464,7 @@ def plot_track(forecast: pd.DataFrame) -> Figure:
                     alpha=0.3, linewidth=0, label="ladder alone")
     ax.plot(level_rows["step"], level_rows["ladder_median"], color="0.4", linestyle="--", linewidth=1)
     ax.fill_between(level_rows["step"], level_rows["lower"], level_rows["upper"], color="C0", alpha=0.35,
-                    linewidth=0, label="updated by the run")
+                    linewidth=0, label=f"updated by the run ({forecast.attrs['method']})")
     ax.plot(level_rows["step"], level_rows["median"], color="C0", linewidth=1.2)
     ax.scatter(observed["step"], observed["loss"], color="k", s=10, zorder=3, label="observed checkpoints")
     ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, ylabel=f"loss ({_table_units(forecast)})",

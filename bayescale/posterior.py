@@ -84,6 +84,18 @@ def loss_units(meta: PosteriorMeta) -> str:
     return "nats/byte" if meta.vocab_size == BYTE_VOCAB else "nats/token"
 
 
+def fitted_points(posterior: "Posterior") -> pd.DataFrame:
+    """The fitted evaluation points: ``params, batch_tokens, step, loss, run, group`` and the
+    law's covariates (``law.covariates``); ``run`` is the index into ``meta.runs``."""
+    cd, obs = posterior.idata.constant_data, posterior.idata.observed_data
+    return pd.DataFrame({
+        "params": np.exp(cd["log_N"].values.astype(float)), "batch_tokens": np.exp(cd["log_B"].values.astype(float)),
+        "step": np.exp(cd["log_S"].values.astype(float)), "loss": np.exp(obs["log_loss"].values.astype(float)),
+        "run": cd["run_idx"].values, "group": np.asarray(posterior.groups)[cd["group_idx"].values],
+        **{name: cd[name].values.astype(float) for name in posterior.law.covariates},
+    })
+
+
 class PosteriorFileError(ValueError):
     """A file that is not a bayescale posterior."""
 

@@ -261,7 +261,7 @@ def _mean_sampler(law):
                                                                           Covariates(log_N, log_B, log_S, extra)))
 
 
-def _law_error(posterior: Posterior, distance, rng: np.random.Generator | int) -> np.ndarray:
+def law_error_draws(posterior: Posterior, distance, rng: np.random.Generator | int) -> np.ndarray:
     """The law's own error ``Normal(0, kappa d)`` per draw, shared along a curve: shape (draws, len(d)).
 
     ``rng`` is a generator or a seed; drawn first from it, so a seed gives every quantity
@@ -357,7 +357,7 @@ def loss_draws(
     _check_law(log_L, N, B, S)
     if mode == "new_run" and not through_model:
         rng = np.random.default_rng(seed)
-        law_error = _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)
+        law_error = law_error_draws(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)
         noise = new_run_noise(rng, scale_draws(posterior, "run_offset_scale"), scale_draws(posterior, "sigma"),
                               fitted_priors(posterior).nu, len(S))
         log_L = log_L + law_error + noise
@@ -369,7 +369,7 @@ def loss_draws(
         log_L = np.asarray(sampler(jax.random.PRNGKey(seed), _model_draws(posterior), *log_x, extra, references),
                            float)
         _check_law(log_L, N, B, S)
-        log_L = log_L + _law_error(posterior, law.distance(posterior.meta.ranges, N, B, S), seed)
+        log_L = log_L + law_error_draws(posterior, law.distance(posterior.meta.ranges, N, B, S), seed)
     return clip_to_ceiling(posterior, np.exp(log_L))
 
 
@@ -422,7 +422,7 @@ def _law_shift(posterior: Posterior, group: str | None, mode: str, N: float, see
     """Per-draw law error on log loss (0 in mean mode), for quantities of a size alone."""
     if mode == "mean":
         return np.zeros((posterior.n_draws, 1))
-    return _law_error(posterior, posterior.law.extrapolation(posterior.meta.ranges, N).distance, seed)
+    return law_error_draws(posterior, posterior.law.extrapolation(posterior.meta.ranges, N).distance, seed)
 
 
 def predict_min_loss(

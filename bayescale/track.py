@@ -32,14 +32,27 @@ marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so is the condi
 distribution of the run's deviation at the future steps. The draws are reweighted by the
 likelihood (importance sampling from the ladder's posterior to the joint posterior of
 the ladder and the partial run, whose own unknowns are integrated out) and resampled;
-each kept draw gets a deviation drawn from its conditional distribution by Matheron's
-rule (a joint prior draw corrected by ``C_fo C_oo^-1`` times its misfit to the data),
-then new evaluation noise (Student-t, the fit's ``nu``). ``effective_draws``
+each kept draw, every copy of it on its own, gets a deviation drawn from its
+conditional distribution by Matheron's rule (a joint prior draw corrected by
+``C_fo C_oo^-1`` times its misfit to the data), then new evaluation noise (Student-t,
+the fit's ``nu``). Drawn once per draw before the resampling, the copies of a heavy
+draw would share one deviation, and a band resting on a few draws would lose the spread
+that the checkpoints leave in the run's own future. ``effective_draws``
 (``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
 :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
-most of the ladder's posterior, and a joint refit (the partial run added to the ladder's
-run table) is the safer answer; a warning says so. ``tests/test_track.py`` checks the
-update against such a refit inside the fitted ranges, where the law's error vanishes.
+most of the ladder's posterior, and the joint refit below is the safer answer.
+
+**Refit.** ``method="refit"`` fits the law again, with NUTS, to the ladder's fitted
+points (stored with its posterior) and the partial run's kept checkpoints as one more
+run, under the ladder fit's priors, references and sampler settings (any of which
+``sampler`` overrides); its fitted ranges widen to take in the partial run. The rest of
+the run is then the fitted run's: per draw of the joint posterior the law's curve plus
+the run's own fitted offset, plus the law's error beyond the joint fit's ranges (as in
+the predictor), plus new evaluation noise. ``method="auto"`` (the default) reweights,
+and refits when the reweighting rests on fewer than ``min(MIN_EFFECTIVE_DRAWS, D/10)``
+effective draws; ``method="reweight"`` never refits and warns instead.
+``tests/test_track.py`` checks that the reweighting agrees with the refit inside the
+fitted ranges, where the law's error vanishes and both describe the same model.
 
 **Alarm.** When the latest observed checkpoints (the last :data:`ALARM_POINTS`) lie
 outside the ladder-only forecast's 90% band, the run has left what the ladder expected,
@@ -48,21 +61,27 @@ and the result says so in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bayescale.curves import transient_mask
-from bayescale.models.law import outside
-from bayescale.posterior import Posterior, loss_units
-from bayescale.predict import (band_frame, check_schedule, clip_to_ceiling, fitted_priors, loss_draws, quantile_bands,
-                               scale_draws, schedule_covariates, state_ceiling)
+from bayescale.curves import CurveData, prepare_curves, transient_mask
+from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
+                                TRACK_METHODS)
+from bayescale.fit import FitResult, check_settings, fit
+from bayescale.models.law import Law, outside
+from bayescale.models.skeleton import centre_within_sizes, new_run_noise
+from bayescale.posterior import Posterior, fitted_points, loss_units
+from bayescale.predict import (band_frame, check_schedule, clip_to_ceiling, fitted_priors, law_error_draws, loss_draws,
+                               quantile_bands, scale_draws, schedule_covariates, state_ceiling)
 from bayescale.schedules import Schedule
 
-#: Fewest effective draws behind an update before :func:`track` warns (a tenth of the
-#: draws when there are fewer than ten times as many).
+#: Fewest effective draws behind a reweighting before :func:`track` refits (``method="auto"``)
+#: or warns (``method="reweight"``); a tenth of the draws when there are fewer than ten times as many.
 MIN_EFFECTIVE_DRAWS = 100
 #: Latest checkpoints that must all lie outside the ladder-only 90% band to raise the alarm.
 ALARM_POINTS = 3
@@ -77,7 +96,7 @@ MAX_UPDATE_POINTS = 64
 
 
 class TrackWarning(UserWarning):
-    """The update rests on few posterior draws; a joint refit is safer."""
+    """The reweighting rests on few posterior draws; a joint refit is safer."""
 
 
 def check_step_order(table: pd.DataFrame, group_by: str | None = None) -> None:
@@ -148,27 +167,43 @@ def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generat
             + offset_sd[:, None] * rng.standard_normal((D, 1)))
 
 
+def _observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+                         n: int) -> np.ndarray:
+    """Per draw, the covariance ``(D, n, n)`` of the deviation at the ``n`` observed points (the
+    first ``n`` of ``K``): the law's error, the offset and AR(1) evaluation noise."""
+    return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
+
+
+def _log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
+                    rho: np.ndarray, n: int) -> np.ndarray:
+    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
+    (offset, law's error and noise integrated out; :func:`_observed_covariance`)."""
+    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
+    L = np.linalg.cholesky(C_oo)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
+    return -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
+                   + n * np.log(2 * np.pi))
+
+
 def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per draw: the log marginal likelihood of the observed residuals ``(D, n)``, and a draw of
-    the run's deviation from the law's curve at every point given them (Matheron's rule:
-    a joint prior draw, corrected by ``C_fo C_oo^-1`` times its misfit to the data).
+               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, a draw of the run's deviation from the law's curve at every point given the
+    observed residuals ``(D, n)`` (Matheron's rule: a joint prior draw, corrected by
+    ``C_fo C_oo^-1`` times its misfit to the data), and its conditional mean at the last
+    observed point.
 
     ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
     points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
-    noise. Returns ``(log_lik (D,), deviation (D, P), mean_at_last_observed (D,))``."""
-    D, P = residuals.shape[0], K.shape[0]
-    C_oo = (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
-    L = np.linalg.cholesky(C_oo)
-    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
-    log_lik = -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
-                      + n * np.log(2 * np.pi))
+    noise. Returns ``(deviation (D, P), mean_at_last_observed (D,))``."""
+    D = residuals.shape[0]
+    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
     prior = prior_deviation(K, offset_sd, rng)
     noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
     misfit = residuals - prior[:, :n] - sigma[:, None] * noise
     weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
     cross = lambda v: v @ K[:, :n].T + (offset_sd**2 * v.sum(1))[:, None]  # noqa: E731  C_{all,o} v
-    return log_lik, prior + cross(weights), cross(alpha)[:, n - 1]
+    return prior + cross(weights), cross(alpha)[:, n - 1]
 
 
 def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -178,6 +213,91 @@ def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     ess = float(1.0 / np.sum(w**2))
     positions = (rng.random() + np.arange(len(w))) / len(w)
     return np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1), ess
+
+
+def too_few_draws(effective_draws: float, draws: int) -> bool:
+    """Whether a reweighting of ``draws`` draws rests on too few effective ones (:data:`MIN_EFFECTIVE_DRAWS`)."""
+    return effective_draws < min(MIN_EFFECTIVE_DRAWS, 0.1 * draws)
+
+
+def refit_settings(posterior: Posterior, sampler: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """NUTS settings of a joint refit: the ladder fit's (recorded in its posterior; ``bayescale
+    fit``'s defaults where it records none), overridden by ``sampler`` (any of
+    :data:`~bayescale.defaults.SAMPLER_SETTINGS`). Raises ``ValueError`` for unknown names
+    and values NUTS cannot use."""
+    unknown = sorted(set(sampler or {}) - set(SAMPLER_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown sampler setting(s) {', '.join(unknown)}; use {', '.join(SAMPLER_SETTINGS)}")
+    recorded = posterior.meta.settings
+    options = {**SAMPLER_DEFAULTS, **{k: recorded[k] for k in SAMPLER_SETTINGS if k in recorded}, **(sampler or {})}
+    check_settings(options["chains"], options["warmup"], options["draws"], options["target_accept"])
+    if options["chain_method"] not in CHAIN_METHODS:
+        raise ValueError(f"chain_method='{options['chain_method']}' is not one of {', '.join(CHAIN_METHODS)}")
+    return options
+
+
+def widened_ranges(law: Law, ranges: Mapping[str, list[float]], params: float, batch_tokens: float,
+                   steps: np.ndarray) -> dict[str, list[float]]:
+    """Fitted ``ranges`` widened to take in the points of one more run (``params``,
+    ``batch_tokens``, ``steps``), on every key, the law's own axes included."""
+    values = {"params": params, "batch_tokens": batch_tokens, "step": steps}
+    axes = law.axis_values(np.full(steps.shape, params), np.full(steps.shape, batch_tokens), steps)
+    values.update({key: axes[axis] for axis, key in law.fitted_ranges()})
+    return {key: [float(min(lo, np.min(values[key]))), float(max(hi, np.max(values[key])))] if key in values
+            else [lo, hi] for key, (lo, hi) in ranges.items()}
+
+
+def joint_data(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[str, np.ndarray] | None,
+               group: str) -> tuple[CurveData, str]:
+    """The points of a joint refit: the ladder's fitted points and the partial run's kept
+    checkpoints ``curve`` (with the law's ``covariates`` at them) as one more run in
+    ``group``. The references stay the ladder's, so the priors are the ladder fit's; the
+    fitted ranges widen to take in the run (:func:`widened_ranges`). Returns the points
+    and the run's name among them."""
+    meta = posterior.meta
+    ladder = fitted_points(posterior)
+    ladder["run"] = np.asarray(meta.runs, dtype=object)[ladder["run"].to_numpy()]
+    name = str(curve["run"].iloc[0])
+    name = f"{name} (tracked)" if name in meta.runs else name
+    N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
+    same = ladder["params"][np.isclose(ladder["params"], N, rtol=1e-6)]  # one of the ladder's sizes, as it stored it
+    steps = curve["step"].to_numpy(float)
+    run = pd.DataFrame({"run": name, "params": same.iloc[0] if len(same) else N, "batch_tokens": B, "step": steps,
+                        "loss": curve["loss"].to_numpy(float), "group": group, **(covariates or {})})
+    data = prepare_curves(pd.concat([ladder, run], ignore_index=True), group_by="group", min_step_fraction=0.0,
+                          covariate_columns=posterior.law.covariates)
+    return dataclasses.replace(data, references=dict(meta.references), group_by=meta.group_by,
+                               ranges=widened_ranges(posterior.law, meta.ranges, N, B, steps),
+                               dropped=dict(meta.dropped)), name
+
+
+def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: bool = False,
+          sampler: Mapping[str, Any] | None = None) -> FitResult:
+    """Fit the ladder's law to the joint points ``data`` (:func:`joint_data`) with the ladder
+    fit's priors, law-error growth and sampler settings (:func:`refit_settings`)."""
+    recorded = posterior.meta.settings
+    return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
+               min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
+               min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
+               **refit_settings(posterior, sampler))
+
+
+def fitted_run_draws(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
+                     covariates: Mapping[str, np.ndarray] | None, group: str,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draws ``(D, P)`` of the loss of ``run``, fitted in ``joint`` (a posterior of ``data``), at
+    ``steps``: per draw the law's curve plus the run's fitted offset (centred as in the fit),
+    the law's error beyond the fit's ranges and new evaluation noise. Also returns the offsets ``(D,)``."""
+    index = data.runs.index(run)
+    at = np.flatnonzero(data.run_idx == index)[0]
+    N, B = float(np.exp(data.log_N[at])), float(np.exp(data.log_B[at]))
+    mean = np.log(loss_draws(joint, N, B, steps, mode="mean", group=group, covariates=covariates))
+    offset = (np.asarray(centre_within_sizes(joint.draws("run_offset"), data))[:, index]
+              if "run_offset" in joint.idata.posterior else np.zeros(joint.n_draws))
+    error = law_error_draws(joint, joint.law.distance(joint.meta.ranges, N, B, steps), rng)
+    noise = new_run_noise(rng, np.zeros(joint.n_draws), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
+                          len(steps))
+    return np.exp(mean + offset[:, None] + error + noise), offset
 
 
 def track(
@@ -191,22 +311,34 @@ def track(
     group: str | None = None,
     points: int = 64,
     seed: int = 0,
+    method: str = "auto",
+    sampler: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Forecast the rest of a live run from the ladder's posterior and the run's checkpoints.
 
     ``partial_runs`` is a validated run table of one run (any size); ``schedule`` its
     planned schedule to ``total_steps`` (default constant; other schedules need a
-    schedule-aware law). Returns the bands from the last observed step to
-    ``total_steps`` (``points`` log-spaced steps): columns ``step, median, lower, upper``
-    (updated by the run's own curve), ``ladder_median, ladder_lower, ladder_upper`` (the
-    ladder alone) and ``level`` when several levels are asked. ``df.attrs`` holds
-    ``alarm`` (a sentence, or ``None``), ``effective_draws``, ``offset`` (the median
-    shift of the run from the ladder's curve on log loss), ``observed`` (the partial
-    curve with its ladder-only band), ``loss_units``, ``ceiling`` (draws of either band
-    clipped at ``ln V``: :func:`bayescale.predict.state_ceiling`) and, with
-    ``target_loss``, ``p_target_before`` and ``p_target_after``: the probability of a
-    loss at or below it at ``total_steps``.
+    schedule-aware law). ``method`` is ``"reweight"``, ``"refit"`` or ``"auto"``
+    (module docstring); ``sampler`` overrides the refit's NUTS settings (``chains``,
+    ``warmup``, ``draws``, ``target_accept``, ``chain_method``; default: the ladder
+    fit's) and ``progress`` shows its progress bar. Returns the bands from the last
+    observed step to ``total_steps`` (``points`` log-spaced steps): columns ``step,
+    median, lower, upper`` (updated by the run's own curve), ``ladder_median,
+    ladder_lower, ladder_upper`` (the ladder alone) and ``level`` when several levels are
+    asked. ``df.attrs`` holds ``alarm`` (a sentence, or ``None``), ``method`` (the one
+    used), ``refit`` (a sentence on the refit, or ``None``), ``effective_draws`` (of the
+    reweighting, computed by every method), ``offset`` (the median shift of the run from
+    the law's curve on log loss), ``observed`` (the partial curve with its ladder-only
+    band), ``loss_units``, ``ceiling`` (draws of either band clipped at ``ln V``:
+    :func:`bayescale.predict.state_ceiling`) and, with ``target_loss``,
+    ``p_target_before`` and ``p_target_after``: the probability of a loss at or below it
+    at ``total_steps``.
     """
+    if method not in TRACK_METHODS:
+        raise ValueError(f"method='{method}' is not one of {', '.join(TRACK_METHODS)}")
+    if method != "reweight":
+        refit_settings(posterior, sampler)  # bad settings fail before any work
     if not (np.isfinite(total_steps) and total_steps > 0):
         raise ValueError(f"total_steps={total_steps} must be a positive number of steps")
     if schedule is not None and schedule.last_step is not None and schedule.last_step < total_steps:
@@ -245,16 +377,26 @@ def track(
     prior = prior_deviation(K, offset_sd, rng)
     ladder = new_run(mu, sigma, prior)
     used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
-    residuals = np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n]
     m = len(used) - (len(steps) - n)
-    log_lik, deviation, shift = _condition(residuals[:, used[:m]], K[np.ix_(used, used)], offset_sd, sigma, rho, m,
-                                           rng)
-    keep, ess = _resample(log_lik, rng)
-    updated = new_run(mu[keep][:, n:], sigma[keep], deviation[keep][:, m:])
-    if ess < min(MIN_EFFECTIVE_DRAWS, 0.1 * D):
-        warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve disagrees "
-                      "with most of the ladder's posterior; refit with the partial run added to the ladder's runs "
-                      "for a safer forecast", TrackWarning, stacklevel=2)
+    residuals = (np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n])[:, used[:m]]
+    K_used = K[np.ix_(used, used)]
+    keep, ess = _resample(_log_likelihood(residuals, K_used, offset_sd, sigma, rho, m), rng)
+    few = too_few_draws(ess, D)
+    refitted = None  # a sentence on the refit, when there is one
+    if method == "refit" or (method == "auto" and few):
+        updated, offset, refitted = _refit_forecast(posterior, curve, covariates, grid, group, rng, seed=seed,
+                                                    progress=progress, sampler=sampler)
+        if method == "auto":
+            refitted = f"the reweighting rests on {ess:.0f} effective draws of {D}, so {refitted}"
+    else:  # a deviation of its own for every kept copy of a draw
+        deviation, shift = _condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep], m, rng)
+        updated = new_run(mu[keep][:, n:], sigma[keep], deviation[:, m:])
+        offset = float(np.median(shift))
+        if few:
+            warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve "
+                          "disagrees with most of the ladder's posterior; refit with the partial run added to the "
+                          "ladder's runs for a safer forecast (method='refit', --method refit)", TrackWarning,
+                          stacklevel=2)
 
     df = band_frame(updated, levels, {"step": grid})
     before = band_frame(ladder[:, n:], levels, {"step": grid})
@@ -263,14 +405,34 @@ def track(
     band = quantile_bands(ladder[:, :n], (ALARM_LEVEL,))[ALARM_LEVEL]
     seen = pd.DataFrame({"step": observed, "loss": curve["loss"].to_numpy(float), "ladder_median": band[0],
                          "ladder_lower": band[1], "ladder_upper": band[2]})
-    df.attrs.update(observed=seen, effective_draws=ess, offset=float(np.median(shift[keep])),
-                    alarm=_alarm(seen), total_steps=float(total_steps), params=N, batch_tokens=B,
+    df.attrs.update(observed=seen, effective_draws=ess, offset=offset, refit=refitted,
+                    method="reweight" if refitted is None else "refit", alarm=_alarm(seen),
+                    total_steps=float(total_steps), params=N, batch_tokens=B,
                     schedule=(schedule or Schedule()).describe(), loss_units=loss_units(meta))
     state_ceiling(df, posterior, np.concatenate([ladder[:, n:], updated]), f"tracking N={N:.3g}, B={B:.3g}")
     if target_loss is not None:
         df.attrs["p_target_before"] = float(np.mean(ladder[:, -1] <= target_loss))
         df.attrs["p_target_after"] = float(np.mean(updated[:, -1] <= target_loss))
     return df
+
+
+def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[str, np.ndarray] | None,
+                    grid: np.ndarray, group: str | None, rng: np.random.Generator, *, seed: int, progress: bool,
+                    sampler: Mapping[str, Any] | None) -> tuple[np.ndarray, float, str]:
+    """The joint refit's forecast of the partial run ``curve`` at ``grid`` (``covariates`` at the
+    curve's steps, then the grid's): its draws ``(D, P)``, the run's median offset and a
+    sentence on the refit."""
+    name = posterior.groups[posterior.group_index(group)]
+    n = len(curve)
+    data, run = joint_data(posterior, curve, {k: v[:n] for k, v in covariates.items()} if covariates else None, name)
+    result = refit(posterior, data, seed=seed, progress=progress, sampler=sampler)
+    draws, offsets = fitted_run_draws(result.posterior, data, run, grid,
+                                      {k: v[n:] for k, v in covariates.items()} if covariates else None, name, rng)
+    options = result.posterior.meta.settings
+    verdict = result.diagnostics.format().splitlines()[0]
+    return clip_to_ceiling(posterior, draws), float(np.median(offsets)), (
+        f"the ladder's {len(data.runs) - 1} runs were refitted with the partial run added ({options['chains']} chains "
+        f"x {options['draws']} draws, {result.seconds:.0f} s of sampling): {verdict}")
 
 
 def _alarm(seen: pd.DataFrame) -> str | None:

@@ -20,18 +20,26 @@ forecast of the rest against what the run went on to log.
    each 400M run from its first 20% of steps with its planned schedule
    (``Schedule.from_rates`` of its full ``lr`` column) and ``total_steps`` = its last step.
 
-Per case: median |relative error| of the forecast median of the final loss, updated
-(``median``) and ladder-only (``ladder_median``); the share of the realized checkpoints
-after the observed part inside the 90% band (``track`` is called with ``--grid``
-log-spaced points and the band interpolated linearly in log-step to the exact
-checkpoint steps); the median relative 90% width at the final step; the median
-``effective_draws``; and the runs whose alarm fired. Baseline: a saturating power law
+Every case is tracked twice with the same seed: ``method="reweight"`` (importance
+reweighting of the ladder's draws) and ``method="refit"`` (the ladder refitted with the
+partial run added, with the ladder fit's sampler settings); ``auto``, the default, is
+the refit where the reweighting rests on too few effective draws
+(:func:`bayescale.track.too_few_draws`) and the reweighting elsewhere, read off the two.
+Per case and forecast (updated by reweighting, by refit, by auto; the ladder alone,
+``ladder_median``; the single-curve baseline): median |relative error| of the forecast
+median of the final loss; the share of the realized checkpoints after the observed
+part inside the 90% band (``track`` is called with ``--grid`` log-spaced points and
+the band interpolated linearly in log-step to the exact checkpoint steps); the median
+relative 90% width at the final step. Also the median ``effective_draws`` of the
+reweighting, the refits' wall time and convergence verdicts, and the runs whose alarm
+fired. Baseline: a saturating power law
 ``L(S) = E + A S^-alpha`` fitted by least squares (``scipy.optimize.curve_fit``) to the
 observed part alone (the same points ``track`` uses) and extrapolated, with a naive
 90% band from the fit covariance plus the residual scatter (schedule-blind, so on
 decaying schedules it is a straw man, shown for completeness).
 
-Run: ``python benchmarks/track.py [--data ../shared/data] [--chains 2 --warmup 400 --draws 400] [--quick]``.
+Run: ``python benchmarks/track.py [--data ../shared/data] [--chains 2 --warmup 400 --draws 400] [--quick]``
+(the sampler settings serve the ladder fits and every refit).
 """
 
 from __future__ import annotations
@@ -57,13 +65,16 @@ from bayescale.curves import transient_mask  # noqa: E402
 from bayescale.environment import conditions  # noqa: E402
 from bayescale.runs import load_gemstones2025, validate_runs  # noqa: E402
 from bayescale.schedules import Schedule  # noqa: E402
-from bayescale.track import TrackWarning, track  # noqa: E402
+from bayescale.diagnostics import ConvergenceWarning  # noqa: E402
+from bayescale.track import TrackWarning, too_few_draws, track  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ROOT = Path(__file__).resolve().parent.parent
 GEMSTONES_FIT_MAX_TOTAL = 6.0e8
 LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
 LUO_BATCH = 2.0**19
+#: The forecasts scored per case, in the order of the tables.
+FORECASTS = ("reweight", "refit", "auto", "ladder", "single-curve")
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -100,61 +111,84 @@ def single_curve(steps: np.ndarray, loss: np.ndarray, at: np.ndarray, seed: int)
     return median, np.quantile(draws, [0.05, 0.95], axis=0)
 
 
+def tracked(post, partial: pd.DataFrame, final_step: float, schedule, args, method: str) -> tuple[pd.DataFrame, dict]:
+    """``track`` by ``method`` with the benchmark's sampler settings; the forecast and what it
+    warned about and took: ``few_draws`` (a TrackWarning), ``failed_gate`` (a refit's
+    ConvergenceWarning) and ``seconds``."""
+    sampler = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws, "target_accept": args.target_accept}
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        df = track(post, partial, final_step, schedule=schedule, points=args.grid, seed=args.seed, method=method,
+                   sampler=sampler)
+    return df, {"few_draws": any(issubclass(w.category, TrackWarning) for w in record),
+                "failed_gate": any(issubclass(w.category, ConvergenceWarning) for w in record),
+                "seconds": time.perf_counter() - start}
+
+
+def band_scores(df: pd.DataFrame, prefix: str, rest: pd.DataFrame, truth_final: float) -> dict:
+    """Final-loss error, 90% coverage of the ``rest`` of the run and relative 90% width at the end
+    of the band ``{prefix}median, {prefix}lower, {prefix}upper`` of a ``track`` result."""
+    grid, at = np.log(df["step"].to_numpy(float)), np.log(rest["step"].to_numpy(float))
+    truth = rest["loss"].to_numpy(float)
+    lower, upper = np.interp(at, grid, df[f"{prefix}lower"]), np.interp(at, grid, df[f"{prefix}upper"])
+    last = df.iloc[-1]
+    return {"err": abs(last[f"{prefix}median"] / truth_final - 1), "in90": (truth >= lower) & (truth <= upper),
+            "width": (last[f"{prefix}upper"] - last[f"{prefix}lower"]) / last[f"{prefix}median"],
+            "final": last[f"{prefix}median"]}
+
+
 def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: str) -> dict:
-    """Track ``run`` from its first ``fraction`` of steps and score the forecast of the rest."""
+    """Track ``run`` from its first ``fraction`` of steps (reweight and refit) and score every
+    forecast (:data:`FORECASTS`) of the rest."""
     final_step = float(run["step"].max())
     partial = run[run["step"] <= fraction * final_step]
     rest = run[run["step"] > partial["step"].max()]
     truth_final = float(run.loc[run["step"] == final_step, "loss"].iloc[0])
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        df = track(post, partial, final_step, schedule=schedule, points=args.grid, seed=args.seed)
-    weak = any(issubclass(w.category, TrackWarning) for w in record)
-    grid = np.log(df["step"].to_numpy(float))
-    at = np.log(rest["step"].to_numpy(float))
-    truth = rest["loss"].to_numpy(float)
-
-    def inside(lo, hi):
-        return (truth >= np.interp(at, grid, df[lo])) & (truth <= np.interp(at, grid, df[hi]))
-
-    last = df.iloc[-1]
-    assert last["step"] == final_step
+    reweighted, reweighting = tracked(post, partial, final_step, schedule, args, "reweight")
+    refitted, refitting = tracked(post, partial, final_step, schedule, args, "refit")
+    assert reweighted["step"].iloc[-1] == final_step
+    few = too_few_draws(reweighted.attrs["effective_draws"], post.n_draws)
+    scores = {"reweight": band_scores(reweighted, "", rest, truth_final),
+              "refit": band_scores(refitted, "", rest, truth_final),
+              "ladder": band_scores(reweighted, "ladder_", rest, truth_final)}
+    scores["auto"] = scores["refit" if few else "reweight"]
     # the single-curve baseline sees the same points as track (past the fit's transient rule)
     settings = post.meta.settings
     keep = transient_mask(partial, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
     seen = partial.loc[keep]
-    b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float),
-                                 rest["step"].to_numpy(float), args.seed)
-    b_in = (truth >= b_band[0]) & (truth <= b_band[1])
+    at = rest["step"].to_numpy(float)
+    b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float), at, args.seed)
+    truth = rest["loss"].to_numpy(float)
+    scores["single-curve"] = {"err": abs(b_med[-1] / truth_final - 1), "final": b_med[-1],
+                              "in90": (truth >= b_band[0]) & (truth <= b_band[1]),
+                              "width": (b_band[1, -1] - b_band[0, -1]) / b_med[-1]}
     return {"benchmark": label, "run": run["run"].iloc[0], "fraction": fraction, "observed": len(partial),
-            "remaining": len(rest), "truth_final": truth_final,
-            "err_updated": abs(last["median"] / truth_final - 1), "err_ladder": abs(last["ladder_median"] / truth_final - 1),
-            "err_single": abs(b_med[-1] / truth_final - 1),
-            "in90_updated": inside("lower", "upper"), "in90_ladder": inside("ladder_lower", "ladder_upper"),
-            "in90_single": b_in,
-            "width_updated": (last["upper"] - last["lower"]) / last["median"],
-            "width_ladder": (last["ladder_upper"] - last["ladder_lower"]) / last["ladder_median"],
-            "width_single": (b_band[1, -1] - b_band[0, -1]) / b_med[-1],
-            "effective_draws": df.attrs["effective_draws"], "alarm": df.attrs["alarm"] is not None,
-            "few_draws_warning": weak, "offset": df.attrs["offset"],
-            "median_final": last["median"], "ladder_median_final": last["ladder_median"], "single_final": b_med[-1]}
+            "remaining": len(rest), "truth_final": truth_final, "scores": scores,
+            "effective_draws": reweighted.attrs["effective_draws"], "few_draws": few,
+            "alarm": reweighted.attrs["alarm"] is not None, "refit_seconds": refitting["seconds"],
+            "refit_failed_gate": refitting["failed_gate"]}
 
 
-def summarize(cases: list[dict]) -> pd.DataFrame:
-    rows = []
+def summarize(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per benchmark and observed fraction: one row per forecast (error, coverage, width), and
+    one row on the reweighting and the refits."""
+    rows, about = [], []
     for (label, fraction), part in pd.DataFrame(cases).groupby(["benchmark", "fraction"], sort=False):
-        pooled = {k: np.concatenate(part[k].to_list()) for k in ("in90_updated", "in90_ladder", "in90_single")}
-        rows.append({"benchmark": label, "observed": f"{fraction:.0%}", "runs": len(part),
-                     "err updated": part["err_updated"].median(), "err ladder": part["err_ladder"].median(),
-                     "err single-curve": part["err_single"].median(),
-                     "in 90% updated": pooled["in90_updated"].mean(), "in 90% ladder": pooled["in90_ladder"].mean(),
-                     "in 90% single-curve": pooled["in90_single"].mean(),
-                     "checkpoints": len(pooled["in90_updated"]),
-                     "90% width updated": part["width_updated"].median(),
-                     "90% width ladder": part["width_ladder"].median(),
-                     "ESS (median)": part["effective_draws"].median(),
-                     "alarms": int(part["alarm"].sum()), "few-draw warnings": int(part["few_draws_warning"].sum())})
-    return pd.DataFrame(rows)
+        for name in FORECASTS:
+            scored = [s[name] for s in part["scores"]]
+            inside = np.concatenate([s["in90"] for s in scored])
+            rows.append({"benchmark": label, "observed": f"{fraction:.0%}", "forecast": name, "runs": len(part),
+                         "err final (median)": f"{np.median([s['err'] for s in scored]):.2%}",
+                         "in 90% (rest)": f"{inside.mean():.0%}", "checkpoints": len(inside),
+                         "90% width at end (median)": f"{np.median([s['width'] for s in scored]):.1%}"})
+        about.append({"benchmark": label, "observed": f"{fraction:.0%}", "runs": len(part),
+                      "ESS (median)": f"{part['effective_draws'].median():.0f}",
+                      "few draws (auto refits)": int(part["few_draws"].sum()),
+                      "refit s (median)": f"{part['refit_seconds'].median():.0f}",
+                      "refits failing the gate": int(part["refit_failed_gate"].sum()),
+                      "alarms": int(part["alarm"].sum())})
+    return pd.DataFrame(rows), pd.DataFrame(about)
 
 
 def _fit(table, law, args, notes, label, **kw):
@@ -240,37 +274,39 @@ def main() -> None:
     cases = gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes)
     cases += luo(data / "luo2025_multipower", args, notes)
     total = time.perf_counter() - start
-    table = summarize(cases)
-    fmt = {"err updated": "{:.2%}", "err ladder": "{:.2%}", "err single-curve": "{:.2%}", "in 90% updated": "{:.0%}",
-           "in 90% ladder": "{:.0%}", "in 90% single-curve": "{:.0%}", "90% width updated": "{:.1%}",
-           "90% width ladder": "{:.1%}", "ESS (median)": "{:.0f}"}
-    shown = table.assign(**{k: table[k].map(v.format) for k, v in fmt.items()})
+    table, about = summarize(cases)
     per_run = pd.DataFrame(cases)
-    detail = per_run.assign(
-        fraction=per_run["fraction"].map("{:.0%}".format), truth=per_run["truth_final"].map("{:.4f}".format),
-        updated=per_run["median_final"].map("{:.4f}".format), ladder=per_run["ladder_median_final"].map("{:.4f}".format),
-        single=per_run["single_final"].map("{:.4f}".format), ESS=per_run["effective_draws"].map("{:.0f}".format),
-        **{"in 90% upd.": per_run["in90_updated"].map(lambda v: f"{v.mean():.0%}"),
-           "in 90% ladder": per_run["in90_ladder"].map(lambda v: f"{v.mean():.0%}")},
-    )[["benchmark", "run", "fraction", "truth", "updated", "ladder", "single", "in 90% upd.", "in 90% ladder", "ESS",
-       "alarm"]]
+    scores = per_run["scores"]
+    detail = pd.DataFrame({
+        "benchmark": per_run["benchmark"], "run": per_run["run"], "fraction": per_run["fraction"].map("{:.0%}".format),
+        "truth": per_run["truth_final"].map("{:.4f}".format),
+        **{name: scores.map(lambda sc, n=name: f"{sc[n]['final']:.4f}")
+           for name in ("reweight", "refit", "ladder", "single-curve")},
+        **{f"in 90% {name}": scores.map(lambda sc, n=name: f"{sc[n]['in90'].mean():.0%}")
+           for name in ("reweight", "refit", "ladder")},
+        "ESS": per_run["effective_draws"].map("{:.0f}".format),
+        "refit s": per_run["refit_seconds"].map("{:.0f}".format), "alarm": per_run["alarm"]})
     alarms = per_run[per_run["alarm"]]
     text = "\n".join([
         f"\n## track — forecasting a live run from its first checkpoints — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "
         f"{args.chains} chains x {args.draws} draws ({args.warmup} warmup, target_accept {args.target_accept}), seed "
-        f"{args.seed}{', --quick' if args.quick else ''}. Gemstones: Kaplan fitted on total N <= 0.6B "
-        f"({args.points} log-spaced checkpoints per curve past the first 10%), the six 1-2B runs tracked from "
-        f"{', '.join(f'{f:.0%}' for f in args.fractions)} of their steps. Multi-Power: kaplan_schedule fitted on "
-        f"the 25M and 100M runs (nominal sizes, batch 2**19 tokens, every {args.stride}th row, min_step_fraction 0), "
-        f"the nine 400M runs tracked from 20% of their steps with their full planned lr schedule. Errors: median "
-        f"|relative error| of the final loss's forecast median over runs; in 90%: share of the realized checkpoints "
-        f"after the observed part inside the 90% band (pooled over runs; track on {args.grid} log-spaced points, "
-        f"band interpolated linearly in log-step); widths: median relative 90% width at the final step. "
-        f"Single-curve: E + A S^-alpha by curve_fit on the observed points, band from the fit covariance plus "
-        f"residual scatter. Whole benchmark: {total:.0f} s.\n",
-        _markdown(shown),
-        "\nPer run (final loss: truth, updated / ladder-only / single-curve medians):\n",
+        f"{args.seed}{', --quick' if args.quick else ''}, for the ladder fits and every refit. Gemstones: Kaplan "
+        f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%), the six 1-2B "
+        f"runs tracked from {', '.join(f'{f:.0%}' for f in args.fractions)} of their steps. Multi-Power: "
+        f"kaplan_schedule fitted on the 25M and 100M runs (nominal sizes, batch 2**19 tokens, every {args.stride}th "
+        f"row, min_step_fraction 0), the nine 400M runs tracked from 20% of their steps with their full planned lr "
+        f"schedule. Each case tracked by reweighting and by refit (auto: the refit where the reweighting rests on "
+        f"too few effective draws, else the reweighting). Errors: median |relative error| of the final loss's "
+        f"forecast median over runs; in 90%: share of the realized checkpoints after the observed part inside the "
+        f"90% band (pooled over runs; track on {args.grid} log-spaced points, band interpolated linearly in "
+        f"log-step); widths: median relative 90% width at the final step. Single-curve: E + A S^-alpha by "
+        f"curve_fit on the observed points, band from the fit covariance plus residual scatter. Whole benchmark: "
+        f"{total:.0f} s.\n",
+        _markdown(table),
+        "\nThe reweighting and the refits:\n",
+        _markdown(about),
+        "\nPer run (final loss: truth, then the forecast medians):\n",
         _markdown(detail),
         "\nNotes:\n",
         *(f"- {n}" for n in notes),

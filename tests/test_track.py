@@ -1,19 +1,21 @@
-"""Tracking a live run: the update against the truth and against a joint refit, the alarm,
-and one-line errors on bad partial files."""
+"""Tracking a live run: the update against the truth and against a joint refit, the refit
+itself, the alarm, and one-line errors on bad partial files and refit settings."""
+
+import importlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayescale.cli import main
-from bayescale.fit import fit
-from bayescale.models.kaplan import KAPLAN
-from bayescale.models.skeleton import centre_within_sizes
-from bayescale.predict import loss_draws
+from bayescale.diagnostics import ConvergenceWarning
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
-from bayescale.track import track
+from bayescale.track import TrackWarning, joint_data, track
 
 N, B, T = 1e5, 1024.0, 3000
+#: A refit's NUTS budget in the tests: enough for the medians and wide bands, never for the
+#: convergence gate (200 draws, ESS < 400), so every refit on it warns.
+TINY = {"chains": 2, "warmup": 100, "draws": 100}
 
 
 def _live_run(shift: float, last_step: float, seed: int = 7) -> pd.DataFrame:
@@ -50,21 +52,64 @@ def test_a_run_on_its_forecast_keeps_quiet(small_posterior):
 
 
 @pytest.mark.slow
-def test_the_update_agrees_with_a_joint_refit(small_runs, small_posterior):
+@pytest.mark.filterwarnings("ignore::bayescale.diagnostics.ConvergenceWarning")
+def test_the_update_agrees_with_a_joint_refit(small_posterior):
     """Inside the fitted ranges the law's error is zero, so the new run differs from the
-    ladder by its offset alone, which the refit samples and the update integrates out."""
+    ladder by its offset alone, which the refit samples and the reweighting integrates out."""
     partial = _live_run(1.01, 900)
-    refit = fit(pd.concat([small_runs, partial], ignore_index=True), chains=2, warmup=300, draws=700, seed=0,
-                progress=False, warn=False).posterior
-    data = KAPLAN.prepare(pd.concat([small_runs, partial], ignore_index=True), group_by=None,
-                          min_step_fraction=refit.meta.settings["min_step_fraction"], min_step=0.0)
-    offset = np.asarray(centre_within_sizes(refit.draws("run_offset"), data))[:, refit.meta.runs.index("live")]
-    later = np.log(loss_draws(refit, N, B, np.array([T]), mode="mean"))[:, 0] + offset
-    df = track(small_posterior, partial, T)
-    final = df[df["step"] == T].iloc[0]
-    assert np.log(final["median"]) == pytest.approx(np.median(later), abs=0.004)
-    # the update's band adds evaluation noise to the same parameter uncertainty
-    assert final["upper"] - final["lower"] >= 0.8 * (np.exp(np.quantile(later, 0.95)) - np.exp(np.quantile(later, 0.05)))
+    updated = track(small_posterior, partial, T, method="reweight").iloc[-1]
+    refitted = track(small_posterior, partial, T, method="refit", sampler={"chains": 2, "warmup": 300, "draws": 700})
+    final = refitted.iloc[-1]
+    assert refitted.attrs["method"] == "refit" and "refitted" in refitted.attrs["refit"]
+    assert np.log(updated["median"]) == pytest.approx(np.log(final["median"]), abs=0.004)
+    width = updated["upper"] - updated["lower"]
+    assert 0.75 * width <= final["upper"] - final["lower"] <= 1.33 * width
+
+
+def test_the_joint_points_are_the_ladder_and_the_run_under_the_ladder_priors(small_posterior):
+    live = _live_run(1.0, 600).assign(params=4e5)  # above the ladder's sizes
+    data, run = joint_data(small_posterior, live, None, "all")
+    meta = small_posterior.meta
+    assert run == "live" and data.runs == sorted([*meta.runs, "live"])
+    assert data.n_points == small_posterior.idata.observed_data["log_loss"].size + len(live)
+    assert data.references == meta.references and data.group_by == meta.group_by
+    assert data.ranges["params"] == [meta.ranges["params"][0], 4e5]
+    assert data.ranges["step"][1] == meta.ranges["step"][1]
+    again, name = joint_data(small_posterior, live.assign(run=meta.runs[0]), None, "all")
+    assert name == f"{meta.runs[0]} (tracked)" and len(again.runs) == len(meta.runs) + 1
+
+
+def test_a_refit_follows_a_run_beyond_the_ladder(small_posterior):
+    """A run 4x above the largest fitted size and 3% above the law: the refit (tiny budget)
+    estimates its offset, and its band holds the run's realized end."""
+    live = simulate_runs(EXAMPLE_CONSTANTS, [1e6], [B], final_step=T, points=40, seed=7, run_sd=0.0)
+    live = live.assign(loss=1.03 * live["loss"], run="live")
+    with pytest.warns(ConvergenceWarning):
+        df = track(small_posterior, live[live["step"] <= 600], T, method="refit", sampler=TINY, levels=(0.98,))
+    final = df.iloc[-1]
+    assert df.attrs["method"] == "refit" and "2 chains x 100 draws" in df.attrs["refit"]
+    assert final["lower"] <= live["loss"].iloc[-1] <= final["upper"]
+    assert df.attrs["offset"] == pytest.approx(np.log(1.03), abs=0.02)
+
+
+def test_auto_refits_when_the_reweighting_rests_on_few_draws(small_posterior, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("bayescale.track"), "too_few_draws", lambda effective, draws: True)
+    with pytest.warns(TrackWarning, match="method='refit'"):
+        kept = track(small_posterior, _live_run(1.0, 600), T, method="reweight")
+    assert kept.attrs["method"] == "reweight" and kept.attrs["refit"] is None
+    with pytest.warns(ConvergenceWarning):
+        df = track(small_posterior, _live_run(1.0, 600), T, sampler=TINY)
+    assert df.attrs["method"] == "refit" and "effective draws of 1400, so the ladder's" in df.attrs["refit"]
+
+
+def test_bad_refit_settings_fail_before_any_work(small_posterior):
+    live = _live_run(1.0, 600)
+    for kwargs, match in (({"method": "joint"}, "not one of auto, reweight, refit"),
+                          ({"sampler": {"chains": 0}}, "chains=0 must be at least 1"),
+                          ({"sampler": {"chain": 2}}, "unknown sampler setting"),
+                          ({"method": "refit", "sampler": {"chain_method": "serial"}}, "chain_method='serial'")):
+        with pytest.raises(ValueError, match=match):
+            track(small_posterior, live, T, **kwargs)
 
 
 def test_cli_track_writes_the_forecast(small_posterior, tmp_path, capsys):
@@ -77,6 +122,33 @@ def test_cli_track_writes_the_forecast(small_posterior, tmp_path, capsys):
     forecast = pd.read_csv(tmp_path / "trk" / "forecast.csv")
     assert list(forecast.columns) == ["step", "median", "lower", "upper", "level"]
     assert (tmp_path / "trk" / "track.png").exists() and (tmp_path / "trk" / "ladder.csv").exists()
+
+
+def test_cli_track_method_refit(small_posterior, tmp_path, capsys):
+    post = str(small_posterior.save(tmp_path / "p.nc"))
+    _live_run(1.04, 600).to_csv(tmp_path / "live.csv", index=False)
+    with pytest.warns(ConvergenceWarning):
+        code = main(["track", "--posterior", post, "--partial", str(tmp_path / "live.csv"), "--total-steps", str(T),
+                     "--method", "refit", "--chains", "1", "--warmup", "50", "--draws", "50", "--quiet", "--json",
+                     "--out", str(tmp_path / "trk")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '"method": "refit"' in out and "1 chains x 50 draws" in out
+    assert list(pd.read_csv(tmp_path / "trk" / "forecast.csv").columns) == ["step", "median", "lower", "upper"]
+    assert list(pd.read_csv(tmp_path / "trk" / "ladder.csv").columns) == ["step", "median", "lower", "upper"]
+
+
+def test_cli_track_bad_refit_settings_are_one_line(small_posterior, tmp_path, capsys):
+    post = str(small_posterior.save(tmp_path / "p.nc"))
+    _live_run(1.0, 600).to_csv(tmp_path / "live.csv", index=False)
+    base = ["track", "--posterior", post, "--partial", str(tmp_path / "live.csv"), "--total-steps", str(T),
+            "--out", str(tmp_path / "o")]
+    for extra, match in ((["--chains", "0"], "chains=0 must be at least 1"),
+                         (["--method", "refit", "--target-accept", "1.5"], "target_accept=1.5 must be in [0.5, 1)")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_track_bad_partial_files_are_one_line(small_posterior, tmp_path, capsys):

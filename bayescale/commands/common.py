@@ -237,6 +237,41 @@ def read_hardware(args: argparse.Namespace) -> Hardware | None:
     return Hardware(**given) if given else None
 
 
+def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                          inherited: str | None = None) -> None:
+    """``--chains``, ``--warmup``, ``--draws``, ``--target-accept``, ``--chain-method`` and
+    ``--quiet``: the NUTS settings of a fit, with ``bayescale fit``'s defaults, or none where
+    ``inherited`` names where they come from instead (e.g. "the ladder fit's");
+    :func:`sampler_options` reads them."""
+    from bayescale.defaults import CHAIN_METHODS, SAMPLER_DEFAULTS
+
+    def default(name: str):
+        return None if inherited else SAMPLER_DEFAULTS[name]
+
+    def shown(name: str) -> str:
+        return f"default: {inherited or SAMPLER_DEFAULTS[name]}"
+
+    parser.add_argument("--chains", type=int, default=default("chains"), help=f"NUTS chains ({shown('chains')})")
+    parser.add_argument("--warmup", type=int, default=default("warmup"),
+                        help=f"warmup iterations per chain ({shown('warmup')})")
+    parser.add_argument("--draws", type=int, default=default("draws"),
+                        help=f"kept draws per chain ({shown('draws')})")
+    parser.add_argument("--target-accept", type=float, default=default("target_accept"),
+                        help="NUTS target acceptance; raise towards 0.95 if there are divergences "
+                             f"({shown('target_accept')})")
+    parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=default("chain_method"),
+                        help=f"how chains run: parallel uses one CPU device per chain ({shown('chain_method')})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The NUTS settings given by :func:`add_sampler_arguments`' options (those left out omitted),
+    as keyword arguments of :func:`bayescale.fit.fit`."""
+    from bayescale.defaults import SAMPLER_SETTINGS
+
+    return {name: getattr(args, name) for name in SAMPLER_SETTINGS if getattr(args, name) is not None}
+
+
 def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:
     """The parser of a command that reads a posterior: its help page and ``--posterior``."""
     parser = subparsers.add_parser(name, help=help, description=module_doc, epilog=epilog, formatter_class=FORMATTER)

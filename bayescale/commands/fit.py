@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from bayescale.commands.common import (FORMATTER, add_runs_arguments, check_output, format_table, gate_exit_code,
-                                       level, note, print_json, read_runs_arguments)
+from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sampler_arguments, check_output, format_table,
+                                       gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
@@ -89,14 +89,8 @@ def register(subparsers) -> None:
                    help="prior of the critical batch: 'data' (wide, around the fitted batches) or 'literature' "
                         "(Kaplan 2020 / Su 2024: B_* = 2.1e8 tokens, alpha_B = 0.21; for losses in nats per BPE "
                         "token) -- it decides B_crit when every size ran at one batch (default: data)")
-    p.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4)")
-    p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
+    add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--target-accept", type=float, default=0.9,
-                   help="NUTS target acceptance; raise towards 0.95 if there are divergences (default: 0.9)")
-    p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"), default="parallel",
-                   help="how chains run: parallel uses one CPU device per chain (default: parallel)")
     add_selection_arguments(p)
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
                    help="law-error growth on log loss per unit log-distance outside the fitted data "
@@ -104,7 +98,6 @@ def register(subparsers) -> None:
     p.add_argument("--level", type=level, default=0.9, help="interval printed for the constants (default: 0.9)")
     p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
     p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit 3 when the fit fails its convergence checks (the posterior is still written; "
                         "default: warn and exit 0)")
@@ -135,14 +128,13 @@ def run(args: argparse.Namespace) -> int:
     runs = read_runs(args)
     check_output(args.out, example="posterior.nc")  # before sampling: a path that cannot be written would lose the fit
     group_by = None if args.group_by == "none" else args.group_by
-    options = dict(group_by=group_by, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                   target_accept=args.target_accept, progress=not args.quiet)
+    options = dict(group_by=group_by, seed=args.seed, progress=not args.quiet, **sampler_options(args))
     priors = get_law(law).default_priors()
     if args.batch_prior != "data":
         if not hasattr(priors, "critical_batch"):
             raise ValueError(f"--batch-prior applies to laws with a critical batch; {law} has none")
         priors = dataclasses.replace(priors, critical_batch=args.batch_prior)
-    result = fit(runs, law=law, chain_method=args.chain_method, min_step_fraction=args.min_step_fraction,
+    result = fit(runs, law=law, min_step_fraction=args.min_step_fraction,
                  min_step=args.min_step, extrapolation_error=args.extrapolation_error, priors=priors, **options)
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import (add_schedule_arguments, check_output, column_map, format_table, level, note,
-                                       positive_float, posterior_command, print_json, read_schedule)
+from bayescale.commands.common import (add_sampler_arguments, add_schedule_arguments, check_output, column_map,
+                                       format_table, level, note, positive_float, posterior_command, print_json,
+                                       read_schedule, sampler_options)
+from bayescale.defaults import TRACK_METHODS
 
 EPILOG = """\
 examples:
@@ -18,14 +20,25 @@ examples:
   bayescale track --posterior ladder.nc --partial live.csv --total-steps 100000 \\
       --schedule-file schedule.csv --out track/ --json
 
+  # always refit the ladder with the live run added, on a small NUTS budget
+  bayescale track --posterior ladder.nc --partial live.csv --total-steps 100000 \\
+      --method refit --chains 2 --warmup 400 --draws 400 --out track/
+
 The partial file is a run table of one run (any size; usually far above the ladder),
 read like --runs elsewhere (--column-map renames its columns). The ladder's posterior is
 updated by the run's own checkpoints: each posterior draw is weighted by how well it,
 with the run's own offset and the law's error integrated out, explains them, and the
-rest of the run is forecast from the updated draws. Writes OUT/forecast.csv (step,
-median, lower, upper; level when several), OUT/ladder.csv (the ladder alone) and
-OUT/track.png; says ALARM when the latest checkpoints left the ladder's 90% band.
+rest of the run is forecast from the updated draws. When that rests on few effective
+draws (under 100, or a tenth of the draws), --method auto refits instead: the ladder's
+fitted points (stored in the posterior) and the partial run as one more run, with the
+ladder fit's priors and sampler settings, the rest of the run forecast as that fitted
+run's; the output says which method was used. Writes OUT/forecast.csv (step, median,
+lower, upper; level when several), OUT/ladder.csv (the ladder alone) and OUT/track.png;
+says ALARM when the latest checkpoints left the ladder's 90% band.
 """
+
+REFIT_HELP = """NUTS settings of the joint refit (--method refit, or auto when it refits); each one
+left out is the ladder fit's, as its posterior records it."""
 
 
 def register(subparsers) -> None:
@@ -46,7 +59,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for forecast.csv and track.png")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--method", choices=TRACK_METHODS, default="auto",
+                   help="reweight the ladder's posterior draws by the partial curve, refit the ladder with the "
+                        "partial run added (NUTS, slower), or auto: reweight, and refit when the reweighting rests "
+                        "on too few effective draws (default: auto)")
     add_schedule_arguments(p)
+    add_sampler_arguments(p.add_argument_group("joint refit", REFIT_HELP), inherited="the ladder fit's")
     p.set_defaults(func=run)
 
 
@@ -65,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     check_step_order(raw, group_by)  # loading sorts the rows; a file out of order is a mistake here
     levels = tuple(args.level or (0.9,))
     df = track(posterior, partial, args.total_steps, schedule=schedule, levels=levels, target_loss=args.target_loss,
-               group=args.group, points=args.points, seed=args.seed)
+               group=args.group, points=args.points, seed=args.seed, method=args.method,
+               sampler=sampler_options(args), progress=not args.quiet)
     args.out.mkdir(parents=True, exist_ok=True)
     contract = ["step", "median", "lower", "upper", *(["level"] if len(levels) > 1 else [])]
     df[contract].to_csv(args.out / "forecast.csv", index=False)
@@ -73,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
     ladder.rename(columns=lambda c: c.removeprefix("ladder_")).to_csv(args.out / "ladder.csv", index=False)
     plot_track(df).savefig(args.out / "track.png", dpi=110)
     attrs = df.attrs
+    how = (f"the update rests on {attrs['effective_draws']:.0f} effective draws" if attrs["refit"] is None
+           else "updated by a joint refit")
     lines = [f"N={attrs['params']:.4g}, B={attrs['batch_tokens']:g}, {attrs['schedule']}: "
              f"{len(attrs['observed'])} checkpoints to step {attrs['observed']['step'].iloc[-1]:g} of "
-             f"{attrs['total_steps']:g}; the update rests on {attrs['effective_draws']:.0f} effective draws"]
+             f"{attrs['total_steps']:g}; {how}", *([attrs["refit"]] if attrs["refit"] else [])]
     final = df[df["step"] == df["step"].max()].iloc[0]
     lines.append(f"loss at step {attrs['total_steps']:g}: {final['median']:.4g} [{final['lower']:.4g}, "
                  f"{final['upper']:.4g}] ({levels[0]:.0%}); ladder alone: {final['ladder_median']:.4g} "
@@ -88,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     note(f"wrote forecast.csv, ladder.csv and track.png to {args.out}")
     if args.json:
         print_json({"params": attrs["params"], "batch_tokens": attrs["batch_tokens"], "schedule": attrs["schedule"],
-                    "total_steps": attrs["total_steps"], "effective_draws": attrs["effective_draws"],
+                    "total_steps": attrs["total_steps"], "method": attrs["method"], "refit": attrs["refit"],
+                    "effective_draws": attrs["effective_draws"],
                     "alarm": attrs["alarm"], "p_target_before": attrs.get("p_target_before"),
                     "p_target_after": attrs.get("p_target_after"), "observed": attrs["observed"],
                     "forecast": df})
