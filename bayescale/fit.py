@@ -164,6 +164,7 @@ def fit(
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
     progress: bool = True,
     warn: bool = True,
+    vocab_size: int | None = None,
 ) -> FitResult:
     """Sample the posterior of ``law`` (a registered name or a law object) given a validated run table.
 
@@ -172,7 +173,8 @@ def fit(
     fitted as they are: ``group_by``, ``min_step_fraction`` and ``min_step`` are then only
     recorded; the joint refit of :func:`bayescale.track.track`). ``priors`` defaults to
     the law's (``law.default_priors()``). The table's vocabulary
-    (:func:`bayescale.runs.vocab_size_of`) is recorded with the posterior.
+    (:func:`bayescale.runs.vocab_size_of`; ``vocab_size`` for prepared points) is recorded
+    with the posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
@@ -191,7 +193,8 @@ def fit(
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
     posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,
-                                                           vocab_size_of(runs)))
+                                                           vocab_size if isinstance(runs, CurveData)
+                                                           else vocab_size_of(runs)))
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
     diagnostics = diagnose(idata, law.gated())

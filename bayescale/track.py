@@ -279,7 +279,7 @@ def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: boo
     return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
                min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
                min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
-               **refit_settings(posterior, sampler))
+               vocab_size=posterior.meta.vocab_size, **refit_settings(posterior, sampler))
 
 
 def fitted_run_draws(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
