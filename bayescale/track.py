@@ -47,8 +47,12 @@ points (stored with its posterior) and the partial run's kept checkpoints as one
 run, under the ladder fit's priors, references and sampler settings (any of which
 ``sampler`` overrides); its fitted ranges widen to take in the partial run. The rest of
 the run is then the fitted run's: per draw of the joint posterior the law's curve plus
-the run's own fitted offset, plus the law's error beyond the joint fit's ranges (as in
-the predictor), plus new evaluation noise. ``method="auto"`` (the default) reweights,
+the run's own fitted offset, plus the size's part of the law's error it had against the
+ladder, conditioned on its residuals from the joint curve (the refit has seen this size
+only up to the last checkpoint, so the part stays as uncertain beyond it as in the
+reweighting; the joint ranges alone would call the rest of the run interpolation), plus
+the law's error beyond the joint fit's ranges (as in the predictor), plus new
+evaluation noise. ``method="auto"`` (the default) reweights,
 and refits when the reweighting rests on fewer than ``min(MIN_EFFECTIVE_DRAWS, D/10)``
 effective draws; ``method="reweight"`` never refits and warns instead.
 ``tests/test_track.py`` checks that the reweighting agrees with the refit inside the
@@ -282,22 +286,41 @@ def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: boo
                vocab_size=posterior.meta.vocab_size, **refit_settings(posterior, sampler))
 
 
-def fitted_run_draws(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
-                     covariates: Mapping[str, np.ndarray] | None, group: str,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draws ``(D, P)`` of the loss of ``run``, fitted in ``joint`` (a posterior of ``data``), at
-    ``steps``: per draw the law's curve plus the run's fitted offset (centred as in the fit),
-    the law's error beyond the fit's ranges and new evaluation noise. Also returns the offsets ``(D,)``."""
+def fitted_run_mean(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
+                    covariates: Mapping[str, np.ndarray] | None, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw of ``joint`` (a posterior of ``data``), the log loss ``(D, P)`` of ``run`` at
+    ``steps`` without noise: the law's curve plus the run's fitted offset (centred as in the
+    fit). Also returns the offsets ``(D,)``."""
     index = data.runs.index(run)
     at = np.flatnonzero(data.run_idx == index)[0]
     N, B = float(np.exp(data.log_N[at])), float(np.exp(data.log_B[at]))
     mean = np.log(loss_draws(joint, N, B, steps, mode="mean", group=group, covariates=covariates))
     offset = (np.asarray(centre_within_sizes(joint.draws("run_offset"), data))[:, index]
               if "run_offset" in joint.idata.posterior else np.zeros(joint.n_draws))
-    error = law_error_draws(joint, joint.law.distance(joint.meta.ranges, N, B, steps), rng)
-    noise = new_run_noise(rng, np.zeros(joint.n_draws), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
-                          len(steps))
-    return np.exp(mean + offset[:, None] + error + noise), offset
+    return mean + offset[:, None], offset
+
+
+def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_steps: np.ndarray,
+                     residuals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws ``(D, P)`` of the size's part of the law's error along a refitted run, given its
+    ``residuals`` ``(D, n)`` from the joint fit's curve at its first ``n`` points.
+
+    The refit sees the run only up to its last checkpoint; how the law's curve departs from
+    the truth at its size further on is as uncertain as before the refit. So the run keeps
+    the size's part of the law's error it had against the ``ladder`` (``kappa d_N``,
+    correlated over :data:`ERROR_LENGTH` e-folds of steps), conditioned on the residuals
+    with the joint fit's AR(1) noise: small where the run was seen, growing past its last
+    checkpoint. Zero when ``params`` lies inside the ladder's sizes."""
+    law, meta = ladder.law, ladder.meta
+    size_axis = law.fitted_ranges()[0][0]
+    d_N = float(law.axis_distances(meta.ranges, params)[size_axis])
+    if d_N == 0:
+        return np.zeros((joint.n_draws, len(log_steps)))
+    axes = np.full((len(log_steps), 1), float(meta.extrapolation_error) * d_N)
+    K = law_error_covariance(axes, log_steps)
+    deviation, _ = _condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
+                              scale_draws(joint, "rho"), residuals.shape[1], rng)
+    return deviation
 
 
 def track(
@@ -421,14 +444,29 @@ def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mappi
                     sampler: Mapping[str, Any] | None) -> tuple[np.ndarray, float, str]:
     """The joint refit's forecast of the partial run ``curve`` at ``grid`` (``covariates`` at the
     curve's steps, then the grid's): its draws ``(D, P)``, the run's median offset and a
-    sentence on the refit."""
+    sentence on the refit. Per draw of the joint posterior: the law's curve plus the run's
+    fitted offset, the size's part of the law's error beyond its last checkpoint
+    (:func:`size_error_after`), the law's error beyond the joint fit's ranges, and new
+    evaluation noise."""
     name = posterior.groups[posterior.group_index(group)]
     n = len(curve)
     data, run = joint_data(posterior, curve, {k: v[:n] for k, v in covariates.items()} if covariates else None, name)
     result = refit(posterior, data, seed=seed, progress=progress, sampler=sampler)
-    draws, offsets = fitted_run_draws(result.posterior, data, run, grid,
-                                      {k: v[n:] for k, v in covariates.items()} if covariates else None, name, rng)
-    options = result.posterior.meta.settings
+    joint = result.posterior
+    used = thin_checkpoints(n)
+    m = len(used)
+    steps = np.r_[curve["step"].to_numpy(float)[used], grid]
+    log_mean, offsets = fitted_run_mean(joint, data, run, steps,
+                                        {k: np.r_[v[:n][used], v[n:]] for k, v in covariates.items()}
+                                        if covariates else None, name)
+    N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
+    residuals = np.log(curve["loss"].to_numpy(float)[used])[None, :] - log_mean[:, :m]
+    size_error = size_error_after(posterior, joint, N, np.log(steps), residuals, rng)[:, m:]
+    error = law_error_draws(joint, joint.law.distance(joint.meta.ranges, N, B, grid), rng)
+    noise = new_run_noise(rng, np.zeros(joint.n_draws), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
+                          len(grid))
+    draws = np.exp(log_mean[:, m:] + size_error + error + noise)
+    options = joint.meta.settings
     verdict = result.diagnostics.format().splitlines()[0]
     return clip_to_ceiling(posterior, draws), float(np.median(offsets)), (
         f"the ladder's {len(data.runs) - 1} runs were refitted with the partial run added ({options['chains']} chains "

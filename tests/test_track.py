@@ -12,7 +12,7 @@ import pytest
 from bayescale.cli import main
 from bayescale.diagnostics import ConvergenceWarning
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
-from bayescale.track import TrackWarning, joint_data, track
+from bayescale.track import TrackWarning, joint_data, size_error_after, track
 
 N, B, T = 1e5, 1024.0, 3000
 #: A refit's NUTS budget in the tests: enough for the medians and wide bands, never for the
@@ -92,6 +92,22 @@ def test_a_refit_follows_a_run_beyond_the_ladder(small_posterior):
     assert df.attrs["method"] == "refit" and "2 chains x 100 draws" in df.attrs["refit"]
     assert final["lower"] <= live["loss"].iloc[-1] <= final["upper"]
     assert df.attrs["offset"] == pytest.approx(np.log(1.03), abs=0.02)
+
+
+def test_a_refitted_run_keeps_its_size_error_beyond_its_last_checkpoint(small_posterior):
+    """After a refit, a run beyond the ladder's sizes keeps the size's part of the law's error
+    (kappa d_N) past its last checkpoint: near zero where its residuals were seen, near its
+    prior scale two e-folds of steps later; a run of a fitted size keeps none."""
+    post, rng = small_posterior, np.random.default_rng(0)
+    log_steps = np.log(np.r_[np.geomspace(200, 600, 8), 600 * np.exp(2.0)])
+    residuals = np.zeros((post.n_draws, 8))
+    inside = size_error_after(post, post, post.meta.ranges["params"][1], log_steps, residuals, rng)
+    assert np.all(inside == 0)
+    params = 4 * post.meta.ranges["params"][1]
+    prior_sd = post.meta.extrapolation_error * np.log(4)
+    sd = size_error_after(post, post, params, log_steps, residuals, rng).std(axis=0)
+    assert sd[:8].max() < 0.3 * prior_sd
+    assert 0.8 * prior_sd < sd[-1] < 1.1 * prior_sd
 
 
 def test_auto_refits_when_the_reweighting_rests_on_few_draws(small_posterior, monkeypatch):
