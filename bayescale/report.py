@@ -18,6 +18,7 @@ collapsed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import re
@@ -372,12 +373,10 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
     return Section("Forecasts", paragraphs=paragraphs, tables=tables, figures=figures)
 
 
-def _budget(posterior: Posterior, plan: BudgetPlan, group: str | None, seed: int,
-            schedule: Schedule | None) -> Section:
-    """The two choices of ``plan`` and the frontier around its budget, with its figure."""
+def _budget(posterior: Posterior, plan: BudgetPlan, group: str | None, seed: int, space: SearchSpace) -> Section:
+    """The two choices of ``plan`` and the frontier around its budget (searched in ``space``), with its figure."""
     frontier = compute_frontier(posterior, np.geomspace(plan.flops / 100, plan.flops * 100, 9), risk=plan.risk,
-                                target_loss=plan.target_loss, group=group, seed=seed,
-                                space=SearchSpace(schedule=schedule))
+                                target_loss=plan.target_loss, group=group, seed=seed, space=space)
     columns = ["params", "batch_tokens", "steps", "tokens", "flops", "median", "loss_q", "point_loss",
                *(["p_target"] if plan.target_loss is not None else [])]
     return Section("Compute budget", paragraphs=[
@@ -413,6 +412,7 @@ def write_report(
     seed: int = 0,
     progress: bool = False,
     schedule: Schedule | None = None,
+    space: SearchSpace | None = None,
     hardware: Hardware | None = None,
 ) -> Path:
     """Write the figures and ``report.html`` into ``out_dir``; return the HTML path.
@@ -422,20 +422,25 @@ def write_report(
     ``group``); ``hardware`` is what its hours assume (default: :class:`Hardware`'s
     planning defaults). ``runs`` (a validated realized run table) adds a calibration
     section. ``schedule`` is the learning-rate schedule of the forecast and budgeted runs
-    (default: constant; other schedules need a schedule-aware law).
+    (default: constant; other schedules need a schedule-aware law); ``space`` limits the
+    recommendation's search as in :func:`bayescale.budget.plan_budget`, and its schedule,
+    when set, takes the place of ``schedule``.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level} must be in (0, 1), e.g. 0.9")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     gate = _gate(posterior)
+    if space is not None and space.schedule is not None:
+        schedule = space.schedule
+    space = dataclasses.replace(space or SearchSpace(), schedule=schedule)
     plan = None if flops is None else plan_budget(posterior, flops, target_loss=target_loss, risk=risk,
-                                                  space=SearchSpace(schedule=schedule), levels=(level,),
+                                                  space=space, levels=(level,),
                                                   group=group, seed=seed)
     first_screen = "\n".join([_gate_banner(gate), f"<h1>{html.escape(TITLE)}</h1>",
                               _decision(posterior, plan, gate, level=level, hardware=hardware,
                                         schedule=schedule, group=group)])
-    sections = [_overview(posterior), *([_budget(posterior, plan, group, seed, schedule)] if plan else []),
+    sections = [_overview(posterior), *([_budget(posterior, plan, group, seed, space)] if plan else []),
                 _forecasts(posterior, level, seed, schedule),
                 *([_calibration(posterior, runs, seed)] if runs is not None else []),
                 _constants(posterior, level), _pairs(posterior), _diagnostics(posterior, gate)]

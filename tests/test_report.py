@@ -161,3 +161,23 @@ def test_report_command(small_posterior, tmp_path, capsys):
     assert "MFU in (0, 1]" in capsys.readouterr().err
     assert main(["report", "--posterior", str(tmp_path / "none.nc"), "--out", str(out)]) == 2
     assert "no such posterior file" in capsys.readouterr().err
+
+
+def test_report_recommends_what_budget_does_under_the_same_limits(small_posterior, tmp_path, capsys):
+    """The search-space options reach the report's recommendation: at most 400 steps and 2e5
+    tokens, the same run `bayescale budget` chooses; without --flops they are refused."""
+    import json
+
+    posterior = str(small_posterior.save(tmp_path / "p.nc"))
+    limits = ["--flops", "1e12", "--max-steps", "400", "--max-tokens", "2e5", "--quiet"]
+    assert main(["budget", "--posterior", posterior, "--json", *limits]) == 0
+    choice = json.loads(capsys.readouterr().out)["choices"][0]
+    assert choice["steps"] <= 400 and choice["tokens"] <= 2e5
+    out = tmp_path / "rep"
+    assert main(["report", "--posterior", posterior, "--out", str(out), *limits]) == 0
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert f"tokens per step for <b>S = {choice['steps']:,.0f}</b> steps" in text
+    assert f"(shape <b>{choice['shape']}</b>" in text
+    capsys.readouterr()
+    assert main(["report", "--posterior", posterior, "--out", str(out), "--max-steps", "400"]) == 2
+    assert "search-space options limit the recommended run; give --flops too" in capsys.readouterr().err

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bayescale.commands.common import (add_hardware_arguments, add_schedule_arguments, check_output,
-                                       extrapolation_note, format_table, level, nonnegative_float, note,
-                                       positive_float, posterior_command, print_json, read_hardware, read_schedule)
+from bayescale.commands.common import (add_hardware_arguments, add_schedule_arguments, add_search_arguments,
+                                       check_output, extrapolation_note, format_table, level, note, positive_float,
+                                       posterior_command, print_json, read_hardware, read_schedule,
+                                       read_search_space)
 from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
-
-if TYPE_CHECKING:
-    from bayescale.budget import SearchSpace
 
 EPILOG = """\
 examples:
@@ -48,13 +44,6 @@ Every candidate has a model shape, WIDTHxDEPTH under the trainer's conventions, 
 """
 
 
-def _product(text: str) -> float:
-    """``6*24*2048*1024`` -> 301989888.0; also a plain number (0 for none) or ``2**19``."""
-    if "**" in text or "*" not in text:
-        return nonnegative_float(text)
-    return float(math.prod(positive_float(factor) for factor in text.split("*")))
-
-
 def _schedule_list(text: str) -> list[str]:
     """``cosine,wsd`` -> ``["cosine", "wsd"]``; each a schedule shape."""
     kinds = [k.strip() for k in text.split(",") if k.strip()]
@@ -80,28 +69,7 @@ def register(subparsers) -> None:
                         "(default: 0.9)")
     p.add_argument("--max-flops", type=positive_float, metavar="C",
                    help="largest compute the least-compute search tries (default: 1e6 x --flops, at most 1e35)")
-    limits = p.add_argument_group("search space")
-    limits.add_argument("--min-params", type=positive_float, metavar="N",
-                        help="smallest model (default: smallest fitted)")
-    limits.add_argument("--max-params", type=positive_float, metavar="N",
-                        help="largest model (default: the largest that trains --min-steps)")
-    limits.add_argument("--batch-tokens", type=positive_float, action="append", metavar="B",
-                        help="a batch choice in tokens; repeat (default: powers of two from 1/4 of the smallest to "
-                             "16x the largest fitted batch)")
-    limits.add_argument("--min-steps", type=positive_float, default=100.0, metavar="S",
-                        help="fewest steps a run may take (default: 100)")
-    limits.add_argument("--max-steps", type=positive_float, metavar="S", help="most steps a run may take")
-    limits.add_argument("--max-tokens", type=positive_float, metavar="E",
-                        help="most tokens a run may see (e.g. the dataset size)")
-    limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
-                        help="training throughput; with --max-hours caps tokens at R x hours x 3600")
-    limits.add_argument("--max-hours", type=positive_float, metavar="H",
-                        help="wall-clock limit (needs --tokens-per-second)")
-    limits.add_argument("--attention-flops-per-token", type=_product, default=0.0, metavar="A",
-                        help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn "
-                             "(default: 0)")
-    limits.add_argument("--params-per-decade", type=int, default=8, metavar="K",
-                        help="model sizes per decade (default: 8)")
+    add_search_arguments(p)
     add_schedule_arguments(p)
     add_hardware_arguments(p)
     p.add_argument("--compare-schedules", type=_schedule_list, metavar="A,B,...",
@@ -114,20 +82,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _space(args: argparse.Namespace) -> SearchSpace:
-    from bayescale.budget import SearchSpace
-
-    if (args.tokens_per_second is None) != (args.max_hours is None):
-        raise ValueError("--tokens-per-second and --max-hours go together: the wall-clock limit is their product")
-    tokens = [t for t in (args.max_tokens, args.tokens_per_second and args.tokens_per_second * args.max_hours * 3600)
-              if t]
-    return SearchSpace(min_params=args.min_params, max_params=args.max_params,
-                       batch_tokens=tuple(args.batch_tokens) if args.batch_tokens else None,
-                       min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=min(tokens) if tokens else None,
-                       attention_flops_per_token=args.attention_flops_per_token,
-                       params_per_decade=args.params_per_decade, schedule=read_schedule(args))
 
 
 COLUMNS = ["params", "shape", "batch_tokens", "steps", "tokens", "flops", "limit", "extrapolation", "median",
@@ -148,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     check_flops("flops", args.flops)
     if args.max_flops is not None:
         check_flops("max_flops", args.max_flops)
-    space = _space(args)
+    space = read_search_space(args)
     hardware = read_hardware(args)
     if args.compare_schedules and args.schedule_file is not None:
         raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")

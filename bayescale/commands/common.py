@@ -237,6 +237,60 @@ def read_hardware(args: argparse.Namespace) -> Hardware | None:
     return Hardware(**given) if given else None
 
 
+def flop_product(text: str) -> float:
+    """``6*24*2048*1024`` -> 301989888.0; also a plain number (0 for none) or ``2**19``."""
+    if "**" in text or "*" not in text:
+        return nonnegative_float(text)
+    return float(math.prod(positive_float(factor) for factor in text.split("*")))
+
+
+def add_search_arguments(parser: argparse.ArgumentParser, title: str = "search space", grid: bool = True) -> None:
+    """The limits and grids of a budget's candidate search (``--min-params`` ... ``--params-per-decade``);
+    without the size limits and the batch grid when ``grid`` is false, for a command whose
+    ``--max-params`` and ``--batch-tokens`` describe a run table. :func:`read_search_space`
+    reads them, with the schedule options."""
+    limits = parser.add_argument_group(title)
+    if grid:
+        limits.add_argument("--min-params", type=positive_float, metavar="N",
+                            help="smallest model (default: smallest fitted)")
+        limits.add_argument("--max-params", type=positive_float, metavar="N",
+                            help="largest model (default: the largest that trains --min-steps)")
+        limits.add_argument("--batch-tokens", type=positive_float, action="append", metavar="B",
+                            help="a batch choice in tokens; repeat (default: powers of two from 1/4 of the smallest "
+                                 "to 16x the largest fitted batch)")
+    limits.add_argument("--min-steps", type=positive_float, default=100.0, metavar="S",
+                        help="fewest steps a run may take (default: 100)")
+    limits.add_argument("--max-steps", type=positive_float, metavar="S", help="most steps a run may take")
+    limits.add_argument("--max-tokens", type=positive_float, metavar="E",
+                        help="most tokens a run may see (e.g. the dataset size)")
+    limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
+                        help="training throughput; with --max-hours caps tokens at R x hours x 3600")
+    limits.add_argument("--max-hours", type=positive_float, metavar="H",
+                        help="wall-clock limit (needs --tokens-per-second)")
+    limits.add_argument("--attention-flops-per-token", type=flop_product, default=0.0, metavar="A",
+                        help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn "
+                             "(default: 0)")
+    limits.add_argument("--params-per-decade", type=int, default=8, metavar="K",
+                        help="model sizes per decade (default: 8)")
+
+
+def read_search_space(args: argparse.Namespace, grid: bool = True):
+    """The :class:`~bayescale.budget.SearchSpace` of :func:`add_search_arguments`'s options (with
+    the same ``grid``) and the schedule options (:func:`read_schedule`). Raises ``ValueError``
+    for a wall-clock limit without its throughput, or the reverse."""
+    from bayescale.budget import SearchSpace
+
+    if (args.tokens_per_second is None) != (args.max_hours is None):
+        raise ValueError("--tokens-per-second and --max-hours go together: the wall-clock limit is their product")
+    tokens = [t for t in (args.max_tokens, args.tokens_per_second and args.tokens_per_second * args.max_hours * 3600)
+              if t]
+    sizes = (args.min_params, args.max_params, tuple(args.batch_tokens or ()) or None) if grid else (None,) * 3
+    return SearchSpace(min_params=sizes[0], max_params=sizes[1], batch_tokens=sizes[2],
+                       min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=min(tokens) if tokens else None,
+                       attention_flops_per_token=args.attention_flops_per_token,
+                       params_per_decade=args.params_per_decade, schedule=read_schedule(args))
+
+
 def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                           inherited: str | None = None) -> None:
     """``--chains``, ``--warmup``, ``--draws``, ``--target-accept``, ``--chain-method`` and

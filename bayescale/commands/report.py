@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from bayescale.commands.common import (add_hardware_arguments, add_runs_arguments, add_schedule_arguments,
-                                       check_output, level, note, positive_float, posterior_command, read_hardware,
-                                       read_runs_arguments, read_schedule)
+                                       add_search_arguments, check_output, level, note, positive_float,
+                                       posterior_command, read_hardware, read_runs_arguments, read_search_space)
 from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
@@ -20,8 +21,12 @@ examples:
   bayescale report --posterior p.nc --out report/ --flops 1e18 --target-loss 2.1 \\
       --gpus 8 --peak-flops 312e12 --mfu 0.4 --runs realized.csv
 
+  # the recommendation within budget's limits: at most 20000 steps and 1e11 tokens
+  bayescale report --posterior p.nc --out report/ --flops 1e18 --max-steps 20000 --max-tokens 1e11
+
 The page opens with the decision: with --flops, the recommended model size, batch,
-steps and schedule, its probability of reaching --target-loss and band of final loss,
+steps and schedule (searched within the search-space options, as `bayescale budget`
+searches), its probability of reaching --target-loss and band of final loss,
 the point-estimate alternative, how far the run lies beyond the fitted data, its hours
 on the stated hardware and the convergence gate; a red banner above everything when
 the gate fails. The diagnostics, rank plots and pair plots are collapsed at the end.
@@ -45,12 +50,16 @@ def register(subparsers) -> None:
     p.add_argument("--group", help="group of the budgeting section when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_search_arguments(p, "search space of the recommendation (with --flops; as in bayescale budget, but with "
+                            "budget's default sizes and batches: --max-params and --batch-tokens belong to the "
+                            "realized runs here)", grid=False)
     add_schedule_arguments(p)
     add_hardware_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.budget import SearchSpace
     from bayescale.posterior import Posterior
     from bayescale.report import write_report
 
@@ -59,14 +68,16 @@ def run(args: argparse.Namespace) -> int:
     hardware = read_hardware(args)
     if hardware is not None and args.flops is None:
         raise ValueError("--gpus, --peak-flops and --mfu give the hours of the recommended run; give --flops too")
+    space = read_search_space(args, grid=False)
+    if args.flops is None and dataclasses.replace(space, schedule=None) != SearchSpace():
+        raise ValueError("the search-space options limit the recommended run; give --flops too")
     check_output(args.out, folder=True)
-    schedule = read_schedule(args)
     posterior = Posterior.load(args.posterior)
     group_by = posterior.meta.group_by
     runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
-                        progress=not args.quiet, schedule=schedule, hardware=hardware)
+                        progress=not args.quiet, space=space, hardware=hardware)
     note(f"wrote {path} and its figures (PNG) to {args.out}")
     print(path)
     return 0
