@@ -244,12 +244,12 @@ def flop_product(text: str) -> float:
     return float(math.prod(positive_float(factor) for factor in text.split("*")))
 
 
-def add_search_arguments(parser: argparse.ArgumentParser, title: str = "search space", grid: bool = True) -> None:
+def add_search_arguments(parser: argparse.ArgumentParser, description: str | None = None, grid: bool = True) -> None:
     """The limits and grids of a budget's candidate search (``--min-params`` ... ``--params-per-decade``);
     without the size limits and the batch grid when ``grid`` is false, for a command whose
     ``--max-params`` and ``--batch-tokens`` describe a run table. :func:`read_search_space`
     reads them, with the schedule options."""
-    limits = parser.add_argument_group(title)
+    limits = parser.add_argument_group("search space", description)
     if grid:
         limits.add_argument("--min-params", type=positive_float, metavar="N",
                             help="smallest model (default: smallest fitted)")

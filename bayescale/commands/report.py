@@ -50,9 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--group", help="group of the budgeting section when the posterior has several")
     p.add_argument("--seed", type=int, default=0, help="seed of the new-run noise draws (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_search_arguments(p, "search space of the recommendation (with --flops; as in bayescale budget, but with "
-                            "budget's default sizes and batches: --max-params and --batch-tokens belong to the "
-                            "realized runs here)", grid=False)
+    add_search_arguments(p, "Limits of the recommended run's search, with --flops, as in bayescale budget; sizes\n"
+                            "and batches are budget's defaults (--max-params and --batch-tokens filter the\n"
+                            "realized runs here).", grid=False)
     add_schedule_arguments(p)
     add_hardware_arguments(p)
     p.set_defaults(func=run)
