@@ -28,11 +28,14 @@ class ConvergenceWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """R-hat, ESS and divergences of one fit; ``table`` has one row per scalar."""
+    """R-hat, ESS and divergences of one fit; ``table`` has one row per scalar. ``left_out`` is a
+    sentence on chains the fit left out as stuck in a minor mode (:mod:`bayescale.modes`),
+    whose draws the rest does not include, or ``None``."""
 
     table: pd.DataFrame
     divergences: int
     n_draws: int
+    left_out: str | None = None
 
     @property
     def max_rhat(self) -> float:
@@ -75,11 +78,13 @@ class Diagnostics:
         head = (f"R-hat max {self.max_rhat:.3f} (<= {RHAT_MAX}), ESS bulk min {self.min_ess_bulk:.0f}, "
                 f"tail min {self.min_ess_tail:.0f} (>= {ESS_MIN}), divergences {self.divergences} "
                 f"of {self.n_draws} draws: {'PASS' if self.passed else 'FAIL'}")
-        return "\n".join([head, *("  - " + p for p in self.problems())])
+        return "\n".join([head, *("  - " + p for p in self.problems()),
+                          *([f"  - {self.left_out}"] if self.left_out else [])])
 
 
-def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
-    """Compute R-hat, bulk/tail ESS and divergences for ``var_names``.
+def diagnose(idata: az.InferenceData, var_names: list[str], left_out: str | None = None) -> Diagnostics:
+    """Compute R-hat, bulk/tail ESS and divergences for ``var_names`` (``left_out``: a sentence on
+    chains left out before, :class:`Diagnostics`).
 
     The draws are summarised in float64: a scale constant decided by a wide prior (e.g.
     ``B_star`` when every run has one batch size) reaches 1e20 and beyond, whose square
@@ -90,7 +95,8 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> Diagnostics:
     stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     diverging = stats["diverging"].values if "diverging" in stats else np.zeros(1)
     n_draws = int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
-    return Diagnostics(table=table[["r_hat", "ess_bulk", "ess_tail"]], divergences=int(diverging.sum()), n_draws=n_draws)
+    return Diagnostics(table=table[["r_hat", "ess_bulk", "ess_tail"]], divergences=int(diverging.sum()),
+                       n_draws=n_draws, left_out=left_out)
 
 
 def check(diagnostics: Diagnostics) -> bool:

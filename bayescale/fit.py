@@ -8,7 +8,9 @@ law sees identical observations and can be compared by PSIS-LOO), samples the po
 of the shared model (:func:`bayescale.models.skeleton.curve_model`) with NumPyro's NUTS
 (Hoffman & Gelman 2014), draws the prior and prior predictive, assembles an ArviZ
 ``InferenceData`` and gates the result on R-hat, ESS and divergences
-(:mod:`bayescale.diagnostics`) over the law's constants.
+(:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck in a minor mode
+(every draw fitting the data worse than the best chain's) is left out first, and the
+diagnostics and the posterior's settings say so (:mod:`bayescale.modes`).
 
 Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
 has one CPU device unless XLA is told otherwise before JAX starts; a fit that runs
@@ -43,6 +45,7 @@ from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
+from bayescale.modes import left_out_sentence, stuck_chains, without_chains
 from bayescale.models.skeleton import curve_model, dims
 from bayescale.posterior import Posterior, PosteriorMeta
 from bayescale.runs import vocab_size_of
@@ -190,14 +193,19 @@ def fit(
     idata, seconds, method = sample(curve_model, (law, priors), data, coords, site_dims, chains=chains,
                                     warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
                                     chain_method=chain_method, progress=progress)
+    stuck = stuck_chains(idata)
+    left_out = left_out_sentence(idata, stuck) if stuck else None
+    if stuck:
+        idata = without_chains(idata, stuck)
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
-                    min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds)
+                    min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
+                    **({"left_out_chains": left_out} if left_out else {}))
     posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,
                                                            vocab_size if isinstance(runs, CurveData)
                                                            else vocab_size_of(runs)))
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
-    diagnostics = diagnose(idata, law.gated())
+    diagnostics = diagnose(idata, law.gated(), left_out)
     if warn:
         check(diagnostics)
     return FitResult(posterior=posterior, diagnostics=diagnostics, seconds=seconds)

@@ -147,7 +147,7 @@ def _gate(posterior: Posterior) -> Diagnostics:
     """The convergence gate of ``bayescale fit``, on the same sites (the law's constants and
     the derived sites forecasts are made of, :meth:`~bayescale.models.law.Law.gated`), so
     the report and the fit agree on PASS or FAIL."""
-    return diagnose(posterior.idata, posterior.law.gated())
+    return diagnose(posterior.idata, posterior.law.gated(), posterior.meta.settings.get("left_out_chains"))
 
 
 def _gate_line(gate: Diagnostics) -> str:
@@ -298,7 +298,8 @@ def _diagnostics(posterior: Posterior, gate: Diagnostics) -> Section:
                f"{gate.min_ess_tail:.0f} (&ge; {ESS_MIN}), {gate.divergences} divergences of {gate.n_draws} draws.")
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in gate.problems())
     table = gate.table.reset_index().rename(columns={"index": "quantity"})
-    paragraphs = [verdict, *([f"What to try:<ul>{problems}</ul>"] if problems else [])]
+    paragraphs = [verdict, *([f"What to try:<ul>{problems}</ul>"] if problems else []),
+                  *([f"The fit {html.escape(gate.left_out)}."] if gate.left_out else [])]
     return Section("Diagnostics", paragraphs=paragraphs, tables=[("Per quantity", table)],
                    figures=[("rank", "Rank plots: flat histograms per chain mean the chains mix.",
                              lambda: plots.plot_rank(posterior))],

@@ -1,0 +1,76 @@
+"""Chains stuck in a minor mode: found by how well their draws fit the data, and left out.
+
+A chain can settle during warm-up in a local mode of the posterior that holds almost
+none of its mass and stay there for the whole run: on the Multi-Power-Law curves of one
+size (three schedules), one chain of four explains the schedules' differences by large
+run offsets (seed spread 0.018 on log loss) instead of the annealing term (0.0003 in
+the other three), with a log-likelihood 41 nats lower at every one of its draws.
+R-hat flags such a fit, but its draws still widen every band: there the stuck chain
+took the same-size 90% coverage of unseen schedules from 0.92 to 1.00 and the bands'
+width from 0.004 to 0.037 nats (``benchmarks/RESULTS.md``).
+
+Yao, Vehtari and Gelman (2022, "Stacking for non-mixing Bayesian computations: the
+curse and blessing of multimodal posteriors", JMLR 23) weigh non-mixing chains by their
+leave-one-out predictive accuracy; a chain in a minor mode then gets a weight near
+zero. :func:`stuck_chains` finds such chains by a stricter, cheaper rule that cannot
+catch a chain merely exploring the posterior's tail: a chain is stuck when even its
+better draws fit worse than nearly all of the best chain's, that is, when the
+:data:`UPPER` quantile of its total log-likelihood lies below the :data:`LOWER`
+quantile of the chain with the highest median log-likelihood (ranges that do not
+overlap, about ten nats or more apart for these models). A chain on a long excursion
+into a tail keeps overlapping draws and stays. The fit leaves stuck chains out and says
+so (:attr:`bayescale.diagnostics.Diagnostics.left_out`); the gate then judges the
+chains that remain, and a single remaining chain fails it (R-hat needs two).
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+
+#: Quantile of a chain's total log-likelihood that must lie below the best chain's :data:`LOWER`.
+UPPER = 0.95
+#: Quantile of the best chain's total log-likelihood that bounds the others' :data:`UPPER`.
+LOWER = 0.05
+#: Groups of an ``InferenceData`` whose draws belong to the posterior's chains.
+CHAIN_GROUPS = ("posterior", "sample_stats", "log_likelihood")
+
+
+def chain_log_likelihood(idata: az.InferenceData) -> np.ndarray:
+    """Total log-likelihood of every draw, summed over the observed points: ``(chains, draws)``."""
+    values = np.asarray(idata.log_likelihood["log_loss"].values, float)
+    return values.reshape(*values.shape[:2], -1).sum(-1)
+
+
+def stuck_chains(idata: az.InferenceData) -> tuple[int, ...]:
+    """Chains whose draws all fit the data worse than the best chain's (module docstring); none
+    without a ``log_likelihood`` group or with a single chain."""
+    if "log_likelihood" not in idata.groups() or idata.posterior.sizes["chain"] < 2:
+        return ()
+    total = chain_log_likelihood(idata)
+    best = int(np.argmax(np.median(total, axis=1)))
+    floor = np.quantile(total[best], LOWER)
+    return tuple(int(k) for k in np.flatnonzero(np.quantile(total, UPPER, axis=1) < floor))
+
+
+def left_out_sentence(idata: az.InferenceData, stuck: tuple[int, ...]) -> str:
+    """One line on the ``stuck`` chains of ``idata``: which, and how much worse they fit."""
+    total = chain_log_likelihood(idata)
+    median = np.median(total, axis=1)
+    best = int(np.argmax(median))
+    gaps = ", ".join(f"chain {k} by {median[best] - median[k]:.0f}" for k in stuck)
+    return (f"left out {len(stuck)} of {total.shape[0]} chains stuck in a minor mode: every draw fits the data "
+            f"worse than chain {best}'s (median log-likelihood lower: {gaps} nats); more warm-up or another seed "
+            "may bring them to the main mode")
+
+
+def without_chains(idata: az.InferenceData, chains: tuple[int, ...]) -> az.InferenceData:
+    """``idata`` without ``chains`` in its posterior, sample statistics and log-likelihood, renumbered
+    from 0; the prior groups stay as they are."""
+    keep = [k for k in range(idata.posterior.sizes["chain"]) if k not in set(chains)]
+    out = idata.copy()
+    for group in CHAIN_GROUPS:
+        if group in out.groups():
+            data = out[group].isel(chain=keep)
+            out[group] = data.assign_coords(chain=np.arange(len(keep)))
+    return out
