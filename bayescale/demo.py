@@ -168,6 +168,7 @@ def _held_out_figure(curves: list, title: str, units: str) -> Figure:
             ax.plot(band["step"], band["median"], color=f"C{i}", linewidth=1)
             ax.scatter(curve["step"], curve["loss"], color=f"C{i}", s=10, zorder=3, label=label)
         ax.set(xscale="log", xlabel="optimizer steps S", title=f"{split}: {title}")
+        plots.step_log(ax.xaxis)
         ax.grid(True, which="both", alpha=0.2)
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel(f"loss ({units})")
@@ -177,7 +178,7 @@ def _held_out_figure(curves: list, title: str, units: str) -> Figure:
 
 def _forecast_figure(trajectories: list, target: float, group: str, units: str) -> Figure:
     """The forecast trajectories ``(N, B, bands)`` with their 50% and 90% bands and the target
-    loss, losses in ``units`` on a log axis with plain decimal ticks."""
+    loss, losses in ``units`` on a log axis with plain decimal ticks, steps with plain counts."""
     fig, axes = plots.figure(width=6.4, height=4.4)
     ax = axes[0, 0]
     for i, (N, B, band) in enumerate(trajectories):
@@ -189,6 +190,7 @@ def _forecast_figure(trajectories: list, target: float, group: str, units: str) 
     ax.set(xscale="log", yscale="log", xlabel="optimizer steps S", ylabel=f"loss ({units})",
            title=f"Forecasts ({group}): 50% and 90% new-run bands")
     plots.plain_log(ax.yaxis)
+    plots.step_log(ax.xaxis)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=8)
     return fig

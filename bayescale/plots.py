@@ -6,7 +6,8 @@ and no global figure state is touched; saving uses the Agg renderer) and returns
 Power laws get log axes; axes are labelled with units (tokens, steps, FLOPs, and the
 losses' own: nats per byte for byte-level runs, :func:`bayescale.posterior.loss_units`).
 Log axes of losses, which rarely span a decade, get plain decimal ticks
-(:func:`plain_log`). Bands are central credible intervals from posterior draws
+(:func:`plain_log`), and log axes of steps plain counts (``500``, ``2k``, ``10k``,
+``1M``; :func:`step_log`). Bands are central credible intervals from posterior draws
 (:mod:`bayescale.predict`).
 """
 
@@ -70,13 +71,28 @@ class PlainLogLocator(Locator):
         return ticks[ticks > 0]
 
 
-def plain_log(axis: Axis) -> None:
+def plain_log(axis: Axis, label=lambda v: f"{v:g}") -> None:
     """Plain decimal tick labels (``0.8``, ``1.5``, ``2``; not ``8x10^-1``) on a log axis, at
     least :data:`MIN_LOG_TICKS` of them (:class:`PlainLogLocator`); minor ticks stay
-    unlabelled. For the loss axes, which rarely span a decade."""
+    unlabelled. For the loss axes, which rarely span a decade; ``label`` writes a tick's
+    value (:func:`step_log` passes :func:`count_label`)."""
     axis.set_major_locator(PlainLogLocator())
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: label(v)))
     axis.set_minor_formatter(NullFormatter())
+
+
+def count_label(value: float) -> str:
+    """A count as a tick label: ``400``, thousands as ``2k``, ``2.5k``, ``10k``, millions as ``1M``."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def step_log(axis: Axis) -> None:
+    """Readable ticks on a log axis of optimizer steps (``500``, ``1k``, ``2k``, ``10k``, ``1M``;
+    not ``4x10^2``): the ticks of :func:`plain_log`, labelled by :func:`count_label`."""
+    plain_log(axis, label=count_label)
 
 
 def _table_units(table: pd.DataFrame) -> str:
@@ -151,6 +167,7 @@ def plot_trajectories(
                             hatch="//")
             ax.plot(band["step"], band["median"], color=colour[N], linestyle="--")
         ax.set(xscale="log", yscale="log", xlabel=STEPS_LABEL, title=f"B = {B:g} tokens/step")
+        step_log(ax.xaxis)
         ax.grid(True, which="both", alpha=0.2)
     axes[0, 0].set_ylabel(f"loss ({loss_units(posterior.meta)})")
     plain_log(axes[0, 0].yaxis)
@@ -471,6 +488,7 @@ def plot_track(forecast: pd.DataFrame) -> Figure:
            title=f"Tracking N = {forecast.attrs['params']:.3g}, B = {forecast.attrs['batch_tokens']:g} "
                  f"to step {forecast.attrs['total_steps']:g}")
     plain_log(ax.yaxis)
+    step_log(ax.xaxis)
     ax.grid(True, which="both", alpha=0.2)
     if forecast.attrs["alarm"]:
         ax.text(0.02, 0.03, "ALARM: left the ladder's band", transform=ax.transAxes, color="C3", fontsize=9)

@@ -21,10 +21,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import add_append_option, add_data_option, add_sampler_options, append_results, data_folder
 from extrapolation import thin
 from public_data import _markdown
 
@@ -36,8 +36,6 @@ from bayescale.models.priors import KaplanPriors
 from bayescale.predict import critical_batch_share, loss_draws
 from bayescale.runs import load_gemstones2025
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 GEMSTONES_FIT_MAX_TOTAL = 6.0e8
 
 
@@ -58,16 +56,13 @@ def score(post, held: pd.DataFrame, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=0)
+    add_data_option(ap, "gemstones2025/")
+    add_sampler_options(ap, chains=2, warmup=500, draws=500)
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per curve (default: 15)")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()
-    data = args.data if args.data.is_absolute() else ROOT / args.data
+    data = data_folder(args)
     runs = load_gemstones2025(data / "gemstones2025" / "train_loss_curves.jsonl")
     runs = runs.loc[transient_mask(runs)].reset_index(drop=True)
     train = thin(runs[runs["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points)
@@ -91,8 +86,7 @@ def main() -> None:
         f"held out {held['run'].nunique()} curves of 1-2B ({len(held)} checkpoints).\n", text, "",
         *(f"- {n}" for n in notes)])
     if not args.no_append:
-        with RESULTS.open("a") as f:
-            f.write(section + "\n")
+        append_results(section)
 
 
 if __name__ == "__main__":

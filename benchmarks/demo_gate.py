@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from common import append_results
 
 from bayescale import Posterior
 from bayescale.diagnostics import ESS_MIN, diagnose
 from bayescale.environment import conditions
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def _demo_command(out: Path, seed: int) -> list[str]:
@@ -73,13 +73,12 @@ def main() -> None:
     print(table.to_string(index=False))
     median_wall = float(table["wall_s"].median())
     print(f"median wall {median_wall:.1f} s; smallest ESS margin {table['ess_margin'].min():.2f}x")
-    with RESULTS.open("a") as f:
-        f.write(f"\n## demo gate over seeds ({dt.date.today().isoformat()})\n\n"
-                f"`python benchmarks/demo_gate.py --seeds {args.seeds}`: `bayescale demo --seed S` in a fresh "
-                f"process each, wall time of the whole command. Machine: {where}."
-                f"{' ' + args.label if args.label else ''}\n\n{_markdown(table)}\n\n"
-                f"Median wall {median_wall:.1f} s; smallest ESS margin {table['ess_margin'].min():.2f}x "
-                f"(target 1.5x over {ESS_MIN}).\n")
+    append_results(f"\n## demo gate over seeds ({dt.date.today().isoformat()})\n\n"
+                   f"`python benchmarks/demo_gate.py --seeds {args.seeds}`: `bayescale demo --seed S` in a fresh "
+                   f"process each, wall time of the whole command. Machine: {where}."
+                   f"{' ' + args.label if args.label else ''}\n\n{_markdown(table)}\n\n"
+                   f"Median wall {median_wall:.1f} s; smallest ESS margin {table['ess_margin'].min():.2f}x "
+                   f"(target 1.5x over {ESS_MIN}).")
 
 
 if __name__ == "__main__":

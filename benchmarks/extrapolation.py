@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import add_append_option, add_sampler_options, publish
 
 from bayescale import fit
 from bayescale.cores import use_cpu_cores
@@ -29,7 +30,6 @@ from bayescale.environment import conditions
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -62,9 +62,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--max-fit-params", type=float, default=6e8, help="largest total size fitted")
     ap.add_argument("--points", type=int, default=15, help="checkpoints kept per fitted curve")
-    ap.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4, as bayescale fit)")
-    ap.add_argument("--draws", type=int, default=1000, help="draws per chain, and as many warmup steps")
-    ap.add_argument("--no-append", action="store_true")
+    add_sampler_options(ap, chains=4, draws=1000, seed=False,
+                        help={"chains": "NUTS chains (default: 4, as bayescale fit)",
+                              "draws": "NUTS draws per chain, and as many warm-up iterations (default: 1000)"})
+    add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()  # one chain per core (must run before JAX starts)
     runs = load_gemstones2025(args.data / "gemstones2025" / "train_loss_curves.jsonl")
@@ -87,10 +88,7 @@ def main() -> None:
               f"{len(held)} points past the transient. Diagnostics: {result.diagnostics.format().splitlines()[0]}\n\n")
     body = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n" + "\n".join(
         "| " + " | ".join(f"{v:.4g}" for v in row) + " |" for row in table.itertuples(index=False))
-    print(header + body)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(header + body + "\n")
+    publish(header + body, args)
 
 
 if __name__ == "__main__":

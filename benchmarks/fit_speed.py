@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from pathlib import Path
 
 import numpy as np
 from bayescale.models import kaplan as laws
+from common import add_append_option, add_sampler_options, publish
 from bayescale.models.law import expand
 from scipy.optimize import brentq, newton
 
@@ -26,7 +26,6 @@ from bayescale.environment import conditions
 from bayescale.predict import predict_trajectory
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def agreement_of(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -63,12 +62,9 @@ def _brentq_draw(c: laws.KaplanConstants, N: float, B: float, steps: np.ndarray,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--warmup", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--chain-method", default="parallel", choices=("vectorized", "parallel", "sequential"))
+    add_sampler_options(ap, chains=4, warmup=1000, draws=1000, seed=False, chain_method="parallel")
     ap.add_argument("--baseline-draws", type=int, default=100, help="draws timed for the SciPy loop (scaled up)")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores(args.chains)
 
@@ -119,10 +115,7 @@ def main() -> None:
               f"Machine: {conditions()}. Synthetic curves from "
               f"`EXAMPLE_CONSTANTS` (6 sizes x 3 batches, 400 log-spaced evaluations each, distinct integer steps).\n\n"
               f"| measurement | value |\n|---|---|\n")
-    print(header + table)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(header + table + "\n")
+    publish(header + table, args)
 
 
 if __name__ == "__main__":

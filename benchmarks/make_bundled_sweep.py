@@ -88,7 +88,9 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
     sessions kept). Carried rows written before a column of
     :data:`~bayescale.trainer.records.COLUMNS` existed get it filled in from the run's
     configuration, as the trainer writes it today (:func:`_fill_row`); the runs filled so
-    are listed under ``filled_columns``. Packaging again gives the same files.
+    are listed under ``filled_columns``. The record names the machine of this packaging
+    (``threads`` as given) when it trained some run, else it keeps the machine recorded
+    before. Packaging again gives the same files.
     """
     spec = load_grid(grid)
     configs = {c.run_id(): c for c in expand_grid(spec)}
@@ -127,6 +129,10 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
     corpus = (old_record["corpus"] if first is None else
               {**first["corpus"], "source": f"Python {first['versions']['python']} standard library"})
     logged = [s for path in sorted(out.glob(SESSIONS.format("*"))) for s in read_json(path)["sessions"]]
+    machine = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads,
+               "platform": platform.platform(terse=True)}
+    if not trained and old_record.get("machine"):
+        machine = old_record["machine"]  # nothing trained here: the machine that trained the runs stays
     sessions = [*old_record.get("sessions", []), *(s for s in logged if s not in old_record.get("sessions", []))]
     record = {
         "description": (
@@ -140,18 +146,13 @@ def collect(grid: Path, out: Path, dest: Path, threads: int, note: str | None = 
         "grid": spec,
         "commands": [
             "python benchmarks/make_bundled_sweep.py",
-            f"bayescale sweep --grid {_relative(grid)} --threads {threads} --out build/bundled-sweep",
+            f"bayescale sweep --grid {_relative(grid)} --threads {machine['threads']} --out build/bundled-sweep",
         ],
         "rows": len(rows),
         "runs": len(order),
         # The stdlib folder differs between machines; the fingerprint identifies the tokens.
         "corpus": corpus,
-        "machine": {
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "threads": threads,
-            "platform": platform.platform(terse=True),
-        },
+        "machine": machine,
         "flops_convention": first["flops"]["convention"] if first else old_record["flops_convention"],
         # shards run side by side: the sweep took as long as some shard was training
         "total_wall_time_s": _sweep_wall_time(sessions),

@@ -44,6 +44,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import add_append_option, add_data_option, add_sampler_options, data_folder, publish  # noqa: E402
 from extrapolation import thin  # noqa: E402
 
 from bayescale import fit  # noqa: E402
@@ -54,8 +55,6 @@ from bayescale.environment import conditions  # noqa: E402
 from bayescale.predict import loss_draws  # noqa: E402
 from bayescale.runs import load_gadre2024, load_gemstones2025  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-ROOT = Path(__file__).resolve().parent.parent
 #: Largest total parameter count fitted (Gadre: the 411.6M models; Gemstones: up to 543M).
 GADRE_FIT_MAX_TOTAL = 4.2e8
 GEMSTONES_FIT_MAX_TOTAL = 6.0e8
@@ -212,22 +211,17 @@ def verdict(table: pd.DataFrame) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
-                    help="folder with gadre2024/ and gemstones2025/, relative to the repository root unless absolute "
-                         "(default: ../shared/data)")
-    ap.add_argument("--chains", type=int, default=4, help="NUTS chains (default: 4, as bayescale fit)")
-    ap.add_argument("--warmup", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-accept", type=float, default=0.99,
-                    help="NUTS target acceptance of every bayescale fit (default: 0.99; at 0.9 the Gemstones "
-                         "Chinchilla fit misses the low-E tail of its (E, A, alpha) ridge and fails the gate)")
+    add_data_option(ap, "gadre2024/ and gemstones2025/")
+    add_sampler_options(ap, chains=4, warmup=1000, draws=1000, target_accept=0.99, help={
+        "chains": "NUTS chains (default: 4, as bayescale fit)",
+        "target_accept": "NUTS target acceptance of every bayescale fit (default: 0.99; at 0.9 the Gemstones "
+                         "Chinchilla fit misses the low-E tail of its (E, A, alpha) ridge and fails the gate)"})
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default: 200)")
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per Gemstones curve (default: 15)")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()  # one chain per core where JAX can still be configured (falls back to vectorized otherwise)
-    data = args.data if args.data.is_absolute() else ROOT / args.data
+    data = data_folder(args)
     start = time.perf_counter()
     notes: list[str] = []
     rows, detail, chain_method = gadre(data / "gadre2024" / "final_losses.csv", args, notes)
@@ -259,10 +253,7 @@ def main() -> None:
         "\nNotes (diagnostics and warnings, recorded per method):\n",
         *(f"- {n}" for n in notes),
     ])
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(text + "\n")
+    publish(text, args)
 
 
 if __name__ == "__main__":

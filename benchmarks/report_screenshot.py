@@ -30,11 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import add_append_option, publish
+
 from bayescale.environment import conditions
 from bayescale.report import DECISION_ID, GATE_BANNER_ID
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("RESULTS.md")
 CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 900
 #: The README's report command, after ``--posterior`` and ``--out``.
@@ -129,7 +130,7 @@ def main() -> None:
     ap.add_argument("--posterior", type=Path, help="posterior to report on (default: run `bayescale demo` first)")
     ap.add_argument("--out", type=Path, help="folder for first_screen.png and full_page.png (default: a temporary one)")
     ap.add_argument("--first-screen", type=Path, metavar="PNG", help="also copy the first screen here")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"report_screenshot: Chromium is missing ({CHROMIUM}); install it, e.g. apt-get install -y chromium")
@@ -145,10 +146,7 @@ def main() -> None:
         if args.first_screen:
             shutil.copyfile(first, args.first_screen)
         table = markdown(m, page, first, full, seconds, args.posterior)
-    print(table)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(table + "\n")
+    publish(table, args)
 
 
 if __name__ == "__main__":

@@ -61,13 +61,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import add_append_option, add_data_option, add_sampler_options, data_folder, publish  # noqa: E402
 from scipy.optimize import least_squares  # noqa: E402
 
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.environment import conditions  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-ROOT = Path(__file__).resolve().parent.parent
 
 #: Nominal non-embedding sizes (the data's README names the models 25M, 100M and 400M).
 SIZES = {"25M": 25e6, "100M": 100e6, "400M": 400e6}
@@ -524,24 +523,19 @@ def goals(table: pd.DataFrame) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
-                    help="folder with luo2025_multipower/ and gadre2024/, relative to the repository root unless "
-                         "absolute (default: ../shared/data)")
-    ap.add_argument("--chains", type=int, default=2, help="NUTS chains (default: 2)")
-    ap.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: 500)")
-    ap.add_argument("--draws", type=int, default=500, help="NUTS draws per chain (default: 500)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: 0.9, as fit)")
+    add_data_option(ap, "luo2025_multipower/ and gadre2024/")
+    add_sampler_options(ap, chains=2, warmup=500, draws=500, target_accept=0.9,
+                        help={"target_accept": "NUTS target acceptance (default: 0.9, as fit)"})
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 25M only for the same-size split, 3 schedules per size across sizes, "
                          "2 chains x 100 warm-up x 100 draws, nothing appended")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     if args.quick:
         args.chains, args.warmup, args.draws, args.no_append = 2, 100, 100, True
     args.sizes = ("25M",) if args.quick else tuple(SIZES)
     use_cpu_cores()  # one chain per core where JAX can still be configured
-    data = args.data if args.data.is_absolute() else ROOT / args.data
+    data = data_folder(args)
     start = time.perf_counter()
     at_start = conditions()
     notes: list[str] = []
@@ -605,10 +599,7 @@ def main() -> None:
                   _markdown(gadre_table), "\nHeld-out runs (truth; median [90% band]):\n", _markdown(gadre_detail)]
     parts += ["\nNotes (diagnostics, warnings, fitted constants):\n", *(f"- {n}" for n in notes)]
     text = "\n".join(parts)
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(text + "\n")
+    publish(text, args)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from bayescale.environment import conditions
+from common import add_append_option, publish
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from bayescale.environment import conditions
 HEAVY = ("jax", "numpyro", "arviz", "matplotlib", "scipy", "pandas", "torch")
 
 #: Python statements timed in a fresh interpreter each.
@@ -65,7 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5, help="runs of each command (median reported)")
     ap.add_argument("--label", default="", help="a note for the section header (e.g. the commit measured)")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
@@ -95,10 +95,7 @@ def main() -> None:
               "| command | median (s) | fastest (s) | slowest (s) | target (s) | heavy modules imported |\n"
               "|---|---|---|---|---|---|\n")
     table = header + "\n".join(rows)
-    print(table)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(table + "\n")
+    publish(table, args)
 
 
 if __name__ == "__main__":

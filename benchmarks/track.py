@@ -56,6 +56,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import add_append_option, add_data_option, add_sampler_options, publish  # noqa: E402
 from extrapolation import thin  # noqa: E402
 from scipy.optimize import curve_fit  # noqa: E402
 
@@ -68,7 +69,6 @@ from bayescale.schedules import Schedule  # noqa: E402
 from bayescale.diagnostics import ConvergenceWarning  # noqa: E402
 from bayescale.track import TrackWarning, too_few_draws, track  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 ROOT = Path(__file__).resolve().parent.parent
 GEMSTONES_FIT_MAX_TOTAL = 6.0e8
 LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
@@ -251,18 +251,13 @@ def luo(folder: Path, args, notes: list[str]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
-                    help="folder with gemstones2025/ and luo2025_multipower/ (default: ../shared/data)")
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=400)
-    ap.add_argument("--draws", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-accept", type=float, default=0.9)
+    add_data_option(ap, "gemstones2025/ and luo2025_multipower/")
+    add_sampler_options(ap, chains=2, warmup=400, draws=400, target_accept=0.9)
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per Gemstones curve (default: 15)")
     ap.add_argument("--stride", type=int, default=2, help="keep every n-th row of the Multi-Power ladder, and its last (default: 2)")
     ap.add_argument("--grid", type=int, default=256, help="log-spaced forecast points per track call (default: 256)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2x150x150 draws, fewer runs and fractions")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     args.fractions = (0.1, 0.2, 0.4)
     if args.quick:
@@ -313,10 +308,7 @@ def main() -> None:
         f"- Alarms: {len(alarms)} of {len(per_run)} cases"
         + (": " + ", ".join(f"{r.run} at {r.fraction:.0%}" for r in alarms.itertuples()) if len(alarms) else ""),
     ])
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(text + "\n")
+    publish(text, args)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,12 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import add_append_option, add_data_option, add_sampler_options, publish  # noqa: E402
 from extrapolation import thin  # noqa: E402
-from track import GEMSTONES_FIT_MAX_TOTAL, RESULTS, ROOT, _fit, _markdown  # noqa: E402
+from track import GEMSTONES_FIT_MAX_TOTAL, ROOT, _fit, _markdown  # noqa: E402
 
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
@@ -148,17 +148,12 @@ def replay(runs: pd.DataFrame, args, notes: list[str]) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
-                    help="folder with gemstones2025/ (default: ../shared/data)")
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=400)
-    ap.add_argument("--draws", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-accept", type=float, default=0.9)
+    add_data_option(ap, "gemstones2025/")
+    add_sampler_options(ap, chains=2, warmup=400, draws=400, target_accept=0.9)
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per curve (default: 15)")
     ap.add_argument("--replay-max", type=float, default=1.2e8,
                     help="part 2 fits the ladder's runs up to this many total parameters (default: 1.2e8)")
-    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()
     data = args.data if args.data.is_absolute() else ROOT / args.data
@@ -186,10 +181,7 @@ def main() -> None:
         "\nNotes:\n",
         *(f"- {n}" for n in notes),
     ])
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a") as fh:
-            fh.write(text + "\n")
+    publish(text, args)
 
 
 if __name__ == "__main__":

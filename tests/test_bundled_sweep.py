@@ -99,3 +99,21 @@ def test_sweep_wall_time_counts_overlapping_sessions_once(packager):
                 {"started_unix": 100.0, "wall_time_s": 5.0}]
     assert packager._sweep_wall_time(sessions) == 19.0
     assert packager._sweep_wall_time([]) == 0.0
+
+
+def test_packaging_that_trains_nothing_keeps_the_machine_record(tmp_path, packager):
+    """Every run carried over: the record keeps the machine (and threads) that trained them."""
+    grid, dest = tmp_path / "grid.toml", tmp_path / "data"
+    dest.mkdir()
+    grid.write_text(GRID.replace("[256, 512]", "256"))
+    packager.train_grid(grid, tmp_path / "first", threads=1)
+    packager.collect(grid, tmp_path / "first", dest, threads=1)
+    record = json.loads((dest / "sweep_runs.json").read_text())  # as packaged on another machine
+    record["machine"] = {"cpu": "the training machine", "cpu_count": 64, "threads": 8, "platform": "elsewhere"}
+    record["commands"][1] = record["commands"][1].replace("--threads 1", "--threads 8")
+    (dest / "sweep_runs.json").write_text(json.dumps(record, indent=2) + "\n")
+    before = {name: (dest / name).read_bytes() for name in ("sweep_runs.csv", "sweep_runs.json")}
+    (tmp_path / "nothing").mkdir()
+    packed = packager.collect(grid, tmp_path / "nothing", dest, threads=1)
+    assert packed["machine"] == record["machine"]
+    assert {name: (dest / name).read_bytes() for name in before} == before

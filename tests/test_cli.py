@@ -104,3 +104,20 @@ def test_predict_never_prints_what_the_law_cannot_reach(posterior_file, capsys):
                  "--steps", "1e15", "--points", "4", "--json"]) == 0
     bands = json.loads(capsys.readouterr().out)["bands"]
     assert all(np.isfinite(row[k]) for row in bands for k in ("median", "lower", "upper"))
+
+
+def test_commands_that_sample_share_the_sampler_options():
+    """fit, compare and demo read the NUTS settings through one helper: each keeps its defaults,
+    and the settings a command leaves out are not passed on (the library's defaults hold)."""
+    from bayescale.commands.common import sampler_options
+    from bayescale.defaults import DEMO_CHAINS, DEMO_WARMUP, SAMPLER_DEFAULTS
+
+    parse = build_parser().parse_args
+    fit_args = parse(["fit", "--runs", "r.csv", "--out", "p.nc"])
+    compare_args = parse(["compare", "--runs", "r.csv", "--chain-method", "sequential", "--seed", "3"])
+    assert sampler_options(fit_args) == SAMPLER_DEFAULTS and fit_args.seed == 0
+    assert sampler_options(compare_args) == {**SAMPLER_DEFAULTS, "chain_method": "sequential"}
+    assert compare_args.seed == 3 and not compare_args.quiet
+    demo_args = parse(["demo"])
+    assert sampler_options(demo_args) == {"chains": DEMO_CHAINS, "warmup": DEMO_WARMUP}  # draws: by --schedules
+    assert not hasattr(demo_args, "target_accept") and demo_args.seed == 0

@@ -51,6 +51,19 @@ def check_loss_ticks(ax: Axes, axis: str = "y") -> None:
     assert all(re.fullmatch(r"\d+(\.\d+)?", label) for label in labels), labels
 
 
+def check_step_ticks(ax: Axes) -> None:
+    """A log axis of steps reads: at least four distinct labelled ticks, plain counts with
+    thousands as k and millions as M (500, 2k, 10k, 1M; not 4x10^2)."""
+    labels = tick_labels(ax, "x")
+    assert len(labels) >= plots.MIN_LOG_TICKS and len(set(labels)) == len(labels), labels
+    assert all(re.fullmatch(r"\d+(\.\d+)?[kM]?", label) for label in labels), labels
+
+
+def test_counts_are_labelled_in_thousands_and_millions():
+    labels = [plots.count_label(v) for v in (20, 400, 1e3, 2.5e3, 1e4, 2.5e5, 1e6, 1.5e6)]
+    assert labels == ["20", "400", "1k", "2.5k", "10k", "250k", "1M", "1.5M"]
+
+
 def legend_texts(fig: Figure) -> list[str]:
     return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
 
@@ -61,6 +74,8 @@ def test_trajectories(small_posterior, tmp_path):
     assert len(fig.axes) == 3  # one panel per fitted batch size
     assert fig.axes[0].get_xlabel() == "optimizer steps S" and fig.axes[0].get_ylabel() == "loss (nats/token)"
     check_loss_ticks(fig.axes[0])
+    for ax in fig.axes:
+        check_step_ticks(ax)
     # every size drawn in any panel is in the one legend, not only those of the last panel
     sizes = plots.fitted_points(small_posterior)["params"].unique()
     assert legend_texts(fig) == [*(f"N={N:.3g}" for N in sorted(sizes)), "N=1e+06 (forecast)"]
@@ -106,10 +121,12 @@ def test_track_and_forecast_figures_read_in_plain_decimals(byte_posterior):
     fig = plots.plot_track(forecast)
     assert fig.axes[0].get_ylabel() == "loss (nats/byte)"
     check_loss_ticks(fig.axes[0])
+    check_step_ticks(fig.axes[0])
     bands = predict_trajectory(byte_posterior, 1e6, 1024, 3000, levels=(0.5, 0.9), points=8)
     fig = _forecast_figure([(1e6, 1024.0, bands)], 1.5, "all", "nats/byte")
     assert fig.axes[0].get_ylabel() == "loss (nats/byte)"
     check_loss_ticks(fig.axes[0])
+    check_step_ticks(fig.axes[0])
 
 
 def test_frontier(small_posterior, tmp_path):

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,38 +293,59 @@ def read_search_space(args: argparse.Namespace, grid: bool = True):
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                          inherited: str | None = None) -> None:
+                          inherited: str | None = None, *, defaults: Mapping[str, Any] | None = None,
+                          shown: Mapping[str, str] | None = None, settings: Collection[str] | None = None,
+                          each: str = "", seed: bool = False) -> None:
     """``--chains``, ``--warmup``, ``--draws``, ``--target-accept``, ``--chain-method`` and
     ``--quiet``: the NUTS settings of a fit, with ``bayescale fit``'s defaults, or none where
     ``inherited`` names where they come from instead (e.g. "the ladder fit's");
-    :func:`sampler_options` reads them."""
-    from bayescale.defaults import CHAIN_METHODS, SAMPLER_DEFAULTS
+    :func:`sampler_options` reads them.
+
+    ``defaults`` overrides some of those defaults by setting name (``chains``, ``warmup``,
+    ``draws``, ``target_accept``, ``chain_method``); a default of ``None`` leaves the value
+    to the command, whose help then shows ``shown[name]`` (e.g. one that depends on another
+    option). ``settings`` keeps only the named settings' options, for a command that fixes
+    the others; ``each`` ends the help of ``--chains`` (e.g. " per model"); ``seed`` adds
+    ``--seed`` (default: 0) after the others.
+    """
+    from bayescale.defaults import CHAIN_METHODS, SAMPLER_DEFAULTS, SAMPLER_SETTINGS
+
+    values = {**({} if inherited else SAMPLER_DEFAULTS), **(defaults or {})}
+    kept = SAMPLER_SETTINGS if settings is None else tuple(settings)
+    unknown = [name for name in [*kept, *values] if name not in SAMPLER_SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown sampler setting(s) {', '.join(unknown)}; choose from {', '.join(SAMPLER_SETTINGS)}")
 
     def default(name: str):
-        return None if inherited else SAMPLER_DEFAULTS[name]
+        return values.get(name)
 
-    def shown(name: str) -> str:
-        return f"default: {inherited or SAMPLER_DEFAULTS[name]}"
+    def shown_default(name: str) -> str:
+        text = (shown or {}).get(name)
+        return f"default: {text or (inherited if values.get(name) is None else values[name])}"
 
-    parser.add_argument("--chains", type=int, default=default("chains"), help=f"NUTS chains ({shown('chains')})")
-    parser.add_argument("--warmup", type=int, default=default("warmup"),
-                        help=f"warmup iterations per chain ({shown('warmup')})")
-    parser.add_argument("--draws", type=int, default=default("draws"),
-                        help=f"kept draws per chain ({shown('draws')})")
-    parser.add_argument("--target-accept", type=float, default=default("target_accept"),
-                        help="NUTS target acceptance; raise towards 0.95 if there are divergences "
-                             f"({shown('target_accept')})")
-    parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=default("chain_method"),
-                        help=f"how chains run: parallel uses one CPU device per chain ({shown('chain_method')})")
+    options = {
+        "chains": dict(type=int, help=f"NUTS chains{each} ({shown_default('chains')})"),
+        "warmup": dict(type=int, help=f"warmup iterations per chain ({shown_default('warmup')})"),
+        "draws": dict(type=int, help=f"kept draws per chain ({shown_default('draws')})"),
+        "target_accept": dict(type=float, help="NUTS target acceptance; raise towards 0.95 if there are divergences "
+                                                f"({shown_default('target_accept')})"),
+        "chain_method": dict(choices=CHAIN_METHODS, help="how chains run: parallel uses one CPU device per chain "
+                                                         f"({shown_default('chain_method')})"),
+    }
+    for name, spec in options.items():
+        if name in kept:
+            parser.add_argument(f"--{name.replace('_', '-')}", default=default(name), **spec)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
 def sampler_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The NUTS settings given by :func:`add_sampler_arguments`' options (those left out omitted),
-    as keyword arguments of :func:`bayescale.fit.fit`."""
+    """The NUTS settings given by :func:`add_sampler_arguments`' options (those left out, or not
+    offered, omitted), as keyword arguments of :func:`bayescale.fit.fit`."""
     from bayescale.defaults import SAMPLER_SETTINGS
 
-    return {name: getattr(args, name) for name in SAMPLER_SETTINGS if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in SAMPLER_SETTINGS if getattr(args, name, None) is not None}
 
 
 def posterior_command(subparsers, name: str, help: str, module_doc: str, epilog: str) -> argparse.ArgumentParser:

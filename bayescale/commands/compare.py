@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, check_output, format_table, note, print_json
+from bayescale.commands.common import (FORMATTER, add_sampler_arguments, check_output, format_table, note, print_json,
+                                       sampler_options)
 from bayescale.commands.fit import add_input_arguments, add_selection_arguments, read_runs
 from bayescale.defaults import PARETO_K_MAX
 from bayescale.models.registry import LAWS
@@ -48,15 +49,10 @@ def register(subparsers) -> None:
     add_input_arguments(p)
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="M1,M2,...",
                    help=f"models to compare (default: {','.join(MODELS)})")
-    p.add_argument("--chains", type=int, default=4, help="NUTS chains per model (default: 4)")
-    p.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default: 1000)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: 0.9)")
+    add_sampler_arguments(p, each=" per model", seed=True)
     add_selection_arguments(p, ", for every model")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="also write each posterior to DIR/MODEL.nc")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
@@ -66,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     runs = read_runs(args)
     check_output(args.out_dir, "--out-dir", folder=True)  # before sampling: a bad folder would lose every fit
     comparison, fits = compare_models(
-        runs, args.models, group_by=None if args.group_by == "none" else args.group_by, chains=args.chains,
-        warmup=args.warmup, draws=args.draws, seed=args.seed, target_accept=args.target_accept,
-        min_step_fraction=args.min_step_fraction, min_step=args.min_step, progress=not args.quiet)
+        runs, args.models, group_by=None if args.group_by == "none" else args.group_by, seed=args.seed,
+        min_step_fraction=args.min_step_fraction, min_step=args.min_step, progress=not args.quiet,
+        **sampler_options(args))
     written = {}
     if args.out_dir:
         written = {name: str(f.posterior.save(args.out_dir / f"{name}.nc")) for name, f in fits.items()}

@@ -7,7 +7,8 @@ import argparse
 import warnings
 from pathlib import Path
 
-from bayescale.commands.common import FORMATTER, check_output, format_table, gate_exit_code, note, positive_float
+from bayescale.commands.common import (FORMATTER, add_sampler_arguments, check_output, format_table, gate_exit_code,
+                                       note, positive_float)
 from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_SCHEDULE_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
 
 EPILOG = """\
@@ -45,19 +46,16 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the whole job on the bundled runs (under a minute on a 2-core CPU)",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
-    p.add_argument("--chains", type=int, default=DEMO_CHAINS, help=f"NUTS chains (default: {DEMO_CHAINS})")
-    p.add_argument("--warmup", type=int, default=DEMO_WARMUP,
-                   help=f"warmup iterations per chain (default: {DEMO_WARMUP})")
-    p.add_argument("--draws", type=int, help=f"draws per chain (default: {DEMO_DRAWS}; {DEMO_SCHEDULE_DRAWS} with "
-                                             "--schedules)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    # the demo fixes target_accept (see the epilog) and runs its chains as bayescale fit does
+    add_sampler_arguments(p, defaults={"chains": DEMO_CHAINS, "warmup": DEMO_WARMUP, "draws": None},
+                          shown={"draws": f"{DEMO_DRAWS}; {DEMO_SCHEDULE_DRAWS} with --schedules"},
+                          settings=("chains", "warmup", "draws"), seed=True)
     p.add_argument("--target-loss", type=positive_float, metavar="L",
                    help="loss the forecasts aim at (default: 90%% of the best loss on in_domain of the bundled constant-LR runs)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the irreducible-loss variant (a floor L_inf per split)")
     p.add_argument("--schedules", action="store_true",
                    help="fit kaplan_schedule to the constant and cosine runs and predict the held-out WSD runs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true",
                    help="exit 3 when the fit fails its convergence checks (default: warn and exit 0)")
     p.set_defaults(func=run)

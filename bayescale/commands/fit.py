@@ -89,8 +89,7 @@ def register(subparsers) -> None:
                    help="prior of the critical batch: 'data' (wide, around the fitted batches) or 'literature' "
                         "(Kaplan 2020 / Su 2024: B_* = 2.1e8 tokens, alpha_B = 0.21; for losses in nats per BPE "
                         "token) -- it decides B_crit when every size ran at one batch (default: data)")
-    add_sampler_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_sampler_arguments(p, seed=True)
     add_selection_arguments(p)
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
                    help="law-error growth on log loss per unit log-distance outside the fitted data "

@@ -1,0 +1,81 @@
+"""What the benchmark scripts share: their sampler and data options, and the section each
+appends to benchmarks/RESULTS.md.
+
+The scripts run as ``python benchmarks/NAME.py``, so this folder is on the import path and
+they import it as ``from common import ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+from bayescale.defaults import CHAIN_METHODS
+
+#: The file every benchmark appends its dated section to.
+RESULTS = Path(__file__).with_name("RESULTS.md")
+#: The repository root, which a relative ``--data`` is taken from.
+ROOT = Path(__file__).resolve().parent.parent
+#: Where the public run data lies by default, relative to the repository root.
+DATA = Path("../shared/data")
+
+
+def add_data_option(parser: argparse.ArgumentParser, holds: str) -> None:
+    """``--data``: the folder of public run data (``holds`` names the subfolders the script
+    reads, e.g. "gemstones2025/"); :func:`data_folder` resolves it."""
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help=f"folder with {holds}, relative to the repository root unless absolute "
+                             f"(default: {DATA})")
+
+
+def data_folder(args: argparse.Namespace) -> Path:
+    """The folder ``--data`` names: as given when absolute, else below the repository root."""
+    return args.data if args.data.is_absolute() else ROOT / args.data
+
+
+def add_sampler_options(parser: argparse.ArgumentParser, *, chains: int, draws: int, warmup: int | None = None,
+                        seed: bool = True, target_accept: float | None = None, chain_method: str | None = None,
+                        help: Mapping[str, str] | None = None) -> None:
+    """``--chains``, ``--warmup``, ``--draws``, ``--seed``, ``--target-accept`` and ``--chain-method``
+    with the script's defaults; an option whose default is ``None`` (``seed=False``) is not
+    offered. ``help`` replaces the help of some, by destination (e.g. ``{"draws": ...}``)
+    where a script says more about its setting."""
+    texts = {
+        "chains": f"NUTS chains (default: {chains})",
+        "warmup": f"NUTS warm-up iterations per chain (default: {warmup})",
+        "draws": f"NUTS draws per chain (default: {draws})",
+        "seed": "random seed (default: 0)",
+        "target_accept": f"NUTS target acceptance (default: {target_accept})",
+        "chain_method": f"how chains run (default: {chain_method})",
+        **(help or {}),
+    }
+    parser.add_argument("--chains", type=int, default=chains, help=texts["chains"])
+    if warmup is not None:
+        parser.add_argument("--warmup", type=int, default=warmup, help=texts["warmup"])
+    parser.add_argument("--draws", type=int, default=draws, help=texts["draws"])
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help=texts["seed"])
+    if target_accept is not None:
+        parser.add_argument("--target-accept", type=float, default=target_accept, help=texts["target_accept"])
+    if chain_method is not None:
+        parser.add_argument("--chain-method", default=chain_method, choices=CHAIN_METHODS,
+                            help=texts["chain_method"])
+
+
+def add_append_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-append``: print the section only."""
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+
+
+def append_results(section: str) -> None:
+    """Append ``section`` (a Markdown section that starts with a blank line) and a newline to RESULTS.md."""
+    with RESULTS.open("a") as fh:
+        fh.write(section + "\n")
+
+
+def publish(section: str, args: argparse.Namespace) -> None:
+    """Print ``section`` and append it to RESULTS.md unless ``--no-append`` was given."""
+    print(section)
+    if not args.no_append:
+        append_results(section)
