@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
                     "diagnostics": {"passed": result.diagnostics.passed, "max_rhat": result.diagnostics.max_rhat,
                                     "min_ess_bulk": result.diagnostics.min_ess_bulk,
                                     "min_ess_tail": result.diagnostics.min_ess_tail,
-                                    "divergences": result.diagnostics.divergences},
+                                    "divergences": result.diagnostics.divergences,
+                                    "left_out": result.diagnostics.left_out},
                     "dropped": result.posterior.meta.dropped, "critical_batch_prior": batch_note})
     else:
         print(format_table(summary))
