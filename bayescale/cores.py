@@ -11,6 +11,17 @@ chains (all chains in one XLA program) with a :class:`VectorizedChainsWarning`.
 :func:`use_cpu_cores` also raises XLA's CPU rendezvous timeouts to a day: on a CPU that
 another process saturates, XLA's parallel map used to wait 40 s for all device threads
 and then abort the process; with these flags a busy machine makes a fit slow, never dead.
+
+:func:`release_compiled_code` keeps a long process (a notebook, a test session) that
+runs many fits from running out of memory mappings. XLA:CPU keeps the machine code of
+every compiled executable in separate memory mappings (about three each), and JAX's
+in-memory caches keep every executable alive; a fit builds fresh model closures, so it
+compiles hundreds of new executables that no later fit reuses (about 1,600 mappings for
+a small fit). Linux caps the mappings of a process (``vm.max_map_count``, 65,530 by
+default); at the cap LLVM cannot map the next compiled function ("LLVM compilation
+error: Cannot allocate memory") and XLA then crashes the process, a segmentation fault
+or an abort inside compilation. Each fit therefore first drops JAX's compiled code
+(``jax.clear_caches()``) when the process uses more than half of its mappings.
 """
 
 from __future__ import annotations
@@ -106,3 +117,41 @@ def warn_vectorized(devices: int, chains: int) -> None:
         f"JAX started before this fit with {devices} CPU device(s) for {chains} chains, so the chains run "
         "vectorized (slower); for parallel chains call bayescale.use_cpu_cores() before any JAX computation",
         VectorizedChainsWarning, stacklevel=5)
+
+
+#: Share of the process's memory-map limit above which :func:`release_compiled_code` clears JAX's caches.
+MAP_SHARE = 0.5
+
+
+def memory_maps() -> tuple[int, int] | None:
+    """The memory mappings this process uses and the most it may have (``vm.max_map_count``),
+    or ``None`` where the system does not say (not Linux)."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            limit = int(f.read())
+        with open("/proc/self/maps", "rb") as f:
+            used = sum(1 for _ in f)
+    except (OSError, ValueError):
+        return None
+    return used, limit
+
+
+def release_compiled_code(share: float = MAP_SHARE) -> bool:
+    """Clear JAX's caches of compiled code when this process uses more than ``share`` of
+    its memory mappings; returns whether it did.
+
+    Called by every fit before it compiles its model. Clearing costs the next
+    computations a recompilation (seconds) and frees the machine code of every
+    executable that nothing else holds, with its mappings; without it a process that
+    keeps fitting crashes inside XLA once it reaches ``vm.max_map_count``.
+    """
+    maps = memory_maps()
+    if maps is None or maps[0] <= share * maps[1] or "jax" not in sys.modules:
+        return False
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()  # executables held only by reference cycles go now, not at some later collection
+    return True

@@ -19,7 +19,9 @@ Where JAX already runs with too few devices the fit falls back to ``"vectorized"
 chains in one XLA program) and warns once: call :func:`use_cpu_cores` (or
 ``numpyro.set_host_device_count``) before any JAX computation. Either way XLA's CPU
 rendezvous timeouts are raised to a day, so a busy machine makes a fit slow, never dead
-(see :mod:`bayescale.cores`).
+(see :mod:`bayescale.cores`). A fit in a process that has used more than half of its
+memory mappings on compiled code first clears JAX's caches
+(:func:`bayescale.cores.release_compiled_code`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import arviz as az
 
 from bayescale import __version__
 from bayescale.cores import expose_cpu_cores, use_cpu_cores, warn_vectorized  # noqa: F401 - use_cpu_cores re-exported
+from bayescale.cores import release_compiled_code
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import Diagnostics, check, diagnose
@@ -114,6 +117,7 @@ def sample(
     method used.
     """
     method = _chain_method(chain_method, chains)
+    release_compiled_code()  # a long process that keeps fitting must not run out of memory mappings (cores.py)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
                 progress_bar=progress)

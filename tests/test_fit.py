@@ -123,3 +123,34 @@ def test_parallel_chains_survive_a_saturated_cpu(small_runs):
             p.wait()
     assert result.posterior.meta.settings["chain_method"] == "parallel"
     assert result.posterior.n_draws == 300
+
+
+def test_a_fit_near_the_memory_map_limit_first_clears_the_compiled_code(small_runs, monkeypatch):
+    """Every compiled executable holds memory mappings and JAX's caches keep them all; a
+    process that keeps fitting would reach vm.max_map_count and crash inside XLA's compiler,
+    so a fit in a process past half its mappings clears the caches before it compiles."""
+    import importlib
+
+    import jax
+
+    from bayescale import cores
+
+    fit_module = importlib.import_module("bayescale.fit")
+    cleared = []
+
+    class Compiling(Exception):
+        pass
+
+    def starting_points(*args, **kwargs):
+        raise Compiling  # the fit's first compilation: far enough
+
+    monkeypatch.setattr(jax, "clear_caches", lambda: cleared.append(True))
+    monkeypatch.setattr(fit_module, "starting_points", starting_points)
+    monkeypatch.setattr(cores, "memory_maps", lambda: (30_000, 65_530))
+    with pytest.raises(Compiling):
+        fit(small_runs, chains=1, warmup=10, draws=10, progress=False, warn=False)
+    assert cleared == []
+    monkeypatch.setattr(cores, "memory_maps", lambda: (40_000, 65_530))
+    with pytest.raises(Compiling):
+        fit(small_runs, chains=1, warmup=10, draws=10, progress=False, warn=False)
+    assert cleared == [True]

@@ -121,3 +121,22 @@ def test_simulated_runs_leave_the_cores_exposed():
                   "simulate_runs(EXAMPLE_CONSTANTS, sizes=(1e4,), batches=(256.0,), points=5)\n"
                   "import jax\nprint(jax.local_device_count())")
     assert int(out) == cores.default_devices()
+
+
+def test_release_compiled_code_gives_back_the_mappings_of_compiled_code():
+    """XLA:CPU maps the machine code of each executable on its own and JAX's caches keep
+    them; clearing the caches unmaps them, so a long process stays below vm.max_map_count."""
+    import jax
+    import jax.numpy as jnp
+
+    if cores.memory_maps() is None:
+        pytest.skip("the system does not report memory mappings")
+    start = cores.memory_maps()[0]
+    kept = [jax.jit(lambda x, k=k: x * k + 1.0) for k in range(150)]  # fresh closures, as every fit makes
+    for f in kept:
+        f(jnp.ones(3)).block_until_ready()
+    grown = cores.memory_maps()[0]
+    assert grown - start >= 300  # a few mappings per executable, none given back
+    assert not cores.release_compiled_code(share=1.0)
+    assert cores.release_compiled_code(share=0.0)
+    assert cores.memory_maps()[0] < start + (grown - start) / 4
