@@ -369,6 +369,12 @@ def _best_at(posterior: Posterior, flops: float, *, target_loss: float | None, r
     return pd.concat([pd.Series({"budget": float(flops)}), best])
 
 
+def frontier_budgets(flops: float, points: int = 9) -> np.ndarray:
+    """``points`` budgets log-spaced from ``flops / 100`` to ``100 flops`` (at most :data:`MAX_FLOPS`):
+    the frontier drawn around one budget."""
+    return np.geomspace(flops / 100, min(flops * 100, MAX_FLOPS), points)
+
+
 def compute_frontier(
     posterior: Posterior,
     flops: Sequence[float],

@@ -32,7 +32,8 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from bayescale import __version__, plots
-from bayescale.budget import DEFAULT_RISK, BudgetPlan, SearchSpace, compute_frontier, plan_budget
+from bayescale.budget import (DEFAULT_RISK, BudgetPlan, SearchSpace, compute_frontier, frontier_budgets,
+                              plan_budget)
 from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
@@ -376,7 +377,7 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
 
 def _budget(posterior: Posterior, plan: BudgetPlan, group: str | None, seed: int, space: SearchSpace) -> Section:
     """The two choices of ``plan`` and the frontier around its budget (searched in ``space``), with its figure."""
-    frontier = compute_frontier(posterior, np.geomspace(plan.flops / 100, plan.flops * 100, 9), risk=plan.risk,
+    frontier = compute_frontier(posterior, frontier_budgets(plan.flops), risk=plan.risk,
                                 target_loss=plan.target_loss, group=group, seed=seed, space=space)
     columns = ["params", "batch_tokens", "steps", "tokens", "flops", "median", "loss_q", "point_loss",
                *(["p_target"] if plan.target_loss is not None else [])]

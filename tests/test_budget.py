@@ -17,8 +17,8 @@ from scipy.stats import norm
 from bayescale.models import KAPLAN
 from bayescale.models.law import ExtrapolationWarning
 from bayescale.models import kaplan as laws
-from bayescale.budget import (SearchSpace, UnreachableTarget, candidates, compute_frontier, final_loss_draws,
-                              least_compute, plan_budget)
+from bayescale.budget import (MAX_FLOPS, SearchSpace, UnreachableTarget, candidates, compute_frontier,
+                              final_loss_draws, frontier_budgets, least_compute, plan_budget)
 from bayescale.cli import main
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS
@@ -228,3 +228,11 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
 def test_budget_command_bad_input(posterior_file, capsys, argv, message):
     assert main(["budget", "--posterior", posterior_file, "--quiet", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_frontier_spans_two_decades_each_way_up_to_the_largest_budget():
+    """Four decades around a budget, nine points, but never past MAX_FLOPS (the report's frontier
+    went past it for budgets above 1e33)."""
+    assert np.allclose(frontier_budgets(1e18), np.geomspace(1e16, 1e20, 9))
+    near = frontier_budgets(1e34)
+    assert near[0] == pytest.approx(1e32) and near[-1] == MAX_FLOPS and np.all(np.diff(near) > 0)

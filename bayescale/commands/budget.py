@@ -89,10 +89,8 @@ COLUMNS = ["params", "shape", "batch_tokens", "steps", "tokens", "flops", "limit
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
-                                  least_compute, plan_budget)
+                                  frontier_budgets, least_compute, plan_budget)
     from bayescale.hardware import time_text
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
@@ -111,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # said once, below, for each choice
         warnings.simplefilter("ignore", ExtrapolationWarning)
         plan = plan_budget(posterior, args.flops, target_loss=args.target_loss, risk=args.risk, **common)
-    frontier = compute_frontier(posterior, np.geomspace(args.flops / 100, min(args.flops * 100, MAX_FLOPS), 9),
+    frontier = compute_frontier(posterior, frontier_budgets(args.flops),
                                 risk=args.risk, target_loss=args.target_loss, progress=not args.quiet, **common)
     cheapest, unreachable = None, None
     if args.target_loss is not None:
