@@ -40,16 +40,16 @@ from numpyro.infer import MCMC, NUTS, Predictive
 import arviz as az
 
 from bayescale import __version__
-from bayescale.cores import expose_cpu_cores, use_cpu_cores, warn_vectorized  # noqa: F401 - use_cpu_cores re-exported
-from bayescale.cores import release_compiled_code
+from bayescale.cores import expose_cpu_cores, release_compiled_code, warn_vectorized
+from bayescale.cores import use_cpu_cores  # noqa: F401 - the docstring's name, re-exported
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
-from bayescale.modes import left_out_sentence, stuck_chains, without_chains
 from bayescale.models.skeleton import curve_model, dims
+from bayescale.modes import left_out_sentence, stuck_chains, without_chains
 from bayescale.posterior import Posterior, PosteriorMeta
 from bayescale.runs import vocab_size_of
 from bayescale.start import starting_points

@@ -316,9 +316,6 @@ def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGr
     if unknown:
         raise ValueError(f"unknown sampler setting(s) {', '.join(unknown)}; choose from {', '.join(SAMPLER_SETTINGS)}")
 
-    def default(name: str):
-        return values.get(name)
-
     def shown_default(name: str) -> str:
         text = (shown or {}).get(name)
         return f"default: {text or (inherited if values.get(name) is None else values[name])}"
@@ -334,7 +331,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGr
     }
     for name, spec in options.items():
         if name in kept:
-            parser.add_argument(f"--{name.replace('_', '-')}", default=default(name), **spec)
+            parser.add_argument(f"--{name.replace('_', '-')}", default=values.get(name), **spec)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if seed:
         parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
