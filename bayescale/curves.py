@@ -73,14 +73,17 @@ def default_group_column(table: pd.DataFrame) -> str | None:
 
 
 def transient_mask(
-    table: pd.DataFrame, min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION, min_step: float = 0.0
+    table: pd.DataFrame, min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION, min_step: float = 0.0,
+    final_step: float | None = None,
 ) -> np.ndarray:
     """True for points past the early transient, and for the only point of a run (see the
-    module docstring)."""
+    module docstring). ``final_step`` is the runs' planned last step where they are still
+    training (a live run's: the transient is a share of the whole run, not of the part
+    logged so far); by default each run's last logged step."""
     if not 0.0 <= min_step_fraction < 1.0:
         raise ValueError(f"min_step_fraction={min_step_fraction} must be in [0, 1)")
     by_run = table.groupby("run")["step"]
-    final = by_run.transform("max").to_numpy()
+    final = by_run.transform("max").to_numpy() if final_step is None else np.full(len(table), float(final_step))
     threshold = np.maximum(min_step_fraction * final, min_step)
     if "warmup_steps" in table.columns:
         threshold = np.maximum(threshold, 2.0 * table["warmup_steps"].fillna(0.0).to_numpy())

@@ -12,6 +12,12 @@ DEFAULT_MIN_STEP_FRACTION = 0.1
 #: Default law-error growth per unit of log-distance outside the fitted ranges,
 #: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
 DEFAULT_EXTRAPOLATION_ERROR = 0.01
+#: Default length, in e-folds of steps (natural-log steps), over which the size's part of
+#: the law's error stays correlated along a run (:mod:`bayescale.track`).
+DEFAULT_ERROR_LENGTH = 1.0
+#: Where the law's error growth and length come from: set a priori (the defaults above,
+#: or the given values), or measured on the ladder's larger runs (:mod:`bayescale.law_error`).
+LAW_ERROR_SOURCES = ("prior", "ladder")
 
 #: Predictive modes of :mod:`bayescale.predict`: the law's curve with parameter
 #: uncertainty only, or what a new run will show.

@@ -43,7 +43,7 @@ from bayescale import __version__
 from bayescale.cores import expose_cpu_cores, release_compiled_code, warn_vectorized
 from bayescale.cores import use_cpu_cores  # noqa: F401 - the docstring's name, re-exported
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData
-from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, LAW_ERROR_SOURCES
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.models.law import Law
@@ -136,8 +136,8 @@ def sample(
     return idata, seconds, method
 
 
-def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict,
-                   extrapolation_error: float, vocab_size: int | None = None) -> PosteriorMeta:
+def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict, extrapolation_error: float,
+                   vocab_size: int | None = None, error_length: float = DEFAULT_ERROR_LENGTH) -> PosteriorMeta:
     """The :class:`~bayescale.posterior.PosteriorMeta` of a fit, as it will read back from disk (JSON).
 
     ``settings`` holds the sampler settings; the priors (a dataclass) and the package
@@ -148,7 +148,7 @@ def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict,
     meta = PosteriorMeta(
         law=law.name, groups=data.groups, group_by=data.group_by, sizes=data.sizes, runs=data.runs,
         references=data.references, ranges=data.ranges, dropped=data.dropped,
-        extrapolation_error=extrapolation_error, vocab_size=vocab_size,
+        extrapolation_error=extrapolation_error, error_length=error_length, vocab_size=vocab_size,
         settings={**settings, "priors": dataclasses.asdict(priors), "bayescale_version": __version__},
         versions=library_versions())
     return PosteriorMeta.from_dict(json.loads(json.dumps(meta.to_dict())))
@@ -169,6 +169,8 @@ def fit(
     target_accept: float = 0.9,
     chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
+    error_length: float = DEFAULT_ERROR_LENGTH,
+    law_error: Literal["prior", "ladder"] = "prior",
     progress: bool = True,
     warn: bool = True,
     vocab_size: int | None = None,
@@ -179,7 +181,12 @@ def fit(
     are both accepted; so are points already prepared (:class:`~bayescale.curves.CurveData`,
     fitted as they are: ``group_by``, ``min_step_fraction`` and ``min_step`` are then only
     recorded; the joint refit of :func:`bayescale.track.track`). ``priors`` defaults to
-    the law's (``law.default_priors()``). The table's vocabulary
+    the law's (``law.default_priors()``). The law's error beyond the fitted data grows by
+    ``extrapolation_error`` per e-fold and its size's part stays correlated over
+    ``error_length`` e-folds of steps along a run; with ``law_error="ladder"`` both are
+    measured instead on the run table's larger runs by a second, smaller fit
+    (:mod:`bayescale.law_error`; the measurement is kept in ``settings["law_error"]``).
+    The table's vocabulary
     (:func:`bayescale.runs.vocab_size_of`; ``vocab_size`` for prepared points) is recorded
     with the posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
@@ -190,6 +197,16 @@ def fit(
     if not (np.isfinite(extrapolation_error) and extrapolation_error >= 0):
         raise ValueError(f"extrapolation_error={extrapolation_error} must be a number >= 0 (--extrapolation-error; "
                          f"default {DEFAULT_EXTRAPOLATION_ERROR})")
+    if not error_length > 0:
+        raise ValueError(f"error_length={error_length} must be a positive number of e-folds of steps (inf: a level)")
+    if law_error not in LAW_ERROR_SOURCES:
+        raise ValueError(f"law_error='{law_error}' is not one of {', '.join(LAW_ERROR_SOURCES)}")
+    if law_error == "ladder" and isinstance(runs, CurveData):
+        raise ValueError("law_error='ladder' needs the run table, not prepared points: it fits the smaller runs again")
+    if law_error == "ladder":
+        from bayescale.law_error import split_by_size
+
+        split_by_size(runs)  # a ladder too small to measure on fails before any sampling
     priors = priors or law.default_priors()
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
                                                                  min_step_fraction=min_step_fraction, min_step=min_step)
@@ -204,9 +221,21 @@ def fit(
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
                     **({"left_out_chains": left_out} if left_out else {}))
+    if law_error == "ladder":
+        from bayescale.law_error import ladder_law_error
+
+        def fit_part(table: pd.DataFrame) -> tuple[Posterior, bool]:
+            part = fit(table, law=law, group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                       min_step_fraction=min_step_fraction, min_step=min_step, priors=priors,
+                       target_accept=target_accept, chain_method=chain_method, progress=progress, warn=False)
+            return part.posterior, part.diagnostics.passed
+
+        estimate = ladder_law_error(runs, fit_part)
+        extrapolation_error, error_length = estimate.kappa, estimate.length
+        settings["law_error"] = estimate.record()
     posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,
                                                            vocab_size if isinstance(runs, CurveData)
-                                                           else vocab_size_of(runs)))
+                                                           else vocab_size_of(runs), error_length))
     # The gate covers the constants that forecasts are made of; nuisance parameters
     # (noise scale, AR(1) correlation, seed spread) are summarised but not gated.
     diagnostics = diagnose(idata, law.gated(), left_out)

@@ -24,7 +24,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import diagnose
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
@@ -40,7 +40,10 @@ class PosteriorMeta:
     ``references`` the values the latents are centred on; ``ranges`` the fitted ranges
     of each covariate (``params``, ``step``, ``batch_tokens`` and any the law adds) that
     extrapolation distances are measured from; ``extrapolation_error`` the law-error
-    growth ``kappa`` (:mod:`bayescale.predict`); ``settings`` the sampler settings,
+    growth ``kappa`` (:mod:`bayescale.predict`) and ``error_length`` the e-folds of steps
+    over which its size's part stays correlated along a run (:mod:`bayescale.track`; both
+    measured on the ladder with ``fit(law_error="ladder")``: :mod:`bayescale.law_error`,
+    the measurement under ``settings["law_error"]``); ``settings`` the sampler settings,
     priors and bayescale version; ``versions`` the libraries'. ``vocab_size`` is the
     fitted runs' vocabulary (the run table's ``vocab_size`` column; ``None`` when the
     table does not give one, or its runs disagree): it sets the losses' units
@@ -52,6 +55,7 @@ class PosteriorMeta:
     references: dict[str, float] = field(default_factory=dict)
     ranges: dict[str, list[float]] = field(default_factory=dict)
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR
+    error_length: float = DEFAULT_ERROR_LENGTH
     settings: dict[str, Any] = field(default_factory=dict)
     group_by: str | None = None
     sizes: list[float] = field(default_factory=list)

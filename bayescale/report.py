@@ -38,6 +38,7 @@ from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
 from bayescale.hardware import Hardware, time_text
+from bayescale.law_error import describe_record, law_error_record
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
                                predict_min_loss, predict_trajectory, single_batch_ladder)
@@ -279,8 +280,8 @@ def _overview(posterior: Posterior) -> Section:
         ("fitted steps S", f"{r['step'][0]:.3g} .. {r['step'][1]:.3g}"),
         ("fitted batches B", f"{r['batch_tokens'][0]:g} .. {r['batch_tokens'][1]:g} tokens"),
         ("draws", f"{post.sizes['chain']} chains x {post.sizes['draw']} draws"),
-        ("law error (kappa)",
-         f"{meta.extrapolation_error:g} on log loss per unit log-distance outside the fit"),
+        ("law error", describe_record(law_error_record(meta))
+         + " (on log loss, per unit log-distance outside the fit)"),
         ("fitted with", f"bayescale {meta.settings.get('bayescale_version', '?')}; "
                         f"report by bayescale {__version__}"),
     ], columns=["item", "value"])

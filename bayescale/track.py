@@ -21,8 +21,9 @@ log-distance outside the fitted range on axis ``a``: size, steps, batch;
 :mod:`bayescale.predict`), but its parts correlate differently along the run: the
 steps' and the batch's parts are shared by all points (as in the predictor), while the
 size's part is a smooth function of log step, correlated as
-``exp(-(log t - log t')^2 / (2 l^2))`` with ``l`` = :data:`ERROR_LENGTH` (an e-fold in
-steps, set a priori). A curve's departure from the law far beyond the ladder is a
+``exp(-(log t - log t')^2 / (2 l^2))`` with ``l`` the posterior's ``error_length`` (an e-fold
+of steps a priori, :data:`~bayescale.defaults.DEFAULT_ERROR_LENGTH`; ``bayescale fit
+--law-error ladder`` measures ``kappa`` and ``l`` on the ladder: :mod:`bayescale.law_error`). A curve's departure from the law far beyond the ladder is a
 shape, not only a level; with a level alone the checkpoints would select the few draws
 whose curves happen to match that shape.
 
@@ -91,9 +92,6 @@ MIN_EFFECTIVE_DRAWS = 100
 ALARM_POINTS = 3
 #: Level of the band the alarm checks.
 ALARM_LEVEL = 0.9
-#: Length scale, in natural-log steps, over which the size's part of the law's error stays
-#: correlated along a run (an e-fold in steps).
-ERROR_LENGTH = 1.0
 #: Most checkpoints the update conditions on (spread evenly; consecutive checkpoints
 #: are strongly correlated, so more add little and cost cubically).
 MAX_UPDATE_POINTS = 64
@@ -146,7 +144,7 @@ def ar1_correlation(n: int, rho: np.ndarray) -> np.ndarray:
     return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
 
 
-def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float = ERROR_LENGTH) -> np.ndarray:
+def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float) -> np.ndarray:
     """Prior covariance of the law's error at points with per-axis scales ``axes`` ``(P, A)``
     (``kappa d_a``; the size first) and ``log_steps`` ``(P,)``: the size's error is a smooth
     function of log step (squared-exponential, length ``length``), the others are shared
@@ -178,8 +176,8 @@ def _observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray
     return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
 
 
-def _log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
-                    rho: np.ndarray, n: int) -> np.ndarray:
+def marginal_log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
+                            rho: np.ndarray, n: int) -> np.ndarray:
     """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
     (offset, law's error and noise integrated out; :func:`_observed_covariance`)."""
     C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
@@ -283,7 +281,7 @@ def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: boo
     return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
                min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
                min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
-               vocab_size=posterior.meta.vocab_size, **refit_settings(posterior, sampler))
+               error_length=float(posterior.meta.error_length), vocab_size=posterior.meta.vocab_size, **refit_settings(posterior, sampler))
 
 
 def fitted_run_mean(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
@@ -308,7 +306,7 @@ def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_ste
     The refit sees the run only up to its last checkpoint; how the law's curve departs from
     the truth at its size further on is as uncertain as before the refit. So the run keeps
     the size's part of the law's error it had against the ``ladder`` (``kappa d_N``,
-    correlated over :data:`ERROR_LENGTH` e-folds of steps), conditioned on the residuals
+    correlated over the ladder's ``error_length`` e-folds of steps), conditioned on the residuals
     with the joint fit's AR(1) noise: small where the run was seen, growing past its last
     checkpoint. Zero when ``params`` lies inside the ladder's sizes."""
     law, meta = ladder.law, ladder.meta
@@ -317,7 +315,7 @@ def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_ste
     if d_N == 0:
         return np.zeros((joint.n_draws, len(log_steps)))
     axes = np.full((len(log_steps), 1), float(meta.extrapolation_error) * d_N)
-    K = law_error_covariance(axes, log_steps)
+    K = law_error_covariance(axes, log_steps, float(meta.error_length))
     deviation, _ = _condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
                               scale_draws(joint, "rho"), residuals.shape[1], rng)
     return deviation
@@ -370,10 +368,11 @@ def track(
     check_schedule(posterior.law, schedule)
     curve = partial_curve(posterior, partial_runs, total_steps, group)
     settings = posterior.meta.settings
-    keep = transient_mask(curve, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
+    fraction = settings.get("min_step_fraction", 0.0)
+    keep = transient_mask(curve, fraction, settings.get("min_step", 0.0), final_step=total_steps)
     if not keep.any():
-        raise ValueError("every checkpoint of the partial run lies in the early transient the fit drops; "
-                         "track it once it has logged more steps")
+        raise ValueError(f"every checkpoint of the partial run lies in the early transient the fit drops (before "
+                         f"{fraction:.0%} of the planned {total_steps:g} steps); track it once it has logged more steps")
     curve = curve.loc[keep].reset_index(drop=True)
     N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
     observed = curve["step"].to_numpy(float)
@@ -396,14 +395,14 @@ def track(
         log_loss = mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None]
         return clip_to_ceiling(posterior, np.exp(log_loss))
 
-    K = law_error_covariance(axes, np.log(steps))
+    K = law_error_covariance(axes, np.log(steps), float(meta.error_length))
     prior = prior_deviation(K, offset_sd, rng)
     ladder = new_run(mu, sigma, prior)
     used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
     m = len(used) - (len(steps) - n)
     residuals = (np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n])[:, used[:m]]
     K_used = K[np.ix_(used, used)]
-    keep, ess = _resample(_log_likelihood(residuals, K_used, offset_sd, sigma, rho, m), rng)
+    keep, ess = _resample(marginal_log_likelihood(residuals, K_used, offset_sd, sigma, rho, m), rng)
     few = too_few_draws(ess, D)
     refitted = None  # a sentence on the refit, when there is one
     if method == "refit" or (method == "auto" and few):

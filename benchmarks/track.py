@@ -155,7 +155,8 @@ def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: 
     scores["auto"] = scores["refit" if few else "reweight"]
     # the single-curve baseline sees the same points as track (past the fit's transient rule)
     settings = post.meta.settings
-    keep = transient_mask(partial, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
+    keep = transient_mask(partial, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0),
+                          final_step=final_step)
     seen = partial.loc[keep]
     at = rest["step"].to_numpy(float)
     b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float), at, args.seed)

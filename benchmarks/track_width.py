@@ -11,7 +11,7 @@ dominates against the ladder alone.
    error at the final step (``kappa d``); the standard deviation of the run's deviation
    from the law's curve at the final step given its checkpoints, under the model of
    :mod:`bayescale.track` (offset, law error with the size's part correlated over
-   :data:`~bayescale.track.ERROR_LENGTH` e-folds of steps, AR(1) noise), and the same
+   :data:`~bayescale.defaults.DEFAULT_ERROR_LENGTH` e-folds of steps, AR(1) noise), and the same
    with a longer length, with the size's part as a level (length infinite) and without
    the law's error; the spread over draws of the law's own extrapolation from the last
    checkpoint to the end (parameter uncertainty); and the evaluation noise's standard
@@ -54,7 +54,8 @@ from bayescale.environment import conditions  # noqa: E402
 from bayescale.models.law import outside  # noqa: E402
 from bayescale.predict import fitted_priors, loss_draws, scale_draws  # noqa: E402
 from bayescale.runs import load_gemstones2025  # noqa: E402
-from bayescale.track import ERROR_LENGTH, ar1_correlation, law_error_covariance, thin_checkpoints, track  # noqa: E402
+from bayescale.defaults import DEFAULT_ERROR_LENGTH as ERROR_LENGTH
+from bayescale.track import ar1_correlation, law_error_covariance, thin_checkpoints, track  # noqa: E402
 
 #: Lengths (e-folds of steps) of the size's part of the law's error compared in part 1.
 LENGTHS = (ERROR_LENGTH, 2.0, 4.0, np.inf)

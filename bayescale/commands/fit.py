@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sampler_arguments, check_output, format_table,
                                        gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
-from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
@@ -29,6 +29,10 @@ examples:
 
   # public data through an adapter
   bayescale fit --runs final_losses.csv --format gadre2024 --model chinchilla --out p.nc
+
+  # measure the law's error on the ladder (a second fit of its smaller sizes) instead
+  # of assuming it: narrower, checked bands for `bayescale track` beyond the ladder
+  bayescale fit --runs sweep/runs.csv --law-error ladder --out posterior.nc
 
 Prints the constants (N_c, alpha_N, S_c, alpha_S, B_star, alpha_B) with 90% intervals
 and the convergence checks (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences);
@@ -93,7 +97,14 @@ def register(subparsers) -> None:
     add_selection_arguments(p)
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
                    help="law-error growth on log loss per unit log-distance outside the fitted data "
-                        f"(default: {DEFAULT_EXTRAPOLATION_ERROR})")
+                        f"(default: {DEFAULT_EXTRAPOLATION_ERROR}; with --law-error prior)")
+    p.add_argument("--law-error", choices=LAW_ERROR_SOURCES, default="prior",
+                   help="where the law's error beyond the fitted data comes from: 'prior' (--extrapolation-error per "
+                        f"e-fold, its size's part correlated over {DEFAULT_ERROR_LENGTH:g} e-fold of steps along a run) "
+                        "or 'ladder' (measured: the runs in the top third of the log-size span are held out, the "
+                        "rest fitted again, and the growth and length that best explain how the held-out curves "
+                        "depart from that fit are kept; a second, smaller fit; needs 3+ sizes below the top "
+                        "third; docs/model.md) (default: prior)")
     p.add_argument("--level", type=level, default=0.9, help="interval printed for the constants (default: 0.9)")
     p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
     p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
@@ -121,6 +132,7 @@ def _critical_batch_note(posterior) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.fit import fit
+    from bayescale.law_error import describe_record, law_error_record
     from bayescale.models.registry import get_law
 
     law = irreducible_variant(args.model) if args.irreducible else args.model
@@ -133,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(priors, "critical_batch"):
             raise ValueError(f"--batch-prior applies to laws with a critical batch; {law} has none")
         priors = dataclasses.replace(priors, critical_batch=args.batch_prior)
-    result = fit(runs, law=law, min_step_fraction=args.min_step_fraction,
-                 min_step=args.min_step, extrapolation_error=args.extrapolation_error, priors=priors, **options)
+    result = fit(runs, law=law, min_step_fraction=args.min_step_fraction, min_step=args.min_step,
+                 extrapolation_error=args.extrapolation_error, law_error=args.law_error, priors=priors, **options)
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)
     batch_note = _critical_batch_note(result.posterior)
@@ -145,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
                                     "min_ess_tail": result.diagnostics.min_ess_tail,
                                     "divergences": result.diagnostics.divergences,
                                     "left_out": result.diagnostics.left_out},
-                    "dropped": result.posterior.meta.dropped, "critical_batch_prior": batch_note})
+                    "dropped": result.posterior.meta.dropped, "critical_batch_prior": batch_note,
+                    "law_error": law_error_record(result.posterior.meta)})
     else:
         print(format_table(summary))
         print(result.diagnostics.format())
@@ -154,5 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 note(f"{count} points not fitted ({reason.replace('_', ' ')})")
         if batch_note:
             note(batch_note)
+        if args.law_error == "ladder":
+            note(describe_record(law_error_record(result.posterior.meta)))
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
     return gate_exit_code(result.diagnostics, args.strict)
