@@ -8,9 +8,12 @@ forecast of the rest against what the run went on to log.
 1. **Gemstones 2025** (constant learning rate, one batch): fit the Kaplan law on the
    models up to 0.6B total parameters (16 curves, 22M-440M non-embedding; the same
    selection, transient cut and ``--points`` log-spaced thinning as
-   ``public_data.py``), then track each of the six 1-2B models from its first 10%, 20%
-   and 40% of steps (the rows with ``step <= fraction * final step``) with
-   ``total_steps`` = its final step.
+   ``public_data.py``) with the law's error measured on that ladder
+   (``law_error="ladder"``: its four 0.34-0.44B runs held out from a second fit of the
+   rest; :mod:`bayescale.law_error`), then track each of the six 1-2B models from its
+   first 10%, 20% and 40% of steps (the rows with ``step <= fraction * final step``)
+   with ``total_steps`` = its final step; and again from the same draws with the
+   a-priori law error (kappa 0.01 per e-fold, length one e-fold).
 2. **Multi-Power-Law curves** (Luo et al. 2025, nine schedules per size): fit
    ``kaplan_schedule`` on all nine runs of 25M and 100M (nominal sizes; constant batch
    2**19 tokens, a placeholder: the batch is the same for every run; ``learning_rate`` =
@@ -19,6 +22,7 @@ forecast of the rest against what the run went on to log.
    also blurs sharp drops such as wsdcon's), then track
    each 400M run from its first 20% of steps with its planned schedule
    (``Schedule.from_rates`` of its full ``lr`` column) and ``total_steps`` = its last step.
+   Two sizes are too few to measure the law's error on, so it is the a-priori one.
 
 Every case is tracked twice with the same seed: ``method="reweight"`` (importance
 reweighting of the ladder's draws) and ``method="refit"`` (the ladder refitted with the
@@ -49,6 +53,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -63,7 +68,9 @@ from scipy.optimize import curve_fit  # noqa: E402
 from bayescale import fit  # noqa: E402
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR  # noqa: E402
 from bayescale.environment import conditions  # noqa: E402
+from bayescale.law_error import describe_record, law_error_record  # noqa: E402
 from bayescale.runs import load_gemstones2025, validate_runs  # noqa: E402
 from bayescale.schedules import Schedule  # noqa: E402
 from bayescale.diagnostics import ConvergenceWarning  # noqa: E402
@@ -207,18 +214,26 @@ def _fit(table, law, args, notes, label, **kw):
 
 
 def gemstones(path: Path, args, notes: list[str]) -> list[dict]:
+    """Track the 1-2B runs with the ladder's law error measured on the ladder
+    (``law_error="ladder"``) and, from the same draws, with the a-priori one."""
     runs = load_gemstones2025(path)
     cut = runs.loc[transient_mask(runs)]
     train = thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points)
     held = runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL]
-    post = _fit(train, "kaplan", args, notes, "Gemstones, Kaplan ladder")
+    measured = _fit(train, "kaplan", args, notes, "Gemstones, Kaplan ladder", law_error="ladder")
+    notes.append(f"Gemstones, Kaplan ladder: {describe_record(law_error_record(measured.meta))}")
+    settings = {k: v for k, v in measured.meta.settings.items() if k != "law_error"}
+    prior = dataclasses.replace(measured, meta=dataclasses.replace(
+        measured.meta, extrapolation_error=DEFAULT_EXTRAPOLATION_ERROR, error_length=DEFAULT_ERROR_LENGTH,
+        settings=settings))
     names = sorted(held["run"].unique(), key=lambda r: held.loc[held["run"] == r, "params"].iloc[0])
     if args.quick:
         names = names[::3]
     cases = []
-    for fraction in args.fractions:
-        for name in names:
-            cases.append(score_case(post, held[held["run"] == name], fraction, None, args, "Gemstones 1-2B"))
+    for post, label in ((measured, "Gemstones 1-2B, law error measured"), (prior, "Gemstones 1-2B, law error a priori")):
+        for fraction in args.fractions:
+            for name in names:
+                cases.append(score_case(post, held[held["run"] == name], fraction, None, args, label))
     return cases
 
 
@@ -288,7 +303,8 @@ def main() -> None:
         f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "
         f"{args.chains} chains x {args.draws} draws ({args.warmup} warmup, target_accept {args.target_accept}), seed "
         f"{args.seed}{', --quick' if args.quick else ''}, for the ladder fits and every refit. Gemstones: Kaplan "
-        f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%), the six 1-2B "
+        f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%) with the law "
+        f"error measured on it (law_error='ladder'), and the same draws with the a-priori law error; the six 1-2B "
         f"runs tracked from {', '.join(f'{f:.0%}' for f in args.fractions)} of their steps. Multi-Power: "
         f"kaplan_schedule fitted on the 25M and 100M runs (nominal sizes, batch 2**19 tokens, every {args.stride}th "
         f"row, min_step_fraction 0), the nine 400M runs tracked from 20% of their steps with their full planned lr "

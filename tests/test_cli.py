@@ -36,6 +36,30 @@ def test_fit_writes_a_posterior_and_prints_json(small_runs, tmp_path, capsys):
     assert out["dropped"]["early_transient"] > 0
 
 
+def test_fit_law_error_ladder_says_what_it_measured(small_runs, tmp_path, capsys):
+    # one more size below the top third of the log-size span, so that three stay fitted
+    extra = small_runs[small_runs["params"] == 4e4].assign(params=2e4, run=lambda d: d["run"] + "-small")
+    pd.concat([small_runs, extra]).to_csv(tmp_path / "runs.csv", index=False)
+    args = ["fit", "--runs", str(tmp_path / "runs.csv"), "--chains", "1", "--warmup", "20", "--draws", "20",
+            "--law-error", "ladder", "--out", str(tmp_path / "p.nc")]
+    with pytest.warns(ConvergenceWarning):
+        assert main(args + ["--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["law_error"]["source"] == "ladder" and len(out["law_error"]["held_out"]) == 6
+    with pytest.warns(ConvergenceWarning):
+        assert main(args + ["--quiet"]) == 0
+    assert "law error measured on the ladder: kappa" in capsys.readouterr().err
+
+
+def test_fit_law_error_ladder_on_too_few_sizes_is_one_line(small_runs, tmp_path, capsys):
+    small_runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["fit", "--runs", str(tmp_path / "runs.csv"), "--law-error", "ladder", "--out",
+                 str(tmp_path / "p.nc")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs 3 sizes below the top 33%" in err[0], err
+    assert not (tmp_path / "p.nc").exists()
+
+
 def test_predict_trajectory_csv(posterior_file, tmp_path):
     out = tmp_path / "traj.csv"
     assert main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "2**10",

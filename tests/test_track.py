@@ -177,7 +177,8 @@ def test_cli_track_bad_partial_files_are_one_line(small_posterior, tmp_path, cap
     late = live.iloc[[0, 2, 1]]
     (tmp_path / "s.csv").write_text("step,learning_rate\n1,1\n1000,1\n")
     cases = [(two, [], "holds 2 runs"), (live, ["--total-steps", "500"], "already reached step"),
-             (late, [], "out of order"), (live, ["--schedule-file", str(tmp_path / "s.csv")], "ends at step 1000")]
+             (late, [], "out of order"), (live, ["--schedule-file", str(tmp_path / "s.csv")], "ends at step 1000"),
+             (live, ["--total-steps", "100000"], "before 10% of the planned 100000 steps")]
     for i, (table, extra, match) in enumerate(cases):
         table.to_csv(tmp_path / f"p{i}.csv", index=False)
         args = ["track", "--posterior", post, "--partial", str(tmp_path / f"p{i}.csv"), "--out", str(tmp_path / "o")]
