@@ -13,7 +13,7 @@ fitted with the same law, priors and sampler settings.
 
 **Evidence.** Per held-out run, per draw ``d`` of the smaller fit, the residuals
 ``r = log y - mu_d`` of its checkpoints (at most
-:data:`~bayescale.track.MAX_UPDATE_POINTS`, past the fit's transient) are Gaussian
+:data:`~bayescale.deviation.MAX_UPDATE_POINTS`, past the fit's transient) are Gaussian
 under the tracking model of :mod:`bayescale.track`: the run's offset (the ladder's seed
 spread ``tau_d``: a run of the same ladder), the law's error with covariance
 ``kappa^2 K_l`` (``K_l`` from the run's distances outside the smaller fit's ranges) and
@@ -46,7 +46,7 @@ from bayescale.models.law import outside
 from bayescale.posterior import Posterior
 from bayescale.predict import loss_draws, scale_draws
 from bayescale.schedules import table_features
-from bayescale.track import law_error_covariance, marginal_log_likelihood, thin_checkpoints
+from bayescale.deviation import law_error_covariance, marginal_log_likelihood, thin_checkpoints
 
 #: Share of the ladder's log-size span, from the top, whose runs are held out.
 HELD_OUT_SHARE = 1 / 3

@@ -21,16 +21,19 @@ log-distance outside the fitted range on axis ``a``: size, steps, batch;
 :mod:`bayescale.predict`), but its parts correlate differently along the run: the
 steps' and the batch's parts are shared by all points (as in the predictor), while the
 size's part is a smooth function of log step, correlated as
-``exp(-(log t - log t')^2 / (2 l^2))`` with ``l`` the posterior's ``error_length`` (an e-fold
-of steps a priori, :data:`~bayescale.defaults.DEFAULT_ERROR_LENGTH`; ``bayescale fit
---law-error ladder`` measures ``kappa`` and ``l`` on the ladder: :mod:`bayescale.law_error`). A curve's departure from the law far beyond the ladder is a
+``exp(-(log t - log t')^2 / (2 l^2))`` with ``l`` the posterior's ``error_length`` (an
+e-fold of steps a priori, :data:`~bayescale.defaults.DEFAULT_ERROR_LENGTH`; ``bayescale
+fit --law-error ladder`` measures ``kappa`` and ``l`` on the ladder:
+:mod:`bayescale.law_error`). A curve's departure from the law far beyond the ladder is a
 shape, not only a level; with a level alone the checkpoints would select the few draws
-whose curves happen to match that shape.
+whose curves happen to match that shape. The checkpoints before the ladder fit's
+transient share of the *planned* steps are not used (the ladder's runs were fitted
+past that share of theirs). The Gaussian pieces live in :mod:`bayescale.deviation`.
 
 **Update.** All of ``o + delta + epsilon`` is Gaussian, so given the observed residuals
-``r = log y - mu_d`` (at most :data:`MAX_UPDATE_POINTS` checkpoints, spread evenly) the
-marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so is the conditional
-distribution of the run's deviation at the future steps. The draws are reweighted by the
+``r = log y - mu_d`` (at most :data:`~bayescale.deviation.MAX_UPDATE_POINTS` checkpoints,
+spread evenly) the marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so
+is the conditional distribution of the run's deviation at the future steps. The draws are reweighted by the
 likelihood (importance sampling from the ladder's posterior to the joint posterior of
 the ladder and the partial run, whose own unknowns are integrated out) and resampled;
 each kept draw, every copy of it on its own, gets a deviation drawn from its
@@ -75,6 +78,8 @@ import numpy as np
 import pandas as pd
 
 from bayescale.curves import CurveData, prepare_curves, transient_mask
+from bayescale.deviation import (condition, law_error_covariance, marginal_log_likelihood, prior_deviation,
+                                 thin_checkpoints)
 from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
                                 TRACK_METHODS)
 from bayescale.fit import FitResult, check_settings, fit
@@ -92,9 +97,6 @@ MIN_EFFECTIVE_DRAWS = 100
 ALARM_POINTS = 3
 #: Level of the band the alarm checks.
 ALARM_LEVEL = 0.9
-#: Most checkpoints the update conditions on (spread evenly; consecutive checkpoints
-#: are strongly correlated, so more add little and cost cubically).
-MAX_UPDATE_POINTS = 64
 
 
 class TrackWarning(UserWarning):
@@ -136,76 +138,6 @@ def partial_curve(posterior: Posterior, partial: pd.DataFrame, total_steps: floa
         raise ValueError(f"the partial run already reached step {steps[-1]:g}, at or beyond --total-steps "
                          f"{total_steps:g}; nothing is left to forecast")
     return curve.reset_index(drop=True)
-
-
-def ar1_correlation(n: int, rho: np.ndarray) -> np.ndarray:
-    """Unit-variance AR(1) correlation ``rho^|i-j|`` of ``n`` consecutive checkpoints, per draw: ``(D, n, n)``."""
-    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
-    return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
-
-
-def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float) -> np.ndarray:
-    """Prior covariance of the law's error at points with per-axis scales ``axes`` ``(P, A)``
-    (``kappa d_a``; the size first) and ``log_steps`` ``(P,)``: the size's error is a smooth
-    function of log step (squared-exponential, length ``length``), the others are shared
-    along the run (module docstring)."""
-    u = np.subtract.outer(log_steps, log_steps)
-    size = np.outer(axes[:, 0], axes[:, 0]) * np.exp(-0.5 * (u / length) ** 2)
-    return size + sum(np.outer(axes[:, a], axes[:, a]) for a in range(1, axes.shape[1]))
-
-
-def thin_checkpoints(n: int, most: int = MAX_UPDATE_POINTS) -> np.ndarray:
-    """Indices of at most ``most`` of ``n`` checkpoints, spread evenly in index, always with the last."""
-    if n <= most:
-        return np.arange(n)
-    return np.unique(np.r_[np.round(np.linspace(0, n - 1, most)).astype(int), n - 1])
-
-
-def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Prior draws ``(D, P)`` of a new run's deviation from the law's curve: the law's error
-    (covariance ``K``) plus an offset ``Normal(0, offset_sd[d]^2)`` per draw."""
-    D, P = len(offset_sd), K.shape[0]
-    return (rng.standard_normal((D, P)) @ np.linalg.cholesky(K + 1e-12 * np.eye(P)).T
-            + offset_sd[:, None] * rng.standard_normal((D, 1)))
-
-
-def _observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-                         n: int) -> np.ndarray:
-    """Per draw, the covariance ``(D, n, n)`` of the deviation at the ``n`` observed points (the
-    first ``n`` of ``K``): the law's error, the offset and AR(1) evaluation noise."""
-    return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
-
-
-def marginal_log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
-                            rho: np.ndarray, n: int) -> np.ndarray:
-    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
-    (offset, law's error and noise integrated out; :func:`_observed_covariance`)."""
-    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
-    L = np.linalg.cholesky(C_oo)
-    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
-    return -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
-                   + n * np.log(2 * np.pi))
-
-
-def _condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw, a draw of the run's deviation from the law's curve at every point given the
-    observed residuals ``(D, n)`` (Matheron's rule: a joint prior draw, corrected by
-    ``C_fo C_oo^-1`` times its misfit to the data), and its conditional mean at the last
-    observed point.
-
-    ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
-    points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
-    noise. Returns ``(deviation (D, P), mean_at_last_observed (D,))``."""
-    D = residuals.shape[0]
-    C_oo = _observed_covariance(K, offset_sd, sigma, rho, n)
-    prior = prior_deviation(K, offset_sd, rng)
-    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
-    misfit = residuals - prior[:, :n] - sigma[:, None] * noise
-    weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
-    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
-    cross = lambda v: v @ K[:, :n].T + (offset_sd**2 * v.sum(1))[:, None]  # noqa: E731  C_{all,o} v
-    return prior + cross(weights), cross(alpha)[:, n - 1]
 
 
 def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -316,7 +248,7 @@ def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_ste
         return np.zeros((joint.n_draws, len(log_steps)))
     axes = np.full((len(log_steps), 1), float(meta.extrapolation_error) * d_N)
     K = law_error_covariance(axes, log_steps, float(meta.error_length))
-    deviation, _ = _condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
+    deviation, _ = condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
                               scale_draws(joint, "rho"), residuals.shape[1], rng)
     return deviation
 
@@ -411,7 +343,7 @@ def track(
         if method == "auto":
             refitted = f"the reweighting rests on {ess:.0f} effective draws of {D}, so {refitted}"
     else:  # a deviation of its own for every kept copy of a draw
-        deviation, shift = _condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep], m, rng)
+        deviation, shift = condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep], m, rng)
         updated = new_run(mu[keep][:, n:], sigma[keep], deviation[:, m:])
         offset = float(np.median(shift))
         if few:

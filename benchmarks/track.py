@@ -232,6 +232,11 @@ def gemstones(path: Path, args, notes: list[str]) -> list[dict]:
     cases = []
     for post, label in ((measured, "Gemstones 1-2B, law error measured"), (prior, "Gemstones 1-2B, law error a priori")):
         for fraction in args.fractions:
+            if fraction <= post.meta.settings["min_step_fraction"]:  # track refuses: nothing past the transient
+                notes.append(f"{label}, {fraction:.0%} observed: not tracked; the ladder fit drops the first "
+                             f"{post.meta.settings['min_step_fraction']:.0%} of every run as its transient, and so "
+                             "does track for the live run (of its planned steps): no checkpoint to update on")
+                continue
             for name in names:
                 cases.append(score_case(post, held[held["run"] == name], fraction, None, args, label))
     return cases

@@ -55,7 +55,8 @@ from bayescale.models.law import outside  # noqa: E402
 from bayescale.predict import fitted_priors, loss_draws, scale_draws  # noqa: E402
 from bayescale.runs import load_gemstones2025  # noqa: E402
 from bayescale.defaults import DEFAULT_ERROR_LENGTH as ERROR_LENGTH
-from bayescale.track import ar1_correlation, law_error_covariance, thin_checkpoints, track  # noqa: E402
+from bayescale.deviation import ar1_correlation, law_error_covariance, thin_checkpoints  # noqa: E402
+from bayescale.track import track  # noqa: E402
 
 #: Lengths (e-folds of steps) of the size's part of the law's error compared in part 1.
 LENGTHS = (ERROR_LENGTH, 2.0, 4.0, np.inf)

@@ -15,7 +15,7 @@ from bayescale.fit import fit
 from bayescale.law_error import KAPPAS, describe_record, law_error_record, log_evidence, split_by_size
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
-from bayescale.track import ar1_correlation, law_error_covariance
+from bayescale.deviation import ar1_correlation, law_error_covariance
 
 #: Batches of each synthetic size (both sides of the critical batch, as in conftest.py).
 BATCHES = (256.0, 1024.0, 4096.0)

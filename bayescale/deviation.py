@@ -1,0 +1,96 @@
+r"""A run's deviation from the law's curve, as a Gaussian: its covariance, its likelihood, its conditional draws.
+
+Per posterior draw, a run's log loss departs from the law's mean curve ``mu`` by
+
+.. math::
+
+    \log y_t - \mu(t) = o + \delta(t) + \varepsilon_t,
+
+an offset ``o ~ N(0, s^2)`` shared by the run, the law's own error ``delta`` (a Gaussian
+process over the run's points with covariance ``K``, :func:`law_error_covariance`: the
+size's part a smooth function of log step, the steps' and batch's parts levels) and
+evaluation noise ``epsilon``, AR(1) along the checkpoints with scale ``sigma`` and
+correlation ``rho``. All three are Gaussian, so the residuals' marginal likelihood
+(:func:`marginal_log_likelihood`) and the deviation's distribution at further points
+given them (:func:`condition`, by Matheron's rule) are exact. :mod:`bayescale.track`
+updates a live run's forecast with them, and :mod:`bayescale.law_error` measures the
+law's error on a ladder with the same likelihood.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Most checkpoints an update conditions on (spread evenly; consecutive checkpoints
+#: are strongly correlated, so more add little and cost cubically).
+MAX_UPDATE_POINTS = 64
+
+
+def ar1_correlation(n: int, rho: np.ndarray) -> np.ndarray:
+    """Unit-variance AR(1) correlation ``rho^|i-j|`` of ``n`` consecutive checkpoints, per draw: ``(D, n, n)``."""
+    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
+
+
+def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float) -> np.ndarray:
+    """Prior covariance of the law's error at points with per-axis scales ``axes`` ``(P, A)``
+    (``kappa d_a``; the size first) and ``log_steps`` ``(P,)``: the size's error is a smooth
+    function of log step (squared-exponential, length ``length``), the others are shared
+    along the run (module docstring)."""
+    u = np.subtract.outer(log_steps, log_steps)
+    size = np.outer(axes[:, 0], axes[:, 0]) * np.exp(-0.5 * (u / length) ** 2)
+    return size + sum(np.outer(axes[:, a], axes[:, a]) for a in range(1, axes.shape[1]))
+
+
+def thin_checkpoints(n: int, most: int = MAX_UPDATE_POINTS) -> np.ndarray:
+    """Indices of at most ``most`` of ``n`` checkpoints, spread evenly in index, always with the last."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.r_[np.round(np.linspace(0, n - 1, most)).astype(int), n - 1])
+
+
+def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Prior draws ``(D, P)`` of a new run's deviation from the law's curve: the law's error
+    (covariance ``K``) plus an offset ``Normal(0, offset_sd[d]^2)`` per draw."""
+    D, P = len(offset_sd), K.shape[0]
+    return (rng.standard_normal((D, P)) @ np.linalg.cholesky(K + 1e-12 * np.eye(P)).T
+            + offset_sd[:, None] * rng.standard_normal((D, 1)))
+
+
+def observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+                         n: int) -> np.ndarray:
+    """Per draw, the covariance ``(D, n, n)`` of the deviation at the ``n`` observed points (the
+    first ``n`` of ``K``): the law's error, the offset and AR(1) evaluation noise."""
+    return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
+
+
+def marginal_log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
+                            rho: np.ndarray, n: int) -> np.ndarray:
+    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
+    (offset, law's error and noise integrated out; :func:`observed_covariance`)."""
+    C_oo = observed_covariance(K, offset_sd, sigma, rho, n)
+    L = np.linalg.cholesky(C_oo)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
+    return -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
+                   + n * np.log(2 * np.pi))
+
+
+def condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, a draw of the run's deviation from the law's curve at every point given the
+    observed residuals ``(D, n)`` (Matheron's rule: a joint prior draw, corrected by
+    ``C_fo C_oo^-1`` times its misfit to the data), and its conditional mean at the last
+    observed point.
+
+    ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
+    points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
+    noise. Returns ``(deviation (D, P), mean_at_last_observed (D,))``."""
+    D = residuals.shape[0]
+    C_oo = observed_covariance(K, offset_sd, sigma, rho, n)
+    prior = prior_deviation(K, offset_sd, rng)
+    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
+    misfit = residuals - prior[:, :n] - sigma[:, None] * noise
+    weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
+    alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
+    cross = lambda v: v @ K[:, :n].T + (offset_sd**2 * v.sum(1))[:, None]  # noqa: E731  C_{all,o} v
+    return prior + cross(weights), cross(alpha)[:, n - 1]
