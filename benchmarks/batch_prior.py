@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 import pandas as pd
-from common import add_append_option, add_data_option, add_sampler_options, append_results, data_folder
+from common import (add_append_option, add_data_option, add_sampler_options, append_results, data_folder,
+                    markdown_table)
 from extrapolation import thin
-from public_data import _markdown
 
 from bayescale import fit
 from bayescale.cores import use_cpu_cores
@@ -77,7 +77,7 @@ def main() -> None:
                      "fit s": round(time.perf_counter() - start, 1)})
         notes.append(f"{prior}: {result.diagnostics.format().splitlines()[0]}")
     table = pd.DataFrame(rows)
-    text = _markdown(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
+    text = markdown_table(table, "{:.4g}")
     print(table.to_string(index=False))
     section = "\n".join([
         f"\n## critical-batch prior on a single-batch ladder (Gemstones) — {dt.date.today()}\n",

@@ -79,3 +79,14 @@ def publish(section: str, args: argparse.Namespace) -> None:
     print(section)
     if not args.no_append:
         append_results(section)
+
+
+def markdown_table(df, float_format: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table of ``df``'s cells as they are, or with floats
+    written by ``float_format`` (e.g. ``"{:.4g}"``)."""
+    def cell(v) -> str:
+        return float_format.format(v) if float_format and isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from common import append_results
+from common import append_results, markdown_table
 
 from bayescale import Posterior
 from bayescale.diagnostics import ESS_MIN, diagnose
@@ -55,12 +55,6 @@ def run_seed(seed: int, work: Path) -> dict:
             **{f"cov90_{split}": held.loc[split, "coverage_90"] for split in held.index}}
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated demo seeds (default: 0,1,2)")
@@ -76,7 +70,7 @@ def main() -> None:
     append_results(f"\n## demo gate over seeds ({dt.date.today().isoformat()})\n\n"
                    f"`python benchmarks/demo_gate.py --seeds {args.seeds}`: `bayescale demo --seed S` in a fresh "
                    f"process each, wall time of the whole command. Machine: {where}."
-                   f"{' ' + args.label if args.label else ''}\n\n{_markdown(table)}\n\n"
+                   f"{' ' + args.label if args.label else ''}\n\n{markdown_table(table, '{:.4g}')}\n\n"
                    f"Median wall {median_wall:.1f} s; smallest ESS margin {table['ess_margin'].min():.2f}x "
                    f"(target 1.5x over {ESS_MIN}).")
 

@@ -44,7 +44,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from common import add_append_option, add_data_option, add_sampler_options, data_folder, publish  # noqa: E402
+from common import (  # noqa: E402
+    add_append_option, add_data_option, add_sampler_options, data_folder, markdown_table, publish)
 from extrapolation import thin  # noqa: E402
 
 from bayescale import fit  # noqa: E402
@@ -73,13 +74,6 @@ def _score(label: str, method: str, truth: np.ndarray, q: np.ndarray, seconds: f
     return {"benchmark": label, "method": method, "points": len(truth),
             "abs_err": float(np.mean(np.abs(q[2] - truth))), "in_50": float(np.mean(in_50)),
             "in_90": float(np.mean(in_90)), "width_90": float(np.mean(q[4] - q[0])), "seconds": seconds}
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _timed(call: Callable[[], object]) -> tuple[object, float, list[str]]:
@@ -245,9 +239,9 @@ def main() -> None:
         f"held-out checkpoint past that cut and on each held-out curve's final checkpoint. "
         f"bayescale bands are new-run predictive bands (law-error scale 0.01 per log-distance). "
         f"Whole benchmark: {total:.0f} s.\n",
-        _markdown(shown),
+        markdown_table(shown),
         "\nGadre held-out runs (truth; median [90% interval]):\n",
-        _markdown(detail),
+        markdown_table(detail),
         "\nVerdict:\n",
         *verdict(table),
         "\nNotes (diagnostics and warnings, recorded per method):\n",

@@ -61,7 +61,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from common import add_append_option, add_data_option, add_sampler_options, data_folder, publish  # noqa: E402
+from common import (  # noqa: E402
+    add_append_option, add_data_option, add_sampler_options, data_folder, markdown_table, publish)
 from scipy.optimize import least_squares  # noqa: E402
 
 from bayescale.cores import use_cpu_cores  # noqa: E402
@@ -492,12 +493,6 @@ def gadre(path: Path, args, notes: list[str]) -> tuple[list[dict], pd.DataFrame]
 # Output
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _fmt(df: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
     out = df.copy()
     for column, fmt in formats.items():
@@ -574,21 +569,21 @@ def main() -> None:
         "six schedules; across sizes: fit all nine schedules of 25M and 100M, predict all nine of 400M). Errors are "
         "|median forecast / truth - 1| over every held-out point; the Multi-Power Law is a point fit (no band). "
         "fit s: NUTS sampling seconds (`FitResult.seconds`), least-squares wall seconds for the Multi-Power Law.\n",
-        _markdown(main_table),
+        markdown_table(main_table),
         "\nAgainst the goals (same size: median error <= 0.3%, 90% coverage 0.80-0.98; across sizes: <= 1.0%, "
         "0.80-0.98, median width <= 0.08 nats):\n",
         *goals(pd.DataFrame(rows)),
         "\nMedian |relative error| per held-out schedule (same-size split):\n",
-        _markdown(sched),
+        markdown_table(sched),
         "\nWhere the band width comes from (same-size split): each row adds one source of uncertainty; held-out "
         "points split by whether their step lies inside the fitted steps (the law-error term is zero there) or "
         "beyond step 24,000 (constant_72000, cosine_72000).\n",
-        _markdown(decomp),
+        markdown_table(decomp),
         "\nPSIS-LOO on the fitted points of the same-size split (higher elpd is better):\n",
-        _markdown(loo),
+        markdown_table(loo),
         f"\nSampling time on the same points and settings (same-size split); median ratio kaplan_schedule / "
         f"kaplan: {ratio:.2f} (budget: at most 2).\n",
-        _markdown(times_shown),
+        markdown_table(times_shown),
     ]
     if gadre_rows:
         gadre_table = _fmt(pd.DataFrame(gadre_rows), {"mean_abs_err_nats": "{:.3f}", "mean_signed_err_nats": "{:+.3f}",
@@ -596,7 +591,7 @@ def main() -> None:
         parts += ["\nGadre et al. 2024 final C4-validation losses: fit on total N <= 411.6M (three datasets as "
                   "groups), predict the 1.4B and 6.9B runs; kaplan_schedule reads each run's cosine schedule "
                   "(warm-up, final rate lr_cooldown_end / lr, ending at the run's last step).\n",
-                  _markdown(gadre_table), "\nHeld-out runs (truth; median [90% band]):\n", _markdown(gadre_detail)]
+                  markdown_table(gadre_table), "\nHeld-out runs (truth; median [90% band]):\n", markdown_table(gadre_detail)]
     parts += ["\nNotes (diagnostics, warnings, fitted constants):\n", *(f"- {n}" for n in notes)]
     text = "\n".join(parts)
     publish(text, args)

@@ -61,7 +61,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from common import add_append_option, add_data_option, add_sampler_options, publish  # noqa: E402
+from common import (  # noqa: E402
+    add_append_option, add_data_option, add_sampler_options, markdown_table, publish)
 from extrapolation import thin  # noqa: E402
 from scipy.optimize import curve_fit  # noqa: E402
 
@@ -82,12 +83,6 @@ LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
 LUO_BATCH = 2.0**19
 #: The forecasts scored per case, in the order of the tables.
 FORECASTS = ("reweight", "refit", "auto", "ladder", "single-curve")
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def power_law(S, E, A, alpha):
@@ -320,11 +315,11 @@ def main() -> None:
         f"log-step); widths: median relative 90% width at the final step. Single-curve: E + A S^-alpha by "
         f"curve_fit on the observed points, band from the fit covariance plus residual scatter. Whole benchmark: "
         f"{total:.0f} s.\n",
-        _markdown(table),
+        markdown_table(table),
         "\nThe reweighting and the refits:\n",
-        _markdown(about),
+        markdown_table(about),
         "\nPer run (final loss: truth, then the forecast medians):\n",
-        _markdown(detail),
+        markdown_table(detail),
         "\nNotes:\n",
         *(f"- {n}" for n in notes),
         f"- Alarms: {len(alarms)} of {len(per_run)} cases"

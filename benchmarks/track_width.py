@@ -44,9 +44,9 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from common import add_append_option, add_data_option, add_sampler_options, publish  # noqa: E402
+from common import add_append_option, add_data_option, add_sampler_options, markdown_table, publish  # noqa: E402
 from extrapolation import thin  # noqa: E402
-from track import GEMSTONES_FIT_MAX_TOTAL, ROOT, _fit, _markdown  # noqa: E402
+from track import GEMSTONES_FIT_MAX_TOTAL, ROOT, _fit  # noqa: E402
 
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
@@ -176,10 +176,10 @@ def main() -> None:
         "law's error before the update, the run's deviation from the law's curve given its checkpoints for lengths "
         "l (e-folds of steps) of the size's part of the law's error, then without the law's error; the "
         "parameters' and the noise's parts:\n",
-        _markdown(sources),
+        markdown_table(sources),
         f"\nThe ladder's own check: fitted on total N <= {args.replay_max:.3g}, its larger runs tracked from "
         f"{FRACTION:.0%} by reweighting:\n",
-        _markdown(replayed),
+        markdown_table(replayed),
         "\nNotes:\n",
         *(f"- {n}" for n in notes),
     ])
