@@ -132,6 +132,11 @@ def test_fit_negative_extrapolation_error_stops_before_sampling(tmp_path, capsys
     assert "extrapolation_error=-1.0 must be a number >= 0" in _one_line_error(capsys, code)
 
 
+def test_demo_with_zero_draws_stops_before_sampling(tmp_path, capsys, no_sampling):
+    code = main(["demo", "--draws", "0", "--out", str(tmp_path / "d")])
+    assert "draws=0 must be at least 1" in _one_line_error(capsys, code)
+
+
 @pytest.mark.parametrize("argv", [
     ["predict", "--posterior", "P", "--params", "1e6", "--batch-tokens", "1024", "--steps", "100"],
     ["budget", "--posterior", "P", "--flops", "1e18"],

@@ -63,10 +63,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bayescale.demo import FORECAST_FACTORS, run_demo
+    from bayescale.fit import check_settings
     from bayescale.models.law import ExtrapolationWarning
 
+    draws = args.draws if args.draws is not None else (DEMO_SCHEDULE_DRAWS if args.schedules else DEMO_DRAWS)
+    check_settings(args.chains, args.warmup, draws, DEMO_TARGET_ACCEPT)  # before the progress bar starts
     check_output(args.out, folder=True)  # before sampling
-    draws = args.draws or (DEMO_SCHEDULE_DRAWS if args.schedules else DEMO_DRAWS)
     with warnings.catch_warnings():  # the forecasts extrapolate on purpose; said once below
         warnings.simplefilter("ignore", ExtrapolationWarning)
         res = run_demo(args.out, chains=args.chains, warmup=args.warmup, draws=draws, seed=args.seed,
