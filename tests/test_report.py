@@ -82,7 +82,8 @@ def test_report_is_self_contained_html(report):
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
         assert base64.b64decode(src[len(prefix):]).startswith(PNG_MAGIC)
-    for word in ("alpha_N", "B_star", "R-hat", "risk-aware", "point estimate", "coverage"):
+    for word in ("alpha_N", "B_star", "R-hat", "risk-aware", "point estimate", "coverage",
+                 "law error set a priori: kappa 0.01 per e-fold"):
         assert word in text
 
 
