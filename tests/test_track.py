@@ -134,7 +134,7 @@ def test_cli_track_writes_the_forecast(small_posterior, tmp_path, capsys):
     assert main(["track", "--posterior", post, "--partial", str(tmp_path / "live.csv"), "--total-steps", str(T),
                  "--target-loss", "1.5", "--level", "0.5", "--level", "0.9", "--out", str(tmp_path / "trk")]) == 0
     out = capsys.readouterr().out
-    assert "ALARM" in out and "before the update" in out
+    assert "ALARM" in out and "before the update" in out and "law error set a priori: kappa 0.01" in out
     forecast = pd.read_csv(tmp_path / "trk" / "forecast.csv")
     assert list(forecast.columns) == ["step", "median", "lower", "upper", "level"]
     assert (tmp_path / "trk" / "track.png").exists() and (tmp_path / "trk" / "ladder.csv").exists()

@@ -69,6 +69,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.law_error import describe_record, law_error_record
     from bayescale.plots import plot_track
     from bayescale.posterior import Posterior
     from bayescale.runs import load_runs, read_table
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
            else "updated by a joint refit")
     lines = [f"N={attrs['params']:.4g}, B={attrs['batch_tokens']:g}, {attrs['schedule']}: "
              f"{len(attrs['observed'])} checkpoints to step {attrs['observed']['step'].iloc[-1]:g} of "
-             f"{attrs['total_steps']:g}; {how}", *([attrs["refit"]] if attrs["refit"] else [])]
+             f"{attrs['total_steps']:g}; {how}", *([attrs["refit"]] if attrs["refit"] else []),
+             describe_record(law_error_record(posterior.meta))]
     final = df[df["step"] == df["step"].max()].iloc[0]
     lines.append(f"loss at step {attrs['total_steps']:g}: {final['median']:.4g} [{final['lower']:.4g}, "
                  f"{final['upper']:.4g}] ({levels[0]:.0%}); ladder alone: {final['ladder_median']:.4g} "
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"params": attrs["params"], "batch_tokens": attrs["batch_tokens"], "schedule": attrs["schedule"],
                     "total_steps": attrs["total_steps"], "method": attrs["method"], "refit": attrs["refit"],
-                    "effective_draws": attrs["effective_draws"],
+                    "effective_draws": attrs["effective_draws"], "law_error": law_error_record(posterior.meta),
                     "alarm": attrs["alarm"], "p_target_before": attrs.get("p_target_before"),
                     "p_target_after": attrs.get("p_target_after"), "observed": attrs["observed"],
                     "forecast": df})
