@@ -13,7 +13,10 @@ forecast of the rest against what the run went on to log.
    rest; :mod:`bayescale.law_error`), then track each of the six 1-2B models from its
    first 10%, 20% and 40% of steps (the rows with ``step <= fraction * final step``)
    with ``total_steps`` = its final step; and again from the same draws with the
-   a-priori law error (kappa 0.01 per e-fold, length one e-fold).
+   a-priori law error (kappa 0.01 per e-fold, length one e-fold). ``track`` uses a live
+   run's checkpoints past the ladder fit's transient share of its *planned* steps (10%
+   by default), so for the runs observed to 10% the ladder is fitted past 5% of every
+   run instead (``min_step_fraction=0.05``), as a user tracking that early would fit it.
 2. **Multi-Power-Law curves** (Luo et al. 2025, nine schedules per size): fit
    ``kaplan_schedule`` on all nine runs of 25M and 100M (nominal sizes; constant batch
    2**19 tokens, a placeholder: the batch is the same for every run; ``learning_rate`` =
@@ -69,7 +72,8 @@ from scipy.optimize import curve_fit  # noqa: E402
 from bayescale import fit  # noqa: E402
 from bayescale.cores import use_cpu_cores  # noqa: E402
 from bayescale.curves import transient_mask  # noqa: E402
-from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR  # noqa: E402
+from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR,  # noqa: E402
+                                DEFAULT_MIN_STEP_FRACTION)
 from bayescale.environment import conditions  # noqa: E402
 from bayescale.law_error import describe_record, law_error_record  # noqa: E402
 from bayescale.runs import load_gemstones2025, validate_runs  # noqa: E402
@@ -79,6 +83,8 @@ from bayescale.track import TrackWarning, too_few_draws, track  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMSTONES_FIT_MAX_TOTAL = 6.0e8
+#: The transient share of the Gemstones ladder whose fit serves the runs observed to 10%.
+TRANSIENT_FOR_10 = 0.05
 LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
 LUO_BATCH = 2.0**19
 #: The forecasts scored per case, in the order of the tables.
@@ -208,30 +214,38 @@ def _fit(table, law, args, notes, label, **kw):
     return result.posterior
 
 
-def gemstones(path: Path, args, notes: list[str]) -> list[dict]:
-    """Track the 1-2B runs with the ladder's law error measured on the ladder
-    (``law_error="ladder"``) and, from the same draws, with the a-priori one."""
-    runs = load_gemstones2025(path)
-    cut = runs.loc[transient_mask(runs)]
+def gemstones_ladders(runs: pd.DataFrame, min_step_fraction: float, args, notes: list[str]) -> tuple:
+    """The Gemstones ladder fitted past ``min_step_fraction`` of every run with the law error
+    measured on it (``law_error="ladder"``), and the same draws with the a-priori law error."""
+    cut = runs.loc[transient_mask(runs, min_step_fraction)]
     train = thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points)
-    held = runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL]
-    measured = _fit(train, "kaplan", args, notes, "Gemstones, Kaplan ladder", law_error="ladder")
-    notes.append(f"Gemstones, Kaplan ladder: {describe_record(law_error_record(measured.meta))}")
+    label = f"Gemstones, Kaplan ladder past {min_step_fraction:.0%}"
+    measured = _fit(train, "kaplan", args, notes, label, law_error="ladder", min_step_fraction=min_step_fraction)
+    notes.append(f"{label}: {describe_record(law_error_record(measured.meta))}")
     settings = {k: v for k, v in measured.meta.settings.items() if k != "law_error"}
     prior = dataclasses.replace(measured, meta=dataclasses.replace(
         measured.meta, extrapolation_error=DEFAULT_EXTRAPOLATION_ERROR, error_length=DEFAULT_ERROR_LENGTH,
         settings=settings))
+    return measured, prior
+
+
+def gemstones(path: Path, args, notes: list[str]) -> list[dict]:
+    """Track the 1-2B runs with the ladder's law error measured on the ladder and with the
+    a-priori one. A live run's checkpoints before the ladder fit's transient share of its
+    planned steps are not used, so the runs observed to 10% are tracked with a ladder
+    fitted past 5% of every run (:data:`TRANSIENT_FOR_10`) and the others with the default."""
+    runs = load_gemstones2025(path)
+    held = runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL]
     names = sorted(held["run"].unique(), key=lambda r: held.loc[held["run"] == r, "params"].iloc[0])
     if args.quick:
         names = names[::3]
+    ladders: dict[float, tuple] = {}
     cases = []
-    for post, label in ((measured, "Gemstones 1-2B, law error measured"), (prior, "Gemstones 1-2B, law error a priori")):
-        for fraction in args.fractions:
-            if fraction <= post.meta.settings["min_step_fraction"]:  # track refuses: nothing past the transient
-                notes.append(f"{label}, {fraction:.0%} observed: not tracked; the ladder fit drops the first "
-                             f"{post.meta.settings['min_step_fraction']:.0%} of every run as its transient, and so "
-                             "does track for the live run (of its planned steps): no checkpoint to update on")
-                continue
+    for fraction in args.fractions:
+        cut = DEFAULT_MIN_STEP_FRACTION if fraction > DEFAULT_MIN_STEP_FRACTION else TRANSIENT_FOR_10
+        if cut not in ladders:
+            ladders[cut] = gemstones_ladders(runs, cut, args, notes)
+        for post, label in zip(ladders[cut], ("Gemstones 1-2B, law error measured", "Gemstones 1-2B, law error a priori")):
             for name in names:
                 cases.append(score_case(post, held[held["run"] == name], fraction, None, args, label))
     return cases
@@ -303,8 +317,8 @@ def main() -> None:
         f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "
         f"{args.chains} chains x {args.draws} draws ({args.warmup} warmup, target_accept {args.target_accept}), seed "
         f"{args.seed}{', --quick' if args.quick else ''}, for the ladder fits and every refit. Gemstones: Kaplan "
-        f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%) with the law "
-        f"error measured on it (law_error='ladder'), and the same draws with the a-priori law error; the six 1-2B "
+        f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%; past 5% for "
+        f"the runs observed to 10%) with the law error measured on it (law_error='ladder'), and the same draws with the a-priori law error; the six 1-2B "
         f"runs tracked from {', '.join(f'{f:.0%}' for f in args.fractions)} of their steps. Multi-Power: "
         f"kaplan_schedule fitted on the 25M and 100M runs (nominal sizes, batch 2**19 tokens, every {args.stride}th "
         f"row, min_step_fraction 0), the nine 400M runs tracked from 20% of their steps with their full planned lr "
