@@ -186,9 +186,8 @@ def fit(
     ``error_length`` e-folds of steps along a run; with ``law_error="ladder"`` both are
     measured instead on the run table's larger runs by a second, smaller fit
     (:mod:`bayescale.law_error`; the measurement is kept in ``settings["law_error"]``).
-    The table's vocabulary
-    (:func:`bayescale.runs.vocab_size_of`; ``vocab_size`` for prepared points) is recorded
-    with the posterior.
+    The table's vocabulary (:func:`bayescale.runs.vocab_size_of`; ``vocab_size`` for
+    prepared points) is recorded with the posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
     :class:`~bayescale.diagnostics.ConvergenceWarning` that names the fix.
     """
@@ -201,11 +200,12 @@ def fit(
         raise ValueError(f"error_length={error_length} must be a positive number of e-folds of steps (inf: a level)")
     if law_error not in LAW_ERROR_SOURCES:
         raise ValueError(f"law_error='{law_error}' is not one of {', '.join(LAW_ERROR_SOURCES)}")
-    if law_error == "ladder" and isinstance(runs, CurveData):
-        raise ValueError("law_error='ladder' needs the run table, not prepared points: it fits the smaller runs again")
     if law_error == "ladder":
         from bayescale.law_error import split_by_size
 
+        if isinstance(runs, CurveData):
+            raise ValueError("law_error='ladder' needs the run table, not prepared points: it fits the smaller "
+                             "runs again")
         split_by_size(runs)  # a ladder too small to measure on fails before any sampling
     priors = priors or law.default_priors()
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,

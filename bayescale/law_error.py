@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,19 @@ KAPPAS = tuple(float(k) for k in np.geomspace(1e-3, 0.1, 21))
 LENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, float("inf"))
 #: Most posterior draws of the smaller fit the evidence averages over (spread evenly).
 MAX_DRAWS = 200
+
+
+class HeldOutCurve(NamedTuple):
+    """One held-out curve (a run in one group) against the smaller fit: its residuals
+    ``(draws, n)`` from the law's mean curve, the distances ``(n, A)`` of its points outside
+    the fitted ranges per axis (the size first), their log steps ``(n,)`` and the size's
+    distance ``d_N``."""
+
+    run: str
+    residuals: np.ndarray
+    axes: np.ndarray
+    log_steps: np.ndarray
+    d_N: float
 
 
 @dataclass
@@ -97,7 +111,8 @@ def law_error_record(meta) -> dict:
 def describe_record(record: dict) -> str:
     """One line on a :func:`law_error_record`: the growth, the length and what they rest on."""
     length = record["length"]
-    along = "a level along the run" if np.isinf(length) else f"its size's part correlated over {length:g} e-folds of steps"
+    along = ("a level along the run" if np.isinf(length)
+             else f"its size's part correlated over {length:g} e-folds of steps")
     if record["source"] != "ladder":
         return f"law error set a priori: kappa {record['kappa']:.3g} per e-fold, {along}"
     edge = f" (the edge of the grid {KAPPAS[0]:g}-{KAPPAS[-1]:g})" if record["kappa"] in (KAPPAS[0], KAPPAS[-1]) else ""
@@ -124,11 +139,10 @@ def split_by_size(runs: pd.DataFrame, share: float = HELD_OUT_SHARE) -> tuple[pd
     return below.reset_index(drop=True), runs[runs["run"].isin(held)].reset_index(drop=True)
 
 
-def held_out_residuals(posterior: Posterior, held_out: pd.DataFrame,
-                       draws: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]:
-    """Per held-out curve (a run in one group): the run's name, its residuals ``(len(draws), n)``
-    from the law's mean curve of ``posterior`` (the given draws), the distances ``(n, A)`` of its points outside the fitted
-    ranges per axis (the size first), their log steps ``(n,)`` and its size's distance."""
+def held_out_residuals(posterior: Posterior, held_out: pd.DataFrame, draws: np.ndarray) -> list[HeldOutCurve]:
+    """The curves of ``held_out`` (runs beyond ``posterior``'s sizes) against the law's mean
+    curve of ``posterior`` at the given ``draws``, at most
+    :data:`~bayescale.deviation.MAX_UPDATE_POINTS` checkpoints each past the fit's transient."""
     law, meta = posterior.law, posterior.meta
     settings = meta.settings
     keep = transient_mask(held_out, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
@@ -149,13 +163,13 @@ def held_out_residuals(posterior: Posterior, held_out: pd.DataFrame,
         values = law.axis_values(N, B, steps)
         axes = np.stack([outside(values[axis], *meta.ranges[key]) for axis, key in law.fitted_ranges()], axis=1)
         residuals = np.log(part["loss"].to_numpy(float))[None, :] - mean
-        cases.append((str(part["run"].iloc[0]), residuals, axes, np.log(steps), float(axes[:, 0].max())))
+        cases.append(HeldOutCurve(str(part["run"].iloc[0]), residuals, axes, np.log(steps), float(axes[:, 0].max())))
     return cases
 
 
-def log_evidence(cases: list[tuple], tau: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+def log_evidence(cases: list[HeldOutCurve], tau: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
                  kappas=KAPPAS, lengths=LENGTHS) -> pd.DataFrame:
-    """The log evidence of the held-out runs' ``cases`` (:func:`held_out_residuals`) for each
+    """The log evidence of the held-out curves ``cases`` (:func:`held_out_residuals`) for each
     ``kappa`` and ``length`` (module docstring), given the smaller fit's seed spread ``tau``,
     noise scale ``sigma`` and AR(1) correlation ``rho`` at the same draws: columns ``kappa,
     length, log_evidence``."""
@@ -185,7 +199,7 @@ def ladder_law_error(runs: pd.DataFrame, fit_part: Callable[[pd.DataFrame], tupl
                                      for name in ("run_offset_scale", "sigma", "rho")))
     best = evidence.loc[evidence["log_evidence"].idxmax()]
     return LawErrorEstimate(kappa=float(best["kappa"]), length=float(best["length"]),
-                            held_out=list(dict.fromkeys(c[0] for c in cases)),
-                            distances=list({c[0]: c[4] for c in cases}.values()),
+                            held_out=list(dict.fromkeys(c.run for c in cases)),
+                            distances=list({c.run: c.d_N for c in cases}.values()),
                             largest_fitted=float(posterior.meta.ranges["params"][1]),
                             fitted_runs=int(fitted["run"].nunique()), check_passed=bool(passed), evidence=evidence)

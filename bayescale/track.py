@@ -208,12 +208,13 @@ def joint_data(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[st
 def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: bool = False,
           sampler: Mapping[str, Any] | None = None) -> FitResult:
     """Fit the ladder's law to the joint points ``data`` (:func:`joint_data`) with the ladder
-    fit's priors, law-error growth and sampler settings (:func:`refit_settings`)."""
+    fit's priors, law-error growth and length, and sampler settings (:func:`refit_settings`)."""
     recorded = posterior.meta.settings
     return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
                min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
                min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
-               error_length=float(posterior.meta.error_length), vocab_size=posterior.meta.vocab_size, **refit_settings(posterior, sampler))
+               error_length=float(posterior.meta.error_length), vocab_size=posterior.meta.vocab_size,
+               **refit_settings(posterior, sampler))
 
 
 def fitted_run_mean(joint: Posterior, data: CurveData, run: str, steps: np.ndarray,
@@ -304,7 +305,8 @@ def track(
     keep = transient_mask(curve, fraction, settings.get("min_step", 0.0), final_step=total_steps)
     if not keep.any():
         raise ValueError(f"every checkpoint of the partial run lies in the early transient the fit drops (before "
-                         f"{fraction:.0%} of the planned {total_steps:g} steps); track it once it has logged more steps")
+                         f"{fraction:.0%} of the planned {total_steps:g} steps); track it once it has logged more "
+                         "steps, or fit the ladder with a smaller --min-step-fraction")
     curve = curve.loc[keep].reset_index(drop=True)
     N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
     observed = curve["step"].to_numpy(float)

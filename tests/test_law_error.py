@@ -12,7 +12,8 @@ import pytest
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.fit import fit
-from bayescale.law_error import KAPPAS, describe_record, law_error_record, log_evidence, split_by_size
+from bayescale.law_error import (KAPPAS, HeldOutCurve, describe_record, law_error_record, log_evidence,
+                                 split_by_size)
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from bayescale.deviation import ar1_correlation, law_error_covariance
@@ -50,7 +51,7 @@ def _simulated_cases(kappa: float, length: float, seed: int = 0, runs: int = 8, 
         C = (kappa**2 * law_error_covariance(axes, log_steps, length) + tau**2
              + sigma**2 * ar1_correlation(n, np.array([rho]))[0])
         r = np.linalg.cholesky(C + 1e-12 * np.eye(n)) @ rng.standard_normal(n)
-        cases.append((f"r{j}", np.repeat(r[None], draws, 0), axes, log_steps, d_N))
+        cases.append(HeldOutCurve(f"r{j}", np.repeat(r[None], draws, 0), axes, log_steps, d_N))
     scales = [np.full(draws, v) for v in (tau, sigma, rho)]
     return cases, scales
 
