@@ -33,9 +33,10 @@ past that share of theirs). The Gaussian pieces live in :mod:`bayescale.deviatio
 **Update.** All of ``o + delta + epsilon`` is Gaussian, so given the observed residuals
 ``r = log y - mu_d`` (at most :data:`~bayescale.deviation.MAX_UPDATE_POINTS` checkpoints,
 spread evenly) the marginal likelihood ``N(r; 0, C_oo)`` of each draw is exact, and so
-is the conditional distribution of the run's deviation at the future steps. The draws are reweighted by the
-likelihood (importance sampling from the ladder's posterior to the joint posterior of
-the ladder and the partial run, whose own unknowns are integrated out) and resampled;
+is the conditional distribution of the run's deviation at the future steps. The draws
+are reweighted by the likelihood (importance sampling from the ladder's posterior to
+the joint posterior of the ladder and the partial run, whose own unknowns are
+integrated out) and resampled;
 each kept draw, every copy of it on its own, gets a deviation drawn from its
 conditional distribution by Matheron's rule (a joint prior draw corrected by
 ``C_fo C_oo^-1`` times its misfit to the data), then new evaluation noise (Student-t,
@@ -78,10 +79,10 @@ import numpy as np
 import pandas as pd
 
 from bayescale.curves import CurveData, prepare_curves, transient_mask
-from bayescale.deviation import (condition, law_error_covariance, marginal_log_likelihood, prior_deviation,
-                                 thin_checkpoints)
 from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
                                 TRACK_METHODS)
+from bayescale.deviation import (condition, law_error_covariance, marginal_log_likelihood, prior_deviation,
+                                 thin_checkpoints)
 from bayescale.fit import FitResult, check_settings, fit
 from bayescale.models.law import Law, outside
 from bayescale.models.skeleton import centre_within_sizes, new_run_noise
@@ -250,7 +251,7 @@ def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_ste
     axes = np.full((len(log_steps), 1), float(meta.extrapolation_error) * d_N)
     K = law_error_covariance(axes, log_steps, float(meta.error_length))
     deviation, _ = condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
-                              scale_draws(joint, "rho"), residuals.shape[1], rng)
+                             scale_draws(joint, "rho"), residuals.shape[1], rng)
     return deviation
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sampler_arguments, check_output, format_table,
                                        gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
-from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES
+from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION,
+                                LAW_ERROR_SOURCES)
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
