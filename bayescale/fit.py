@@ -201,12 +201,12 @@ def fit(
     if law_error not in LAW_ERROR_SOURCES:
         raise ValueError(f"law_error='{law_error}' is not one of {', '.join(LAW_ERROR_SOURCES)}")
     if law_error == "ladder":
-        from bayescale.law_error import split_by_size
+        from bayescale.law_error import ladder_law_error, split_by_size
 
         if isinstance(runs, CurveData):
             raise ValueError("law_error='ladder' needs the run table, not prepared points: it fits the smaller "
                              "runs again")
-        split_by_size(runs)  # a ladder too small to measure on fails before any sampling
+        ladder = split_by_size(runs)  # a ladder too small to measure on fails before any sampling
     priors = priors or law.default_priors()
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
                                                                  min_step_fraction=min_step_fraction, min_step=min_step)
@@ -222,15 +222,13 @@ def fit(
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
                     **({"left_out_chains": left_out} if left_out else {}))
     if law_error == "ladder":
-        from bayescale.law_error import ladder_law_error
-
         def fit_part(table: pd.DataFrame) -> tuple[Posterior, bool]:
             part = fit(table, law=law, group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,
                        min_step_fraction=min_step_fraction, min_step=min_step, priors=priors,
                        target_accept=target_accept, chain_method=chain_method, progress=progress, warn=False)
             return part.posterior, part.diagnostics.passed
 
-        estimate = ladder_law_error(runs, fit_part)
+        estimate = ladder_law_error(*ladder, fit_part)
         extrapolation_error, error_length = estimate.kappa, estimate.length
         settings["law_error"] = estimate.record()
     posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from bayescale.calibrate import match_groups
 from bayescale.curves import transient_mask
 from bayescale.models.law import outside
 from bayescale.posterior import Posterior
@@ -148,8 +149,7 @@ def held_out_residuals(posterior: Posterior, held_out: pd.DataFrame, draws: np.n
     keep = transient_mask(held_out, settings.get("min_step_fraction", 0.0), settings.get("min_step", 0.0))
     features = table_features(held_out).loc[keep].reset_index(drop=True) if law.covariates else None
     table = held_out.loc[keep].reset_index(drop=True)
-    groups = (table[meta.group_by].astype(str) if meta.group_by in table.columns
-              else pd.Series(posterior.groups[0], index=table.index))
+    groups = pd.Series(match_groups(posterior, table), index=table.index)
     cases = []
     curves = table["run"].astype(str) + "\0" + groups
     for curve in pd.unique(curves):
@@ -185,12 +185,12 @@ def log_evidence(cases: list[HeldOutCurve], tau: np.ndarray, sigma: np.ndarray, 
     return pd.DataFrame({"kappa": k.ravel(), "length": l.ravel(), "log_evidence": total.ravel()})
 
 
-def ladder_law_error(runs: pd.DataFrame, fit_part: Callable[[pd.DataFrame], tuple[Posterior, bool]],
-                     share: float = HELD_OUT_SHARE) -> LawErrorEstimate:
-    """Measure ``kappa`` and the length on ``runs`` (module docstring). ``fit_part`` fits a run
-    table with the ladder's law, priors and sampler settings and returns the posterior and
-    whether it passed its convergence checks."""
-    fitted, held_out = split_by_size(runs, share)
+def ladder_law_error(fitted: pd.DataFrame, held_out: pd.DataFrame,
+                     fit_part: Callable[[pd.DataFrame], tuple[Posterior, bool]]) -> LawErrorEstimate:
+    """Measure ``kappa`` and the length on a ladder split by :func:`split_by_size` (module
+    docstring). ``fit_part`` fits a run table (here the ``fitted`` runs) with the ladder's
+    law, priors and sampler settings and returns the posterior and whether it passed its
+    convergence checks."""
     posterior, passed = fit_part(fitted)
     D = posterior.n_draws
     draws = np.unique(np.round(np.linspace(0, D - 1, min(D, MAX_DRAWS))).astype(int))
