@@ -53,6 +53,7 @@ from numpyro.infer import Predictive
 
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
 from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning, LossCeilingWarning, expand
+from bayescale.models.priors import LITERATURE_ALPHA_B, LITERATURE_LOG_INV_ALPHA_B_SD
 from bayescale.models.skeleton import curve_model, new_run_noise
 from bayescale.posterior import Posterior, loss_units
 from bayescale.runs import MAX_SCALE
@@ -559,6 +560,46 @@ def single_batch_ladder(posterior: Posterior) -> bool:
         return False
     table = pd.DataFrame({"N": cd["log_N"].values.round(5), "B": cd["log_B"].values.round(5)})
     return bool(table.groupby("N")["B"].nunique().max() < 2)
+
+
+#: The smallest critical-batch exponent the published measurements allow: the lower end of
+#: the literature prior's 99% range (alpha_B = 0.21, sd 0.25 on log(1/alpha_B): 0.11-0.40).
+STEEPEST_PUBLISHED_ALPHA_B = LITERATURE_ALPHA_B * math.exp(-2.576 * LITERATURE_LOG_INV_ALPHA_B_SD)
+
+
+def shape_set_critical_batch(posterior: Posterior) -> float | None:
+    """On a single-batch ladder, the smallest posterior median of ``alpha_B`` over the groups
+    when it lies below :data:`STEEPEST_PUBLISHED_ALPHA_B`; ``None`` otherwise.
+
+    With one batch per size nothing measures how the critical batch moves with the loss,
+    yet it enters every point through ``S_min = S / (1 + B_crit(L) / B)`` with
+    ``B_crit = B_* / L^(1/alpha_B)``: a steep ``B_crit(L)`` is one more way to bend the
+    curves, and a fit of long curves can take it. Forecasts of other sizes then inherit a
+    critical batch that grows as, e.g., ``L^-18`` instead of the published ``L^-4.8``
+    (Kaplan et al. 2020, Table 5); docs/model.md, section 2.4, shows what that did on public
+    single-batch curves."""
+    if not single_batch_ladder(posterior):
+        return None
+    alpha_B = min(float(np.median(np.asarray(posterior.constants(g).alpha_B))) for g in posterior.groups)
+    return alpha_B if alpha_B < STEEPEST_PUBLISHED_ALPHA_B else None
+
+
+def single_batch_caveat(posterior: Posterior, share: float, forecast: str) -> str:
+    """The sentence ``fit``, ``predict`` and the report print on a single-batch ladder: how much
+    of ``forecast``'s predictive variance moves with the critical batch (``share``, from
+    :func:`critical_batch_share`), what decided the critical batch (its prior, or the curves'
+    shape: :func:`shape_set_critical_batch`) and how to narrow it."""
+    literature = posterior.meta.settings.get("priors", {}).get("critical_batch") == "literature"
+    remedy = "train some size at 3+ batches" + ("" if literature else
+                                                 ", or fit with --batch-prior literature for losses in nats per BPE token")
+    moved = f"{100 * share:.0f}% of the predictive variance of {forecast} moves with it"
+    steep = shape_set_critical_batch(posterior)
+    if steep is None:
+        return f"every fitted size ran at one batch, so the critical batch is decided by its prior: {moved}; {remedy}"
+    return (f"every fitted size ran at one batch, yet the fit put the critical batch's exponent at alpha_B = {steep:.2g} "
+            f"(B_crit grows as L^-{1 / steep:.0f} as the loss falls; published {LITERATURE_ALPHA_B}, L^-"
+            f"{1 / LITERATURE_ALPHA_B:.1f}): nothing measured it, the curves' shape set it, and forecasts of other sizes "
+            f"inherit it ({moved}); {remedy}")
 
 
 def critical_batch_share(posterior: Posterior, params: float, batch_tokens: float, steps: float, *,

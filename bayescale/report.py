@@ -41,7 +41,7 @@ from bayescale.hardware import Hardware, time_text
 from bayescale.law_error import describe_record, law_error_record
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
-                               predict_min_loss, predict_trajectory, single_batch_ladder)
+                               predict_min_loss, predict_trajectory, single_batch_caveat, single_batch_ladder)
 from bayescale.schedules import Schedule
 
 #: Forecast sizes, as multiples of the largest fitted size.
@@ -368,11 +368,8 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
     if single_batch_ladder(posterior):
         share = max(critical_batch_share(posterior, sizes[2], batch, 10 * last, schedule=schedule, group=g,
                                          seed=seed) for g in posterior.groups)
-        paragraphs.append(
-            f"Every fitted size ran at one batch, so the data cannot identify the critical batch and its prior decides "
-            f"it: {100 * share:.0f}% of the predictive variance of the loss of N = {sizes[2]:.3g} at step "
-            f"{10 * last:g} moves with the critical batch. Runs at 3 or more batches at some size narrow it; so does the literature "
-            "prior (bayescale fit --batch-prior literature) for losses in nats per BPE token.")
+        caveat = single_batch_caveat(posterior, share, f"the loss of N = {sizes[2]:.3g} at step {10 * last:g}")
+        paragraphs.append(caveat[0].upper() + caveat[1:] + ".")
     return Section("Forecasts", paragraphs=paragraphs, tables=tables, figures=figures)
 
 

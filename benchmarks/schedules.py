@@ -31,6 +31,11 @@ schedule features from :func:`bayescale.schedules.table_features`):
    with delta 1e-3 on log loss, the paper's objective; analytic Jacobian; several
    starts), predicting the same six.
 3. **Across sizes.** Fit all nine schedules of 25M and 100M, predict all nine of 400M.
+   Every run has one batch, so the critical batch is left to its prior; the split is run
+   with the wide default prior and with the published constants
+   (``KaplanPriors(critical_batch="literature")``, ``bayescale fit --batch-prior
+   literature``; these losses are nats per BPE token of web text, the units those
+   constants were measured in), and with the irreducible-loss variant under the latter.
 4. **PSIS-LOO** of ``kaplan_schedule`` against ``kaplan`` on each size's fit of split 1
    (:func:`bayescale.compare.compare_posteriors`).
 5. **Fit time.** Sampling seconds (``FitResult.seconds``) of both laws on the same
@@ -42,7 +47,8 @@ schedule features from :func:`bayescale.schedules.table_features`):
 Prints the tables and appends them, dated, with the machine and library versions, to
 benchmarks/RESULTS.md.
 
-Run: ``python benchmarks/schedules.py --data ../shared/data [--chains 2 --warmup 500 --draws 500] [--quick]``.
+Run: ``python benchmarks/schedules.py --data ../shared/data [--chains 2 --warmup 500 --draws 500] [--quick]
+[--splits same-size cross-size gadre]``.
 """
 
 from __future__ import annotations
@@ -83,6 +89,14 @@ SCHEDULES = ("constant_24000", "constant_72000", "cosine_24000", "cosine_72000",
 WARMUP_STEPS = 2160
 PEAK_LR = 3e-4
 LAWS = ("kaplan_schedule", "kaplan")
+#: The cross-size split's fits, (law, critical-batch prior): every 400M point lies beyond the
+#: fitted sizes, and one batch per size leaves the critical batch to its prior, so the
+#: split is also run with the published constants (``KaplanPriors.critical_batch``; these
+#: losses are nats per BPE token of web text, the units those measurements were made in).
+CROSS_SIZE_FITS = (("kaplan_schedule", "data"), ("kaplan", "data"), ("kaplan_schedule", "literature"),
+                   ("kaplan", "literature"), ("kaplan_schedule_irreducible", "literature"))
+#: The benchmark's parts (``--splits``).
+SPLITS = ("same-size", "cross-size", "gadre")
 QUANTILES = (0.05, 0.5, 0.95)
 
 
@@ -274,11 +288,15 @@ def _recorded(call):
     return value, time.perf_counter() - start, list(seen)
 
 
-def fit_law(train: pd.DataFrame, law: str, args: argparse.Namespace):
+def fit_law(train: pd.DataFrame, law: str, args: argparse.Namespace, batch_prior: str = "data"):
+    """Fit ``law`` with the script's sampler settings and the critical-batch prior ``batch_prior``
+    (``KaplanPriors.critical_batch``: ``"data"``, the default, or ``"literature"``)."""
     from bayescale import fit
+    from bayescale.models import get_law
 
-    return _recorded(lambda: fit(train, law=law, group_by=None, chains=args.chains, warmup=args.warmup,
-                                 draws=args.draws, seed=args.seed, min_step_fraction=0.0,
+    priors = dataclasses.replace(get_law(law).default_priors(), critical_batch=batch_prior)
+    return _recorded(lambda: fit(train, law=law, group_by=None, priors=priors, chains=args.chains,
+                                 warmup=args.warmup, draws=args.draws, seed=args.seed, min_step_fraction=0.0,
                                  target_accept=args.target_accept, progress=False, warn=False))
 
 
@@ -416,31 +434,41 @@ def _distance_note(train: pd.DataFrame, held: pd.DataFrame) -> str:
 
 
 def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
-    """Split 3: fit every schedule of 25M and 100M, predict every schedule of 400M."""
+    """Split 3: fit every schedule of 25M and 100M, predict every schedule of 400M, under each
+    law and critical-batch prior of :data:`CROSS_SIZE_FITS`."""
     train = runs[runs["size"].isin(("25M", "100M"))].reset_index(drop=True)
     held = runs[runs["size"] == "400M"].reset_index(drop=True)
     if args.quick:
         train = train[train["schedule"].isin(FIT_SCHEDULES)].reset_index(drop=True)
     truth = held["loss"].to_numpy()
     rows = []
-    for law in LAWS:
-        result, wall, messages = fit_law(train, law, args)
-        notes += [f"across sizes, {law}: {_gate(result)}; {len(train)} points of {train['run'].nunique()} runs; "
+    for law, batch_prior in CROSS_SIZE_FITS:
+        method = law if batch_prior == "data" else f"{law}, {batch_prior} B_crit prior"
+        result, wall, messages = fit_law(train, law, args, batch_prior)
+        notes += [f"across sizes, {method}: {_gate(result)}; {len(train)} points of {train['run'].nunique()} runs; "
                   f"sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
-                  *(f"across sizes, {law}: {m}" for m in messages)]
+                  *(f"across sizes, {method}: {m}" for m in messages)]
         start = time.perf_counter()
         q = bands(result.posterior, held, args.seed)
-        rows.append({"split": "25M+100M -> 400M", "method": law, **score(truth, q), "fit_s": result.seconds,
+        rows.append({"split": "25M+100M -> 400M", "method": method, **score(truth, q), "fit_s": result.seconds,
                      "predict_s": time.perf_counter() - start})
         per = per_schedule(held, q[1])
-        notes.append(f"across sizes, {law}: median |rel err| per 400M schedule: "
+        notes.append(f"across sizes, {method}: median |rel err| per 400M schedule: "
                      + ", ".join(f"{s} {e:.2%}" for s, e in per.items()))
         qm = bands(result.posterior, held, args.seed, mode="mean")
-        notes.append(f"across sizes, {law}: signed median error (median forecast / truth - 1) "
+        notes.append(f"across sizes, {method}: signed median error (median forecast / truth - 1) "
                      f"{np.median(q[1] / truth - 1):+.2%}; parameters-only (mean mode) 90% width "
                      f"{np.median(np.log(qm[2] / qm[0])):.4f} nats, coverage "
                      f"{np.mean((truth >= qm[0]) & (truth <= qm[2])):.0%}")
+        notes.append(f"across sizes, {method}: posterior medians "
+                     + ", ".join(f"{c} {v:.3g}" for c, v in _medians(result.posterior).items()))
     return rows
+
+
+def _medians(posterior) -> dict[str, float]:
+    """Posterior medians of the paper constants (one group)."""
+    summary = posterior.summary()
+    return dict(zip(summary["constant"], summary["median"]))
 
 
 def gadre(path: Path, args, notes: list[str]) -> tuple[list[dict], pd.DataFrame]:
@@ -504,7 +532,7 @@ def _fmt(df: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
 def goals(table: pd.DataFrame) -> list[str]:
     """One line per bayescale row: which goals it meets."""
     lines = []
-    for _, r in table[table["method"].isin(LAWS)].iterrows():
+    for _, r in table[table["method"].str.startswith(LAWS)].iterrows():
         cross = r["split"].startswith("25M+100M")
         checks = [("median error", r["median_err"] <= (0.01 if cross else 0.003)),
                   ("coverage", 0.80 <= r["coverage_90"] <= 0.98)]
@@ -524,6 +552,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 25M only for the same-size split, 3 schedules per size across sizes, "
                          "2 chains x 100 warm-up x 100 draws, nothing appended")
+    ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), metavar="PART",
+                    help=f"the parts to run, of {', '.join(SPLITS)} (default: all); a partial run says which "
+                         "parts it ran")
     add_append_option(ap)
     args = ap.parse_args()
     if args.quick:
@@ -535,56 +566,66 @@ def main() -> None:
     at_start = conditions()
     notes: list[str] = []
     runs = load_luo(data / "luo2025_multipower")
-    rows, by_schedule, decomposition, loo_rows, times = same_size(runs, args, notes)
-    rows += cross_size(runs, args, notes)
-    gadre_rows, gadre_detail = gadre(data / "gadre2024" / "final_losses.csv", args, notes)
+    rows, by_schedule, decomposition, loo_rows, times = (
+        same_size(runs, args, notes) if "same-size" in args.splits else ([], [], [], [], []))
+    if "cross-size" in args.splits:
+        rows += cross_size(runs, args, notes)
+    gadre_rows, gadre_detail = (gadre(data / "gadre2024" / "final_losses.csv", args, notes)
+                                if "gadre" in args.splits else ([], None))
     total = time.perf_counter() - start
 
     pct = "{:.2%}"
-    main_table = _fmt(pd.DataFrame(rows), {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}",
-                                           "width_90": "{:.4f}", "fit_s": "{:.1f}", "predict_s": "{:.1f}"})
-    main_table.columns = ["split", "method", "held-out points", "median abs rel err", "mean abs rel err",
-                          "in 90% band", "median 90% width (nats)", "fit s", "predict s"]
-    sched = _fmt(pd.DataFrame(by_schedule), {s: pct for s in SCHEDULES})
-    decomp = _fmt(pd.DataFrame(decomposition), {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}",
-                                                "width_90": "{:.4f}"})
-    loo = _fmt(pd.DataFrame(loo_rows)[["size", "points", "model", "rank", "elpd_loo", "se", "p_loo", "elpd_diff",
-                                       "dse", "weight", "pareto_k_bad"]],
-               {"elpd_loo": "{:.1f}", "se": "{:.1f}", "p_loo": "{:.1f}", "elpd_diff": "{:.1f}", "dse": "{:.1f}",
-                "weight": "{:.2f}"})
-    times_df = pd.DataFrame(times)
-    ratio = float(np.median(times_df["ratio"]))
-    times_shown = _fmt(times_df, {"kaplan_schedule_s": "{:.1f}", "kaplan_s": "{:.1f}", "ratio": "{:.2f}"})
+    command = " ".join(["python benchmarks/schedules.py", *(["--quick"] if args.quick else []),
+                        *(["--splits", *args.splits] if list(args.splits) != list(SPLITS) else [])])
     parts = [
         f"\n## schedules — kaplan_schedule vs kaplan on Luo et al. 2025 schedules — "
         f"{dt.date.today().isoformat()}\n",
-        f"`python benchmarks/schedules.py{' --quick' if args.quick else ''}`. Machine: {at_start}; "
+        f"`{command}` (parts run: {', '.join(args.splits)}). Machine: {at_start}; "
         f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. NUTS {args.chains} chains x {args.warmup} "
         f"warm-up x {args.draws} draws, target_accept {args.target_accept}, seed {args.seed}; every logged row fitted "
         f"(min_step_fraction 0); sizes nominal ({', '.join(f'{k} = {v:g}' for k, v in SIZES.items())} "
         f"non-embedding parameters); one batch of {BATCH_TOKENS:,.0f} tokens (nominal) for every run. Bands: "
         f"new-run 90% bands, one `loss_draws` call per held-out run, schedule features from "
         f"`table_features`. Whole benchmark: {total:.0f} s.\n",
-        "Held-out accuracy (same size: fit cosine_24000, constant_24000, wsdcon_9 of one size, predict its other "
-        "six schedules; across sizes: fit all nine schedules of 25M and 100M, predict all nine of 400M). Errors are "
-        "|median forecast / truth - 1| over every held-out point; the Multi-Power Law is a point fit (no band). "
-        "fit s: NUTS sampling seconds (`FitResult.seconds`), least-squares wall seconds for the Multi-Power Law.\n",
-        markdown_table(main_table),
-        "\nAgainst the goals (same size: median error <= 0.3%, 90% coverage 0.80-0.98; across sizes: <= 1.0%, "
-        "0.80-0.98, median width <= 0.08 nats):\n",
-        *goals(pd.DataFrame(rows)),
-        "\nMedian |relative error| per held-out schedule (same-size split):\n",
-        markdown_table(sched),
-        "\nWhere the band width comes from (same-size split): each row adds one source of uncertainty; held-out "
-        "points split by whether their step lies inside the fitted steps (the law-error term is zero there) or "
-        "beyond step 24,000 (constant_72000, cosine_72000).\n",
-        markdown_table(decomp),
-        "\nPSIS-LOO on the fitted points of the same-size split (higher elpd is better):\n",
-        markdown_table(loo),
-        f"\nSampling time on the same points and settings (same-size split); median ratio kaplan_schedule / "
-        f"kaplan: {ratio:.2f} (budget: at most 2).\n",
-        markdown_table(times_shown),
     ]
+    if rows:
+        main_table = _fmt(pd.DataFrame(rows), {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}",
+                                               "width_90": "{:.4f}", "fit_s": "{:.1f}", "predict_s": "{:.1f}"})
+        main_table.columns = ["split", "method", "held-out points", "median abs rel err", "mean abs rel err",
+                              "in 90% band", "median 90% width (nats)", "fit s", "predict s"]
+        parts += [
+            "Held-out accuracy (same size: fit cosine_24000, constant_24000, wsdcon_9 of one size, predict its "
+            "other six schedules; across sizes: fit all nine schedules of 25M and 100M, predict all nine of 400M, "
+            "with the wide critical-batch prior and with the published one). Errors are |median forecast / truth - "
+            "1| over every held-out point; the Multi-Power Law is a point fit (no band). fit s: NUTS sampling "
+            "seconds (`FitResult.seconds`), least-squares wall seconds for the Multi-Power Law.\n",
+            markdown_table(main_table),
+            "\nAgainst the goals (same size: median error <= 0.3%, 90% coverage 0.80-0.98; across sizes: <= 1.0%, "
+            "0.80-0.98, median width <= 0.08 nats):\n",
+            *goals(pd.DataFrame(rows)),
+        ]
+    if by_schedule:
+        decomp = _fmt(pd.DataFrame(decomposition), {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}",
+                                                    "width_90": "{:.4f}"})
+        loo = _fmt(pd.DataFrame(loo_rows)[["size", "points", "model", "rank", "elpd_loo", "se", "p_loo",
+                                           "elpd_diff", "dse", "weight", "pareto_k_bad"]],
+                   {"elpd_loo": "{:.1f}", "se": "{:.1f}", "p_loo": "{:.1f}", "elpd_diff": "{:.1f}",
+                    "dse": "{:.1f}", "weight": "{:.2f}"})
+        times_df = pd.DataFrame(times)
+        ratio = float(np.median(times_df["ratio"]))
+        parts += [
+            "\nMedian |relative error| per held-out schedule (same-size split):\n",
+            markdown_table(_fmt(pd.DataFrame(by_schedule), {s: pct for s in SCHEDULES})),
+            "\nWhere the band width comes from (same-size split): each row adds one source of uncertainty; "
+            "held-out points split by whether their step lies inside the fitted steps (the law-error term is zero "
+            "there) or beyond step 24,000 (constant_72000, cosine_72000).\n",
+            markdown_table(decomp),
+            "\nPSIS-LOO on the fitted points of the same-size split (higher elpd is better):\n",
+            markdown_table(loo),
+            f"\nSampling time on the same points and settings (same-size split); median ratio kaplan_schedule / "
+            f"kaplan: {ratio:.2f} (budget: at most 2).\n",
+            markdown_table(_fmt(times_df, {"kaplan_schedule_s": "{:.1f}", "kaplan_s": "{:.1f}", "ratio": "{:.2f}"})),
+        ]
     if gadre_rows:
         gadre_table = _fmt(pd.DataFrame(gadre_rows), {"mean_abs_err_nats": "{:.3f}", "mean_signed_err_nats": "{:+.3f}",
                                                       "median_rel_err": pct, "coverage_90": "{:.2f}"})

@@ -117,18 +117,15 @@ def register(subparsers) -> None:
 
 def _critical_batch_note(posterior) -> str | None:
     """On a ladder trained at one batch per size: how much of the forecast of a 10x larger model
-    trained 10x longer moves with the critical batch, which its prior decides (``None`` otherwise)."""
-    from bayescale.predict import critical_batch_share, single_batch_ladder
+    trained 10x longer moves with the critical batch, and what decided it (``None`` otherwise)."""
+    from bayescale.predict import critical_batch_share, single_batch_caveat, single_batch_ladder
 
     if not single_batch_ladder(posterior):
         return None
     r = posterior.meta.ranges
     N, B, S = 10 * r["params"][1], r["batch_tokens"][1], 10 * r["step"][1]
     shares = [critical_batch_share(posterior, N, B, S, group=g) for g in posterior.groups]
-    return ("every size was trained at one batch, so the critical batch is decided by its prior: "
-            f"{100 * max(shares):.0f}% of the predictive variance of the loss of a 10x larger model (N={N:.3g}, "
-            f"B={B:g}, S={S:g}) moves with it; train some size at 3+ batches, or use --batch-prior literature for "
-            "losses in nats per BPE token (docs/model.md)")
+    return single_batch_caveat(posterior, max(shares), f"the loss of a 10x larger model (N={N:.3g}, B={B:g}, S={S:g})")
 
 
 def run(args: argparse.Namespace) -> int:

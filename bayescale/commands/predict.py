@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.posterior import Posterior
     from bayescale.predict import (critical_batch_share, predict_min_loss, predict_steps_to_loss, predict_trajectory,
-                                   single_batch_ladder)
+                                   single_batch_caveat, single_batch_ladder)
 
     check_output(args.out, example="bands.csv")
     schedule = read_schedule(args)
@@ -93,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if single_batch_ladder(posterior) and args.steps is not None:
         share = critical_batch_share(posterior, args.params, args.batch_tokens, args.steps, schedule=schedule,
                                      group=args.group, seed=args.seed)
-        note(f"every fitted size ran at one batch: {100 * share:.0f}% of the forecast's variance at step "
-             f"{args.steps:g} moves with the critical batch, which its prior decides (fit --batch-prior literature narrows it for "
-             "losses in nats per BPE token)")
+        note(single_batch_caveat(posterior, share, f"this forecast at step {args.steps:g}"))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
