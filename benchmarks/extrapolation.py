@@ -16,11 +16,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import add_append_option, add_sampler_options, publish
+from common import add_append_option, add_data_option, add_sampler_options, data_folder, markdown_table, publish
 
 from bayescale import fit
 from bayescale.cores import use_cpu_cores
@@ -29,8 +28,6 @@ from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.environment import conditions
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def thin(runs: pd.DataFrame, points: int) -> pd.DataFrame:
@@ -59,7 +56,7 @@ def score(post, held: pd.DataFrame) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    add_data_option(ap, "gemstones2025/")
     ap.add_argument("--max-fit-params", type=float, default=6e8, help="largest total size fitted")
     ap.add_argument("--points", type=int, default=15, help="checkpoints kept per fitted curve")
     add_sampler_options(ap, chains=4, draws=1000, seed=False,
@@ -68,7 +65,7 @@ def main() -> None:
     add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()  # one chain per core (must run before JAX starts)
-    runs = load_gemstones2025(args.data / "gemstones2025" / "train_loss_curves.jsonl")
+    runs = load_gemstones2025(data_folder(args) / "gemstones2025" / "train_loss_curves.jsonl")
     train = thin(runs[runs["params_total"] <= args.max_fit_params], args.points)
     held = runs[runs["params_total"] > args.max_fit_params]
     held = held.loc[transient_mask(held)]
@@ -86,9 +83,7 @@ def main() -> None:
               f"{args.max_fit_params:.2g} total parameters ({len(train)} points, {args.points} per curve), "
               f"{args.chains} chains x {args.draws} draws, {seconds:.0f} s; held out {held['run'].nunique()} curves, "
               f"{len(held)} points past the transient. Diagnostics: {result.diagnostics.format().splitlines()[0]}\n\n")
-    body = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n" + "\n".join(
-        "| " + " | ".join(f"{v:.4g}" for v in row) + " |" for row in table.itertuples(index=False))
-    publish(header + body, args)
+    publish(header + markdown_table(table, "{:.4g}"), args)
 
 
 if __name__ == "__main__":

@@ -51,17 +51,16 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS, add_append_option, append_results
 from bayescale.environment import cpu_model
 from bayescale.trainer import GPT, Corpus, GPTConfig, TrainConfig, load_corpus, param_counts, train
 from bayescale.trainer.batched import BatchedGPT, build_batched_optimizer, clip_grad_norm_per_model_
 from bayescale.trainer.config import default_heads
 from bayescale.trainer.training import build_optimizer, peak_flops
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PARTS = ("plain", "batched", "accumulation")
 
 
@@ -386,7 +385,7 @@ def main() -> None:
     parser.add_argument(
         "--peak-flops", type=float, default=None, help="peak FLOP/s of the GPU for MFU (default: known GPUs)"
     )
-    parser.add_argument("--no-append", action="store_true", help=f"do not append to {RESULTS.name}")
+    add_append_option(parser)
     args = parser.parse_args()
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -470,12 +469,8 @@ def main() -> None:
             "CUDA figures (about 10M and 60M parameters, bf16, compiled): not measured here "
             "(no GPU on this machine); run `python benchmarks/trainer_throughput.py --device cuda` on one."
         )
-    text = "\n".join(header + lines).rstrip("\n") + "\n"
-    if not args.no_append:
-        with open(RESULTS, "a") as handle:
-            if RESULTS.stat().st_size == 0:
-                handle.write("# Benchmark results\n")
-            handle.write(text)
+    if not args.no_append:  # the tables were printed as they were measured
+        append_results("\n".join(header + lines).rstrip("\n"))
         print(f"appended to {RESULTS}")
 
 
