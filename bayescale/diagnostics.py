@@ -29,8 +29,8 @@ class ConvergenceWarning(UserWarning):
 @dataclass(frozen=True)
 class Diagnostics:
     """R-hat, ESS and divergences of one fit; ``table`` has one row per scalar. ``left_out`` is a
-    sentence on chains the fit left out as stuck in a minor mode (:mod:`bayescale.modes`),
-    whose draws the rest does not include, or ``None``."""
+    sentence on chains stuck in a minor mode that the fit ran again or left out
+    (:mod:`bayescale.modes`; a left-out chain's draws are not in the rest), or ``None``."""
 
     table: pd.DataFrame
     divergences: int
@@ -84,7 +84,7 @@ class Diagnostics:
 
 def diagnose(idata: az.InferenceData, var_names: list[str], left_out: str | None = None) -> Diagnostics:
     """Compute R-hat, bulk/tail ESS and divergences for ``var_names`` (``left_out``: a sentence on
-    chains left out before, :class:`Diagnostics`).
+    stuck chains run again or left out before, :class:`Diagnostics`).
 
     The draws are summarised in float64: a scale constant decided by a wide prior (e.g.
     ``B_star`` when every run has one batch size) reaches 1e20 and beyond, whose square

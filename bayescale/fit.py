@@ -9,8 +9,9 @@ of the shared model (:func:`bayescale.models.skeleton.curve_model`) with NumPyro
 (Hoffman & Gelman 2014), draws the prior and prior predictive, assembles an ArviZ
 ``InferenceData`` and gates the result on R-hat, ESS and divergences
 (:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck in a minor mode
-(every draw fitting the data worse than the best chain's) is left out first, and the
-diagnostics and the posterior's settings say so (:mod:`bayescale.modes`).
+(every draw fitting the data worse than the best chain's) is run again first, from the
+best chain's last draw with a warm-up of its own, and left out if it is stuck again;
+the diagnostics and the posterior's settings say which (:mod:`bayescale.modes`).
 
 Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
 has one CPU device unless XLA is told otherwise before JAX starts; a fit that runs
@@ -27,6 +28,7 @@ memory mappings on compiled code first clears JAX's caches
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -49,10 +51,11 @@ from bayescale.environment import library_versions
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
 from bayescale.models.skeleton import curve_model, dims
-from bayescale.modes import left_out_sentence, stuck_chains, without_chains
+from bayescale.modes import (best_chain, left_out_sentence, replace_chains, restarted_sentence, stuck_chains,
+                             without_chains)
 from bayescale.posterior import Posterior, PosteriorMeta
 from bayescale.runs import vocab_size_of
-from bayescale.start import starting_points
+from bayescale.start import dispersed, starting_points
 
 PRIOR_DRAWS = 500
 
@@ -99,41 +102,66 @@ def sample(
     coords: dict,
     dims: dict,
     *,
+    key: jax.Array,
     chains: int,
     warmup: int,
     draws: int,
-    seed: int,
     target_accept: float,
     chain_method: str,
     progress: bool,
-) -> tuple[az.InferenceData, float, str]:
+    init: dict | None = None,
+    prior: bool = True,
+) -> tuple[az.InferenceData, float, str, dict]:
     """Run NUTS on ``model(data, *model_args, log_loss=...)`` and assemble the ``InferenceData``.
 
-    Chains start near a posterior mode, each with its own small offset
-    (:func:`~bayescale.start.starting_points`). Also draws :data:`PRIOR_DRAWS` prior and
-    prior-predictive samples, stores the fitted points' N, B, S, run and group as
-    ``constant_data`` and the pointwise log-likelihood (for PSIS-LOO). Returns the data,
-    the wall time of finding starting points and sampling in seconds, and the chain
-    method used.
+    Chains start at ``init`` (unconstrained values, a leading chain axis when ``chains >
+    1``), by default near a posterior mode, each with its own small offset
+    (:func:`~bayescale.start.starting_points`). With ``prior``, also draws
+    :data:`PRIOR_DRAWS` prior and prior-predictive samples. Stores the fitted points' N, B,
+    S, run and group as ``constant_data`` and the pointwise log-likelihood (for PSIS-LOO).
+    Returns the data, the wall time of finding starting points and sampling in seconds,
+    the chain method used and every chain's last unconstrained position (a leading chain
+    axis when ``chains > 1``).
     """
     method = _chain_method(chain_method, chains)
     release_compiled_code()  # a long process that keeps fitting must not run out of memory mappings (cores.py)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
                 progress_bar=progress)
-    key_start, key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
+    key_start, key_mcmc, key_prior = jax.random.split(key, 3)
     start = time.perf_counter()
-    init = starting_points(key_start, model, (data, *model_args), {"log_loss": data.log_loss}, chains)
+    if init is None:
+        init = starting_points(key_start, model, (data, *model_args), {"log_loss": data.log_loss}, chains)
     mcmc.run(key_mcmc, data, *model_args, log_loss=data.log_loss, init_params=init,
              extra_fields=("diverging", "num_steps"))
     jax.block_until_ready(mcmc.get_samples(group_by_chain=True))  # sampling is dispatched asynchronously
     seconds = time.perf_counter() - start
-    prior = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args)
+    prior_draws = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args) if prior else None
     constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
                      "run_idx": data.run_idx, "group_idx": data.group_idx, **data.covariates}
-    idata = az.from_numpyro(mcmc, prior=prior, coords=coords, dims=dims, constant_data=constant_data,
+    idata = az.from_numpyro(mcmc, prior=prior_draws, coords=coords, dims=dims, constant_data=constant_data,
                             log_likelihood=True)
-    return idata, seconds, method
+    return idata, seconds, method, mcmc.last_state.z
+
+
+def rerun_stuck_chains(idata: az.InferenceData, last: dict,
+                       rerun: Callable[[dict, int], tuple[az.InferenceData, float]]
+                       ) -> tuple[az.InferenceData, str | None, float]:
+    """Chains stuck in a minor mode (:mod:`bayescale.modes`) run again from the best chain's last
+    position ``last[best]`` (``last``: every chain's last unconstrained position, a leading chain
+    axis), by ``rerun(point, chains) -> (data, seconds)``; the fresh chains take the stuck ones'
+    place, and any chain stuck after that is left out. Returns the data, one sentence on what
+    was done (``None`` when no chain was stuck) and the seconds the fresh chains took."""
+    stuck = stuck_chains(idata)
+    if not stuck:
+        return idata, None, 0.0
+    best = best_chain(idata)
+    fresh, seconds = rerun(jax.tree_util.tree_map(lambda a: a[best], last), len(stuck))
+    merged = replace_chains(idata, stuck, fresh)
+    again = stuck_chains(merged)
+    if again:
+        return without_chains(merged, again), left_out_sentence(merged, again, rerun_from=best), seconds
+    return merged, restarted_sentence(idata, stuck), seconds
 
 
 def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict, extrapolation_error: float,
@@ -211,13 +239,18 @@ def fit(
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
                                                                  min_step_fraction=min_step_fraction, min_step=min_step)
     coords, site_dims = dims(data, law)
-    idata, seconds, method = sample(curve_model, (law, priors), data, coords, site_dims, chains=chains,
-                                    warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
-                                    chain_method=chain_method, progress=progress)
-    stuck = stuck_chains(idata)
-    left_out = left_out_sentence(idata, stuck) if stuck else None
-    if stuck:
-        idata = without_chains(idata, stuck)
+    key = jax.random.PRNGKey(seed)
+    run = functools.partial(sample, curve_model, (law, priors), data, coords, site_dims, warmup=warmup, draws=draws,
+                            target_accept=target_accept, chain_method=chain_method, progress=progress)
+    idata, seconds, method, last = run(key=key, chains=chains)
+
+    def rerun(point: dict, fresh_chains: int) -> tuple[az.InferenceData, float]:
+        init = dispersed(jax.random.fold_in(key, 1), point, fresh_chains)
+        fresh, fresh_seconds, _, _ = run(key=jax.random.fold_in(key, 2), chains=fresh_chains, init=init, prior=False)
+        return fresh, fresh_seconds
+
+    idata, left_out, more = rerun_stuck_chains(idata, last, rerun)
+    seconds += more
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
                     **({"left_out_chains": left_out} if left_out else {}))

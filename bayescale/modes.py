@@ -19,15 +19,21 @@ better draws fit worse than nearly all of the best chain's, that is, when the
 :data:`UPPER` quantile of its total log-likelihood lies below the :data:`LOWER`
 quantile of the chain with the highest median log-likelihood (ranges that do not
 overlap, about ten nats or more apart for these models). A chain on a long excursion
-into a tail keeps overlapping draws and stays. The fit leaves stuck chains out and says
-so (:attr:`bayescale.diagnostics.Diagnostics.left_out`); the gate then judges the
-chains that remain, and a single remaining chain fails it (R-hat needs two).
+into a tail keeps overlapping draws and stays.
+
+The fit then runs as many fresh chains, each with a warm-up of its own, from the best
+chain's last draw (plus the usual small dispersion, :func:`bayescale.start.dispersed`),
+and puts them in the stuck chains' place (:func:`replace_chains`). A fresh chain that is
+stuck again is left out. Either way the fit says so
+(:attr:`bayescale.diagnostics.Diagnostics.left_out`); the gate judges the chains it
+keeps, and a single chain fails it (R-hat needs two).
 """
 
 from __future__ import annotations
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 #: Quantile of a chain's total log-likelihood that must lie below the best chain's :data:`LOWER`.
 UPPER = 0.95
@@ -43,26 +49,51 @@ def chain_log_likelihood(idata: az.InferenceData) -> np.ndarray:
     return values.reshape(*values.shape[:2], -1).sum(-1)
 
 
+def best_chain(idata: az.InferenceData) -> int:
+    """The chain with the highest median total log-likelihood."""
+    return int(np.argmax(np.median(chain_log_likelihood(idata), axis=1)))
+
+
 def stuck_chains(idata: az.InferenceData) -> tuple[int, ...]:
     """Chains whose draws all fit the data worse than the best chain's (module docstring); none
     without a ``log_likelihood`` group or with a single chain."""
     if "log_likelihood" not in idata.groups() or idata.posterior.sizes["chain"] < 2:
         return ()
     total = chain_log_likelihood(idata)
-    best = int(np.argmax(np.median(total, axis=1)))
-    floor = np.quantile(total[best], LOWER)
+    floor = np.quantile(total[best_chain(idata)], LOWER)
     return tuple(int(k) for k in np.flatnonzero(np.quantile(total, UPPER, axis=1) < floor))
 
 
-def left_out_sentence(idata: az.InferenceData, stuck: tuple[int, ...]) -> str:
-    """One line on the ``stuck`` chains of ``idata``: which, and how much worse they fit."""
-    total = chain_log_likelihood(idata)
-    median = np.median(total, axis=1)
-    best = int(np.argmax(median))
+def _how_stuck(idata: az.InferenceData, stuck: tuple[int, ...]) -> str:
+    median = np.median(chain_log_likelihood(idata), axis=1)
+    best = best_chain(idata)
     gaps = ", ".join(f"chain {k} by {median[best] - median[k]:.0f}" for k in stuck)
-    return (f"left out {len(stuck)} of {total.shape[0]} chains stuck in a minor mode: every draw fits the data "
-            f"worse than chain {best}'s (median log-likelihood lower: {gaps} nats); more warm-up or another seed "
-            "may bring them to the main mode")
+    return (f"{len(stuck)} of {len(median)} chains stuck in a minor mode: every draw fits the data worse than "
+            f"chain {best}'s (median log-likelihood lower: {gaps} nats)")
+
+
+def left_out_sentence(idata: az.InferenceData, stuck: tuple[int, ...], rerun_from: int | None = None) -> str:
+    """One line on the ``stuck`` chains of ``idata`` that were left out: which, and how much worse
+    they fit; ``rerun_from``: the chain whose last draw they had been run again from."""
+    rerun = "" if rerun_from is None else f", after running again from chain {rerun_from}'s last draw"
+    return f"left out {_how_stuck(idata, stuck)}{rerun}; more warm-up or another seed may bring them to the main mode"
+
+
+def restarted_sentence(idata: az.InferenceData, stuck: tuple[int, ...]) -> str:
+    """One line on the ``stuck`` chains of ``idata`` that were run again from the best chain's last draw."""
+    return (f"ran again {_how_stuck(idata, stuck)}, from chain {best_chain(idata)}'s last draw with a warm-up of "
+            "their own; the fresh chains joined the main mode")
+
+
+def replace_chains(idata: az.InferenceData, chains: tuple[int, ...], fresh: az.InferenceData) -> az.InferenceData:
+    """``idata`` with ``chains`` replaced by the chains of ``fresh`` (same sites and draws), which
+    follow the kept ones; chains renumbered from 0, the prior groups as they are."""
+    out = without_chains(idata, chains)
+    for group in CHAIN_GROUPS:
+        if group in out.groups():
+            merged = xr.concat([out[group], fresh[group]], dim="chain")
+            out[group] = merged.assign_coords(chain=np.arange(merged.sizes["chain"]))
+    return out
 
 
 def without_chains(idata: az.InferenceData, chains: tuple[int, ...]) -> az.InferenceData:

@@ -10,7 +10,8 @@ some seeds, and on the bundled runs). :func:`starting_points` avoids that:
 2. run ``steps`` Adam steps (Kingma & Ba 2015) on the potential energy (the negative
    log joint density), keeping the best finite point seen;
 3. give each chain that point plus independent ``Normal(0, jitter)`` noise in the
-   unconstrained space, so that R-hat can still reveal chains that drift apart.
+   unconstrained space (:func:`dispersed`), so that R-hat can still reveal chains that
+   drift apart.
 
 The optimisation is short on purpose: it brings every chain into the region where the
 likelihood is informative, not to the mode itself (in a hierarchical model the joint
@@ -83,6 +84,14 @@ def starting_points(
                             init_strategy=init_to_median(num_samples=15))
     flat, unravel = ravel_pytree(info.param_info.z)
     best = jax.jit(lambda x: _adam(lambda y: info.potential_fn(unravel(y)), x, steps, step_size))(flat)
-    noise = jitter * jax.random.normal(key_jitter, (chains, flat.shape[0]), flat.dtype)
-    points = jax.vmap(unravel)(best + noise)
+    return dispersed(key_jitter, unravel(best), chains, jitter)
+
+
+def dispersed(key: jax.Array, point: dict[str, jax.Array], chains: int, jitter: float = JITTER) -> dict[str, jax.Array]:
+    """``chains`` copies of the unconstrained ``point``, each plus independent ``Normal(0, jitter)``
+    noise, laid out as :meth:`numpyro.infer.MCMC.run` takes ``init_params`` (a leading chain
+    axis when ``chains > 1``)."""
+    flat, unravel = ravel_pytree(point)
+    noise = jitter * jax.random.normal(key, (chains, flat.shape[0]), flat.dtype)
+    points = jax.vmap(unravel)(flat + noise)
     return points if chains > 1 else jax.tree_util.tree_map(lambda a: a[0], points)

@@ -1,4 +1,4 @@
-"""Chains stuck in a minor mode: found on constructed draws, left out by the fit and said."""
+"""Chains stuck in a minor mode: found on constructed draws, run again or left out by the fit, and said."""
 
 import importlib
 
@@ -6,7 +6,8 @@ import arviz as az
 import numpy as np
 
 from bayescale.diagnostics import diagnose
-from bayescale.modes import left_out_sentence, stuck_chains, without_chains
+from bayescale.modes import (best_chain, left_out_sentence, replace_chains, restarted_sentence, stuck_chains,
+                             without_chains)
 
 
 def _idata(shifts: list[float], draws: int = 400, points: int = 50, seed: int = 0) -> az.InferenceData:
@@ -45,13 +46,40 @@ def test_the_diagnostics_say_which_chains_were_left_out():
     assert gate.left_out == note and note in gate.format() and gate.n_draws == 3 * 400
 
 
-def test_the_fit_leaves_stuck_chains_out_and_records_it(small_runs, monkeypatch):
+def test_replace_chains_puts_fresh_chains_in_the_stuck_ones_place():
+    idata, fresh = _idata([0.0, 40.0, 0.0]), _idata([0.0], seed=1)
+    merged = replace_chains(idata, (1,), fresh)
+    assert list(merged.posterior.chain.values) == [0, 1, 2] and merged.log_likelihood.sizes["chain"] == 3
+    assert merged.sample_stats.sizes["chain"] == 3 and stuck_chains(merged) == ()
+    assert np.allclose(merged.posterior["a"].sel(chain=2), fresh.posterior["a"].sel(chain=0))
+    assert best_chain(idata) in (0, 2)
+    sentence = restarted_sentence(idata, (1,))
+    assert sentence.startswith("ran again 1 of 3 chains stuck in a minor mode") and "chain 1 by 40" in sentence
+
+
+def _fit_with_stuck(small_runs, monkeypatch, verdicts):
+    """Fit with ``stuck_chains`` answering ``verdicts`` in turn (chain 1 stuck at first)."""
     fit_module = importlib.import_module("bayescale.fit")  # the module: bayescale.fit is also the function
-    monkeypatch.setattr(fit_module, "stuck_chains", lambda idata: (1,))
-    result = fit_module.fit(small_runs, chains=2, warmup=30, draws=30, seed=0, progress=False, warn=False)
+    answers = iter(verdicts)
+    monkeypatch.setattr(fit_module, "stuck_chains", lambda idata: next(answers))
+    return fit_module.fit(small_runs, chains=2, warmup=30, draws=30, seed=0, progress=False, warn=False)
+
+
+def test_the_fit_runs_a_stuck_chain_again_from_the_best_chains_last_draw(small_runs, monkeypatch):
+    result = _fit_with_stuck(small_runs, monkeypatch, [(1,), ()])
+    posterior = result.posterior
+    assert posterior.idata.posterior.sizes["chain"] == 2 and posterior.n_draws == 60
+    assert posterior.idata.sample_stats.sizes["chain"] == 2 and "prior" in posterior.idata.groups()
+    assert result.diagnostics.left_out.startswith("ran again 1 of 2 chains stuck in a minor mode")
+    assert posterior.meta.settings["left_out_chains"] == result.diagnostics.left_out
+
+
+def test_the_fit_leaves_chains_stuck_again_out_and_records_it(small_runs, monkeypatch):
+    result = _fit_with_stuck(small_runs, monkeypatch, [(1,), (1,)])
     posterior = result.posterior
     assert posterior.idata.posterior.sizes["chain"] == 1 and posterior.n_draws == 30
     assert result.diagnostics.left_out.startswith("left out 1 of 2 chains stuck in a minor mode")
+    assert "after running again from chain" in result.diagnostics.left_out
     assert not result.diagnostics.passed  # one chain left: R-hat is undefined
     assert posterior.meta.settings["left_out_chains"] == result.diagnostics.left_out
     assert result.diagnostics.left_out in result.diagnostics.format()
