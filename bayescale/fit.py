@@ -253,7 +253,7 @@ def fit(
     seconds += more
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
                     min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
-                    **({"left_out_chains": left_out} if left_out else {}))
+                    **({"left_out_chains": left_out} if left_out else {}), **({"rerun_seconds": more} if more else {}))
     if law_error == "ladder":
         def fit_part(table: pd.DataFrame) -> tuple[Posterior, bool]:
             part = fit(table, law=law, group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,

@@ -72,6 +72,7 @@ def test_the_fit_runs_a_stuck_chain_again_from_the_best_chains_last_draw(small_r
     assert posterior.idata.sample_stats.sizes["chain"] == 2 and "prior" in posterior.idata.groups()
     assert result.diagnostics.left_out.startswith("ran again 1 of 2 chains stuck in a minor mode")
     assert posterior.meta.settings["left_out_chains"] == result.diagnostics.left_out
+    assert 0 < posterior.meta.settings["rerun_seconds"] < result.seconds == posterior.meta.settings["sampling_seconds"]
 
 
 def test_the_fit_leaves_chains_stuck_again_out_and_records_it(small_runs, monkeypatch):
