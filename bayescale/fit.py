@@ -102,19 +102,22 @@ def sample(
     coords: dict,
     dims: dict,
     *,
-    key: jax.Array,
+    seed: int,
     chains: int,
     warmup: int,
     draws: int,
     target_accept: float,
     chain_method: str,
     progress: bool,
+    stream: int = 0,
     init: dict | None = None,
     prior: bool = True,
 ) -> tuple[az.InferenceData, float, str, dict]:
     """Run NUTS on ``model(data, *model_args, log_loss=...)`` and assemble the ``InferenceData``.
 
-    Chains start at ``init`` (unconstrained values, a leading chain axis when ``chains >
+    The random keys come from ``seed``; ``stream > 0`` draws another independent stream
+    from the same seed (the chains :func:`rerun_stuck_chains` runs). Chains start at
+    ``init`` (unconstrained values, a leading chain axis when ``chains >
     1``), by default near a posterior mode, each with its own small offset
     (:func:`~bayescale.start.starting_points`). With ``prior``, also draws
     :data:`PRIOR_DRAWS` prior and prior-predictive samples. Stores the fitted points' N, B,
@@ -123,12 +126,13 @@ def sample(
     the chain method used and every chain's last unconstrained position (a leading chain
     axis when ``chains > 1``).
     """
-    method = _chain_method(chain_method, chains)
+    method = _chain_method(chain_method, chains)  # before JAX starts: it may expose the CPU cores
     release_compiled_code()  # a long process that keeps fitting must not run out of memory mappings (cores.py)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=True)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
                 progress_bar=progress)
-    key_start, key_mcmc, key_prior = jax.random.split(key, 3)
+    key = jax.random.PRNGKey(seed)
+    key_start, key_mcmc, key_prior = jax.random.split(jax.random.fold_in(key, stream) if stream else key, 3)
     start = time.perf_counter()
     if init is None:
         init = starting_points(key_start, model, (data, *model_args), {"log_loss": data.log_loss}, chains)
@@ -239,14 +243,13 @@ def fit(
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
                                                                  min_step_fraction=min_step_fraction, min_step=min_step)
     coords, site_dims = dims(data, law)
-    key = jax.random.PRNGKey(seed)
-    run = functools.partial(sample, curve_model, (law, priors), data, coords, site_dims, warmup=warmup, draws=draws,
-                            target_accept=target_accept, chain_method=chain_method, progress=progress)
-    idata, seconds, method, last = run(key=key, chains=chains)
+    run = functools.partial(sample, curve_model, (law, priors), data, coords, site_dims, seed=seed, warmup=warmup,
+                            draws=draws, target_accept=target_accept, chain_method=chain_method, progress=progress)
+    idata, seconds, method, last = run(chains=chains)
 
     def rerun(point: dict, fresh_chains: int) -> tuple[az.InferenceData, float]:
-        init = dispersed(jax.random.fold_in(key, 1), point, fresh_chains)
-        fresh, fresh_seconds, _, _ = run(key=jax.random.fold_in(key, 2), chains=fresh_chains, init=init, prior=False)
+        init = dispersed(jax.random.fold_in(jax.random.PRNGKey(seed), 1), point, fresh_chains)
+        fresh, fresh_seconds, _, _ = run(chains=fresh_chains, stream=2, init=init, prior=False)
         return fresh, fresh_seconds
 
     idata, left_out, more = rerun_stuck_chains(idata, last, rerun)
