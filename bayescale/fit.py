@@ -51,8 +51,7 @@ from bayescale.environment import library_versions
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
 from bayescale.models.skeleton import curve_model, dims
-from bayescale.modes import (best_chain, left_out_sentence, replace_chains, restarted_sentence, stuck_chains,
-                             without_chains)
+from bayescale.modes import rerun_stuck_chains
 from bayescale.posterior import Posterior, PosteriorMeta
 from bayescale.runs import vocab_size_of
 from bayescale.start import dispersed, starting_points
@@ -116,8 +115,8 @@ def sample(
     """Run NUTS on ``model(data, *model_args, log_loss=...)`` and assemble the ``InferenceData``.
 
     The random keys come from ``seed``; ``stream > 0`` draws another independent stream
-    from the same seed (the chains :func:`rerun_stuck_chains` runs). Chains start at
-    ``init`` (unconstrained values, a leading chain axis when ``chains >
+    from the same seed (for the chains :func:`bayescale.modes.rerun_stuck_chains` runs).
+    Chains start at ``init`` (unconstrained values, a leading chain axis when ``chains >
     1``), by default near a posterior mode, each with its own small offset
     (:func:`~bayescale.start.starting_points`). With ``prior``, also draws
     :data:`PRIOR_DRAWS` prior and prior-predictive samples. Stores the fitted points' N, B,
@@ -146,26 +145,6 @@ def sample(
     idata = az.from_numpyro(mcmc, prior=prior_draws, coords=coords, dims=dims, constant_data=constant_data,
                             log_likelihood=True)
     return idata, seconds, method, mcmc.last_state.z
-
-
-def rerun_stuck_chains(idata: az.InferenceData, last: dict,
-                       rerun: Callable[[dict, int], tuple[az.InferenceData, float]]
-                       ) -> tuple[az.InferenceData, str | None, float]:
-    """Chains stuck in a minor mode (:mod:`bayescale.modes`) run again from the best chain's last
-    position ``last[best]`` (``last``: every chain's last unconstrained position, a leading chain
-    axis), by ``rerun(point, chains) -> (data, seconds)``; the fresh chains take the stuck ones'
-    place, and any chain stuck after that is left out. Returns the data, one sentence on what
-    was done (``None`` when no chain was stuck) and the seconds the fresh chains took."""
-    stuck = stuck_chains(idata)
-    if not stuck:
-        return idata, None, 0.0
-    best = best_chain(idata)
-    fresh, seconds = rerun(jax.tree_util.tree_map(lambda a: a[best], last), len(stuck))
-    merged = replace_chains(idata, stuck, fresh)
-    again = stuck_chains(merged)
-    if again:
-        return without_chains(merged, again), left_out_sentence(merged, again, rerun_from=best), seconds
-    return merged, restarted_sentence(idata, stuck), seconds
 
 
 def posterior_meta(law: Law, data: CurveData, priors: object, settings: dict, extrapolation_error: float,

@@ -21,15 +21,18 @@ quantile of the chain with the highest median log-likelihood (ranges that do not
 overlap, about ten nats or more apart for these models). A chain on a long excursion
 into a tail keeps overlapping draws and stays.
 
-The fit then runs as many fresh chains, each with a warm-up of its own, from the best
-chain's last draw (plus the usual small dispersion, :func:`bayescale.start.dispersed`),
-and puts them in the stuck chains' place (:func:`replace_chains`). A fresh chain that is
+The fit then runs as many fresh chains (:func:`rerun_stuck_chains`), each with a warm-up
+of its own, from the best chain's last draw (plus the usual small dispersion,
+:func:`bayescale.start.dispersed`), and puts them in the stuck chains' place
+(:func:`replace_chains`). A fresh chain that is
 stuck again is left out. Either way the fit says so
 (:attr:`bayescale.diagnostics.Diagnostics.left_out`); the gate judges the chains it
 keeps, and a single chain fails it (R-hat needs two).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import arviz as az
 import numpy as np
@@ -106,3 +109,23 @@ def without_chains(idata: az.InferenceData, chains: tuple[int, ...]) -> az.Infer
             data = out[group].isel(chain=keep)
             out[group] = data.assign_coords(chain=np.arange(len(keep)))
     return out
+
+
+def rerun_stuck_chains(idata: az.InferenceData, last: dict[str, np.ndarray],
+                       rerun: Callable[[dict, int], tuple[az.InferenceData, float]]
+                       ) -> tuple[az.InferenceData, str | None, float]:
+    """Chains stuck in a minor mode (module docstring) run again from the best chain's last
+    position ``last[best]`` (``last``: every chain's last unconstrained position, a leading chain
+    axis), by ``rerun(point, chains) -> (data, seconds)``; the fresh chains take the stuck ones'
+    place, and any chain stuck after that is left out. Returns the data, one sentence on what
+    was done (``None`` when no chain was stuck) and the seconds the fresh chains took."""
+    stuck = stuck_chains(idata)
+    if not stuck:
+        return idata, None, 0.0
+    best = best_chain(idata)
+    fresh, seconds = rerun({name: value[best] for name, value in last.items()}, len(stuck))
+    merged = replace_chains(idata, stuck, fresh)
+    again = stuck_chains(merged)
+    if again:
+        return without_chains(merged, again), left_out_sentence(merged, again, rerun_from=best), seconds
+    return merged, restarted_sentence(idata, stuck), seconds

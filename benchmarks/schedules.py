@@ -416,7 +416,7 @@ def same_size(runs: pd.DataFrame, args, notes: list[str]):
 
 def _first_pass_seconds(result) -> float:
     """Sampling seconds of a fit's first pass: without the chains run again from the main mode
-    (``rerun_seconds``, :func:`bayescale.fit.rerun_stuck_chains`), which a stuck chain adds."""
+    (``rerun_seconds``, :func:`bayescale.modes.rerun_stuck_chains`), which a stuck chain adds."""
     return result.seconds - result.posterior.meta.settings.get("rerun_seconds", 0.0)
 
 

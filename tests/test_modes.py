@@ -61,7 +61,7 @@ def _fit_with_stuck(small_runs, monkeypatch, verdicts):
     """Fit with ``stuck_chains`` answering ``verdicts`` in turn (chain 1 stuck at first)."""
     fit_module = importlib.import_module("bayescale.fit")  # the module: bayescale.fit is also the function
     answers = iter(verdicts)
-    monkeypatch.setattr(fit_module, "stuck_chains", lambda idata: next(answers))
+    monkeypatch.setattr(importlib.import_module("bayescale.modes"), "stuck_chains", lambda idata: next(answers))
     return fit_module.fit(small_runs, chains=2, warmup=30, draws=30, seed=0, progress=False, warn=False)
 
 
