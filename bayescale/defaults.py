@@ -42,24 +42,21 @@ SCALE_FACTOR = 1.3
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
 
-#: The demo's sampler settings (:mod:`bayescale.demo`). Its posterior has a curved tail
-#: where the critical batch grows far beyond the batches trained (B_crit and S_c trade
-#: off along a ridge); at target_accept 0.9 and 0.95 some seeds diverged there (up to 22
-#: and 4 divergent draws of 4,000), at 0.99 none did on seeds 0-2, for about the same
-#: cost (68-78 leapfrog steps per draw). The dense mass matrix adapts within 500 warmup
-#: iterations. 2 chains x 2,000 draws gave every gated ESS >= 1.8 x 400 on seeds 0-2
-#: with the pinned libraries but only 1.2 x (tail ESS 491) on one seed with the oldest
-#: supported ones, so the demo keeps 2,500: the margin holds across library versions
-#: for about 5 s more. Measured in benchmarks/RESULTS.md ("demo gate over seeds").
+#: The demo's sampler settings (:mod:`bayescale.demo`): 2 chains of 500 warm-up
+#: iterations, then draws and target_accept per law it fits (:data:`DEMO_SAMPLING`).
+#: The posteriors have a long tail where the critical batch grows far beyond the batches
+#: trained; it sets how many draws the tail ESS of B_star and S_c needs.
 DEMO_CHAINS = 2
 DEMO_WARMUP = 500
-DEMO_DRAWS = 2500
-#: Draws per chain of ``bayescale demo --schedules`` (kaplan_schedule on the constant and
-#: cosine runs). With the run offsets centred within sizes, 2,500 draws gave tail ESS 737
-#: (PASS) on seed 0 but 105 and 321 (FAIL) on seeds 1 and 2; 5,000 gave 524 on seed 0
-#: (PASS; 82 leapfrog steps per draw, 67 s of sampling on 2 cores).
-DEMO_SCHEDULE_DRAWS = 5000
-DEMO_TARGET_ACCEPT = 0.99
+#: ``law: (draws per chain, target_accept)``, measured in benchmarks/RESULTS.md ("demo gate
+#: over seeds"). ``kaplan_schedule`` (the default: constant and cosine runs) with the step
+#: term measured at the fitted batch: at 0.8 no divergent draw on seeds 0-2 (27-34
+#: leapfrog steps per draw); 2 x 6,000 gave tail ESS 461-879, so the demo draws more for
+#: margin. ``kaplan`` (``--constant-only``) diverged at 0.8 (5 of 5,000 on seed 0) and keeps
+#: 0.99, as do the irreducible variants, whose L_inf, N_c and alpha_N trade off along a
+#: curved ridge.
+DEMO_SAMPLING = {"kaplan_schedule": (8000, 0.8), "kaplan": (2500, 0.99), "kaplan_irreducible": (2500, 0.99),
+                 "kaplan_schedule_irreducible": (5000, 0.99)}
 
 #: Hardware the hours of a planned run assume by default (:mod:`bayescale.hardware`;
 #: ``bayescale sweep --dry-run``, ``bayescale report``): an H100 SXM's dense bf16 peak in

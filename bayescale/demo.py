@@ -4,12 +4,12 @@
    ``bayescale.trainer`` on the Python standard library, evaluated on an in-domain and
    an out-of-domain split.
 2. Fit a law form (one group per split) on every size but the largest (sampler settings
-   in :mod:`bayescale.defaults`, ``DEMO_*``): by default the Kaplan/Su law on the
-   constant-rate runs; with ``schedules=True`` (``bayescale demo --schedules``) the
-   schedule-aware law ``kaplan_schedule`` on the constant and cosine runs. The forecasts
-   need a law with a critical batch.
+   per law in :mod:`bayescale.defaults`, ``DEMO_*``): by default the schedule-aware law
+   ``kaplan_schedule`` on the constant and cosine runs; with ``schedules=False``
+   (``bayescale demo --constant-only``) the Kaplan/Su law on the constant-rate runs. The
+   forecasts need a law with a critical batch.
 3. Predict what was held out and compare with what it really did, per split: the
-   largest size at each of its batch sizes and, with ``schedules=True``, the runs of a
+   largest size at each of its batch sizes and, unless ``schedules=False``, the runs of a
    schedule never fitted (WSD), each point under its own run's schedule. Reported: the median absolute
    relative error after the early transient and the fraction of points inside the 50%
    and 90% new-run bands.
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from bayescale import plots
 from bayescale.curves import transient_mask
-from bayescale.defaults import DEMO_CHAINS, DEMO_DRAWS, DEMO_TARGET_ACCEPT, DEMO_WARMUP
+from bayescale.defaults import DEMO_CHAINS, DEMO_SAMPLING, DEMO_WARMUP
 from bayescale.fit import FitResult, fit
 from bayescale.models.law import Law
 from bayescale.models.registry import irreducible_variant
@@ -53,6 +53,13 @@ FORECAST_FACTORS = (10, 100)
 HELD_OUT_SCHEDULE = "wsd"
 #: Share of the held-out size's steps the tracking example observes.
 TRACK_FRACTION = 0.2
+#: Draws per chain and target_accept for a law :data:`~bayescale.defaults.DEMO_SAMPLING` does not list.
+OTHER_LAW_SAMPLING = (2500, 0.99)
+
+
+def demo_sampling(law: str) -> tuple[int, float]:
+    """The demo's draws per chain and ``target_accept`` for the law named ``law``."""
+    return DEMO_SAMPLING.get(law, OTHER_LAW_SAMPLING)
 
 
 def bundled_runs() -> pd.DataFrame:
@@ -240,20 +247,22 @@ def run_demo(
     runs: pd.DataFrame | None = None,
     chains: int = DEMO_CHAINS,
     warmup: int = DEMO_WARMUP,
-    draws: int = DEMO_DRAWS,
+    draws: int | None = None,
     seed: int = 0,
     target_loss: float | None = None,
     law: str | Law | None = None,
     irreducible: bool = False,
-    schedules: bool = False,
+    schedules: bool = True,
     progress: bool = True,
     warn: bool = True,
 ) -> DemoResult:
     """Run the demo (see the module docstring) and write its outputs to ``out_dir``.
 
-    By default the constant-rate runs are fitted with ``kaplan``; ``schedules=True`` fits
-    ``kaplan_schedule`` to the constant and cosine runs and also predicts the held-out
-    WSD runs (``law`` overrides either; ``irreducible`` picks the variant with a floor)."""
+    By default ``kaplan_schedule`` is fitted to the constant and cosine runs and also
+    predicts the held-out WSD runs; ``schedules=False`` fits ``kaplan`` to the
+    constant-rate runs (``law`` overrides either; ``irreducible`` picks the variant with a
+    floor). ``draws`` defaults to the law's :func:`demo_sampling`, which also sets
+    ``target_accept``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = tqdm(total=6, desc="demo", disable=not progress, unit="stage")
@@ -270,10 +279,11 @@ def run_demo(
     if law is None:
         law = "kaplan_schedule" if schedules else "kaplan"
         law = irreducible_variant(law) if irreducible else law
+    default_draws, target_accept = demo_sampling(law if isinstance(law, str) else law.name)
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")
-    result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 law=law, target_accept=DEMO_TARGET_ACCEPT,
+    result = fit(train, group_by=group_by or None, chains=chains, warmup=warmup,
+                 draws=default_draws if draws is None else draws, seed=seed, law=law, target_accept=target_accept,
                  progress=False, warn=warn)
     stages.update()
     stages.set_postfix_str("checking what was held out")

@@ -4,8 +4,8 @@ Runs ``bayescale demo --seed S`` for each seed in a fresh process (as ``make dem
 does once the virtual environment exists), times the whole command, and reads the
 gate's figures back from the posterior it wrote: R-hat max, bulk and tail ESS minima,
 divergences, and the margin (smallest ESS over the gate's threshold of 400; the target
-is at least 1.5). Also prints the held-out figures, which move with the seed only by
-Monte Carlo noise.
+is at least 1.5). Also prints the held-out figures (the held-out size and the held-out
+schedule, per split), which move with the seed only by Monte Carlo noise.
 
 Prints a table and appends it, with the date, machine and library versions, to
 benchmarks/RESULTS.md. Run: ``python benchmarks/demo_gate.py [--seeds 0,1,2]``.
@@ -45,14 +45,15 @@ def run_seed(seed: int, work: Path) -> dict:
     wall = time.perf_counter() - start
     post = Posterior.load(out / "posterior.nc")
     d = diagnose(post.idata, post.constant_names())
-    held = pd.read_csv(out / "held_out.csv").set_index("split")
+    held = pd.read_csv(out / "held_out.csv")
+    held.index = held["held_out"] + "_" + held["split"]  # the held-out size, and the held-out schedule
     settings = post.meta.settings
     return {"seed": seed, "wall_s": wall, "sampling_s": settings["sampling_seconds"],
             "r_hat_max": d.max_rhat, "ess_bulk_min": d.min_ess_bulk, "ess_tail_min": d.min_ess_tail,
             "divergences": d.divergences, "gate": "PASS" if d.passed else "FAIL",
             "ess_margin": min(d.min_ess_bulk, d.min_ess_tail) / ESS_MIN,
-            **{f"err_{split}": held.loc[split, "median_abs_rel_error"] for split in held.index},
-            **{f"cov90_{split}": held.loc[split, "coverage_90"] for split in held.index}}
+            **{f"err_{row}": held.loc[row, "median_abs_rel_error"] for row in held.index},
+            **{f"cov90_{row}": held.loc[row, "coverage_90"] for row in held.index}}
 
 
 def main() -> None:

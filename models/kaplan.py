@@ -24,18 +24,19 @@ the AR(1) Student-t observation)::
 
     log L_ref[g]        ~ Normal(log L_min_obs, sd)        # log(L_N - L_inf) at N_ref
     log alpha_N[g]      ~ Normal(log 0.1, 1.0)
-    log A_ref[g]        ~ Normal(log(0.2 L_med_obs), sd)   # log step term at S_ref
+    log A_ref[g]        ~ Normal(log(0.2 L_med_obs), sd)   # log step term at S_ref, B_mean
     log alpha_S[g]      ~ Normal(log 0.76, 0.75)
     log B_ref[g]        ~ Normal(mean log B_obs, sd)       # log B_crit at L_ref
     log(1/alpha_B)[g]   ~ Normal(log(1/0.21), 0.75)
     L_inf[g] = f[g] * L_min_obs,  f[g] ~ Beta(2, 2)        # kaplan_irreducible only
 
     # paper constants (deterministic sites)
-    N_c = N_ref * L_ref^(1/alpha_N),  S_c = S_ref * A_ref^(1/alpha_S),
+    N_c = N_ref * L_ref^(1/alpha_N),  S_c = S_ref * A_ref^(1/alpha_S) / (1 + B_ref/B_mean),
     B_*  = B_ref * L_ref^(1/alpha_B)   (L_ref here the median observed loss)
 
 The re-centring (loss at a reference size, step term at a reference step, critical
-batch at a reference loss) removes the near non-identifiability of the (log N_c,
+batch at a reference loss; the step term measured at the fitted batches' mean ``B_mean``,
+which is what the curves show) removes the near non-identifiability of the (log N_c,
 alpha_N), (log S_c, alpha_S) and (log B_*, alpha_B) pairs that stalls NUTS; see
 docs/model.md.
 
@@ -228,15 +229,37 @@ LATENTS = ("log_L_ref", "log_alpha_N", "log_A_ref", "log_alpha_S", "log_B_ref", 
 CONSTANTS = ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B")
 
 
+#: Reference key of the batch (log tokens) at which ``log_A_ref`` measures the step term;
+#: posteriors saved without it measured the step term at an unlimited batch.
+STEP_TERM_BATCH = "log_B_step_term"
+
+
+def measure_step_term_at_fitted_batch(data) -> None:
+    """Record in ``data.references`` that ``log_A_ref`` is the step term at the fitted
+    batches' geometric mean (:func:`constants_from_latents`)."""
+    data.references[STEP_TERM_BATCH] = data.references["log_B_mean"]
+
+
 def constants_from_latents(latents: dict, references: dict, L_inf=0.0) -> KaplanConstants:
-    """Map the re-centred latent quantities to the paper constants (any array shapes)."""
+    """Map the re-centred latent quantities to the paper constants (any array shapes).
+
+    ``log_A_ref`` is the step term at ``S_ref`` for a run at the batch ``B_ref`` of
+    ``references[STEP_TERM_BATCH]``: ``(S_c (1 + B_crit(L_ref)/B_ref) / S_ref)^alpha_S``,
+    so ``log S_c = log S_ref + log_A_ref / alpha_S - softplus(log B_crit(L_ref) - log B_ref)``
+    (docs/model.md, section 4.1). The curves measure that product; where the critical
+    batch grows far beyond the batches trained they measure nothing else, and sampling
+    ``log S_c`` itself put the chains on a curved ridge there. Without the reference
+    (posteriors saved before it existed) the softplus term is 0.
+    """
     alpha_N = jnp.exp(latents["log_alpha_N"])
     alpha_S = jnp.exp(latents["log_alpha_S"])
     alpha_B = jnp.exp(-latents["log_inv_alpha_B"])
+    batch_share = (jax.nn.softplus(latents["log_B_ref"] - references[STEP_TERM_BATCH])
+                   if STEP_TERM_BATCH in references else 0.0)
     return KaplanConstants(
         log_N_c=references["log_N_ref"] + latents["log_L_ref"] / alpha_N,
         alpha_N=alpha_N,
-        log_S_c=references["log_S_ref"] + latents["log_A_ref"] / alpha_S,
+        log_S_c=references["log_S_ref"] + latents["log_A_ref"] / alpha_S - batch_share,
         alpha_S=alpha_S,
         log_B_star=latents["log_B_ref"] + references["log_L_ref"] / alpha_B,
         alpha_B=alpha_B,
@@ -289,6 +312,7 @@ class Kaplan(Law):
     def prepare(self, runs, *, group_by, min_step_fraction, min_step):
         data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
         warn_unidentified(data)
+        measure_step_term_at_fitted_batch(data)
         return data
 
     def prior_centres(self, data, priors: KaplanPriors) -> dict[str, tuple[float, float]]:

@@ -40,7 +40,7 @@ from bayescale.curves import IdentifiabilityWarning, prepare_curves
 from bayescale.schedules import FEATURES, table_features
 
 from .kaplan import LATENTS as KAPLAN_LATENTS
-from .kaplan import Kaplan, constants_from_latents, trajectory, warn_unidentified
+from .kaplan import Kaplan, constants_from_latents, measure_step_term_at_fitted_batch, trajectory, warn_unidentified
 from .law import Covariates, Extrapolation
 from .priors import SchedulePriors
 
@@ -94,6 +94,7 @@ class ScheduleKaplan(Kaplan):
         data = prepare_curves(table, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
                               covariate_columns=FEATURES)
         warn_unidentified(data)
+        measure_step_term_at_fitted_batch(data)
         data.ranges["lr_anneal"] = [float(np.min(data.covariates["lr_anneal"])),
                                     float(np.max(data.covariates["lr_anneal"]))]
         if data.ranges["lr_anneal"][1] < 0.05:

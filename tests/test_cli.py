@@ -143,5 +143,5 @@ def test_commands_that_sample_share_the_sampler_options():
     assert sampler_options(compare_args) == {**SAMPLER_DEFAULTS, "chain_method": "sequential"}
     assert compare_args.seed == 3 and not compare_args.quiet
     demo_args = parse(["demo"])
-    assert sampler_options(demo_args) == {"chains": DEMO_CHAINS, "warmup": DEMO_WARMUP}  # draws: by --schedules
+    assert sampler_options(demo_args) == {"chains": DEMO_CHAINS, "warmup": DEMO_WARMUP}  # draws: set per law
     assert not hasattr(demo_args, "target_accept") and demo_args.seed == 0

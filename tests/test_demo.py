@@ -6,7 +6,7 @@ import pytest
 
 from bayescale import Posterior
 from bayescale.cli import main
-from bayescale.demo import DEMO_TARGET_ACCEPT, bundled_metadata, bundled_runs, run_demo
+from bayescale.demo import bundled_metadata, bundled_runs, demo_sampling, run_demo
 from bayescale.diagnostics import ConvergenceWarning
 
 
@@ -27,8 +27,7 @@ def test_bundled_runs_meet_the_sweep_design():
 def test_demo_writes_its_outputs(tmp_path):
     res = run_demo(tmp_path, chains=2, warmup=60, draws=60, progress=False, warn=False)
     for name in ("summary.md", "posterior.nc", "held_out.csv", "forecasts.csv", "tracking.csv", "track.png",
-                 "held_out.png", "forecast.png",
-                 "trajectories.png", "min_loss.png"):
+                 "held_out.png", "held_out_schedule.png", "forecast.png", "trajectories.png", "min_loss.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     held = pd.read_csv(tmp_path / "held_out.csv")
     assert set(held["split"]) == {"in_domain", "out_of_domain"}
@@ -43,27 +42,24 @@ def test_demo_writes_its_outputs(tmp_path):
     assert tracking["abs_rel_error"].between(0, 0.2).all()
     runs = bundled_runs()
     fitted = set(res.fit.posterior.meta.runs)
-    assert fitted <= set(runs.query("schedule == 'constant' and params < params.max()")["run"])
-    assert set(held["held_out"]) == {"size"} and res.fit.posterior.law.name == "kaplan"
-
-
-@pytest.mark.slow
-def test_demo_with_schedules_holds_out_the_wsd_runs(tmp_path):
-    res = run_demo(tmp_path, chains=2, warmup=60, draws=60, schedules=True, progress=False, warn=False)
-    runs = bundled_runs()
-    assert set(res.fit.posterior.meta.runs) <= set(runs.query("schedule != 'wsd' and params < params.max()")["run"])
-    assert set(res.held_out["held_out"]) == {"size", "wsd"} and res.fit.posterior.law.name == "kaplan_schedule"
-    assert (tmp_path / "held_out_schedule.png").exists()
+    assert fitted == set(runs.query("schedule != 'wsd' and params < params.max()")["run"])
+    assert set(held["held_out"]) == {"size", "wsd"} and res.fit.posterior.law.name == "kaplan_schedule"
+    post = res.fit.posterior
+    assert post.meta.settings["target_accept"] == demo_sampling("kaplan_schedule")[1]
 
 
 def test_demo_irreducible_variant_forecasts_above_its_floor(tmp_path, capsys):
-    """``bayescale demo --irreducible``: every draw's minimum loss is its L_inf plus a
-    positive size term, so the forecast floor's median lies above L_inf's median."""
+    """``bayescale demo --constant-only --irreducible``: the constant-rate runs only, under
+    the law with a floor; every draw's minimum loss is its L_inf plus a positive size
+    term, so the forecast floor's median lies above L_inf's median."""
     with pytest.warns(ConvergenceWarning):  # a tiny budget
-        assert main(["demo", "--out", str(tmp_path), "--irreducible", "--chains", "2", "--warmup", "40",
-                     "--draws", "40", "--quiet"]) == 0
+        assert main(["demo", "--out", str(tmp_path), "--constant-only", "--irreducible", "--chains", "2",
+                     "--warmup", "40", "--draws", "40", "--quiet"]) == 0
     post = Posterior.load(tmp_path / "posterior.nc")
-    assert post.law.name == "kaplan_irreducible" and post.meta.settings["target_accept"] == DEMO_TARGET_ACCEPT
+    assert post.law.name == "kaplan_irreducible"
+    assert post.meta.settings["target_accept"] == demo_sampling("kaplan_irreducible")[1]
+    assert set(post.meta.runs) <= set(bundled_runs().query("schedule == 'constant'")["run"])
+    assert not (tmp_path / "held_out_schedule.png").exists()
     L_inf = float(np.median(post.draws("L_inf")[:, post.group_index("in_domain")]))
     forecasts = pd.read_csv(tmp_path / "forecasts.csv")
     assert (forecasts["min_loss"] > L_inf).all()
