@@ -11,7 +11,18 @@ Two choices live here because they decide what the likelihood sees:
 * **Correlated checkpoints.** Consecutive evaluations of one run share the same weights
   history, so their residuals are correlated (lag-1 correlation about 0.9 on real
   curves). Every point records the index of the previous kept point of the same run and
-  group, which the models use for AR(1) residuals.
+  group, which the models use for AR(1) residuals. The lag is counted in checkpoints,
+  so checkpoints should be evenly spaced in log-steps, the law's own axis, as
+  bayescale's trainer logs them. Curves logged every k steps (most trainers and W&B
+  exports) put nearly all their points at the end of the run in log-steps; there the
+  fitted AR(1) correlation went to 1, which lets a run's level float: fitted jointly,
+  three sizes of public curves (187 points per run, one every 128 steps) were then
+  predicted 1.25% off on unseen schedules, against 0.33% with 32 log-spaced points per
+  run (benchmarks/RESULTS.md, schedules, "same sizes, one fit"). So a curve with more
+  than ``max_points`` kept points (default :data:`~bayescale.defaults.DEFAULT_MAX_POINTS`)
+  keeps those nearest to ``max_points`` steps evenly spaced in log-steps between its
+  first and last kept step (:func:`thin_curves`); the thinned points are counted and
+  reported with the early transient.
 
 Reference values used to re-centre the parameters (docs/model.md) are computed
 here from the kept points: ``N_ref`` the geometric mean of the distinct sizes,
@@ -25,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayescale.defaults import DEFAULT_MIN_STEP_FRACTION
+from bayescale.defaults import DEFAULT_MAX_POINTS, DEFAULT_MIN_STEP_FRACTION
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -90,19 +101,51 @@ def transient_mask(
     return (table["step"].to_numpy() >= threshold) | (by_run.transform("size").to_numpy() == 1)
 
 
+def check_max_points(max_points: int | None) -> None:
+    """``ValueError`` unless ``max_points`` is ``None`` (keep every point) or an integer >= 2."""
+    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer))
+                                   or max_points < 2):
+        raise ValueError(f"max_points={max_points!r} must be an integer >= 2 (points per curve), or None to fit "
+                         "every point (--max-points 0)")
+
+
+def thin_curves(steps: np.ndarray, curve: np.ndarray, max_points: int | None) -> np.ndarray:
+    """True for the points to keep: in every curve (points sharing a ``curve`` label, sorted
+    by step within it) with more than ``max_points`` points, the points nearest (in
+    log-steps) to ``max_points`` steps evenly spaced in log-steps from its first to its last
+    point, which are always kept; every point of shorter curves (module docstring)."""
+    keep = np.ones(len(steps), bool)
+    if max_points is None:
+        return keep
+    log_s = np.log(np.asarray(steps, float))
+    for idx in pd.Series(np.arange(len(steps))).groupby(np.asarray(curve)).indices.values():
+        if len(idx) <= max_points:
+            continue
+        u = log_s[idx]
+        grid = np.linspace(u[0], u[-1], max_points)
+        nearest = np.clip(np.searchsorted(u, grid), 1, len(u) - 1)
+        nearest -= (grid - u[nearest - 1]) < (u[nearest] - grid)
+        keep[idx] = False
+        keep[idx[np.unique(nearest)]] = True
+    return keep
+
+
 def prepare_curves(
     table: pd.DataFrame,
     group_by: str | None = "auto",
     min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
     min_step: float = 0.0,
     covariate_columns: tuple[str, ...] = (),
+    max_points: int | None = DEFAULT_MAX_POINTS,
 ) -> CurveData:
     """Select the points to fit and build index arrays for runs, groups, sizes and AR(1).
 
     ``group_by="auto"`` uses :func:`default_group_column`; ``None`` fits one group.
     ``covariate_columns`` are columns of ``table`` carried to ``CurveData.covariates``
     (a law's per-point covariates, computed on the whole table before the cut).
+    ``max_points`` thins longer curves (:func:`thin_curves`; ``None`` keeps every point).
     """
+    check_max_points(max_points)
     if group_by == "auto":
         group_by = default_group_column(table)
     if group_by is not None and group_by not in table.columns:
@@ -119,6 +162,11 @@ def prepare_curves(
     group_col = df[group_by].astype(str) if group_by else pd.Series("all", index=df.index)
     df["_group"] = group_col
     df = df.sort_values(["run", "_group", "step"]).reset_index(drop=True)
+    thinned = thin_curves(df["step"].to_numpy(float), (df["run"].astype(str) + "\0" + df["_group"]).to_numpy(),
+                          max_points)
+    if not thinned.all():
+        dropped["thinned_to_max_points"] = int((~thinned).sum())
+        df = df.loc[thinned].reset_index(drop=True)
 
     groups = sorted(df["_group"].unique())
     runs = sorted(df["run"].unique())

@@ -9,6 +9,11 @@ them without loading NumPy, pandas or JAX. The modules that use them re-export t
 #: not fitted (:mod:`bayescale.curves`).
 DEFAULT_MIN_STEP_FRACTION = 0.1
 
+#: Most points fitted per curve (one run in one group) by default: a longer curve keeps the
+#: points nearest to this many steps evenly spaced in log-steps (:func:`bayescale.curves.thin_curves`).
+#: The density at which bayescale's own trainer logs (32 log-spaced evaluations per run).
+DEFAULT_MAX_POINTS = 32
+
 #: Default law-error growth per unit of log-distance outside the fitted ranges,
 #: on log loss. See :mod:`bayescale.predict` and benchmarks/RESULTS.md.
 DEFAULT_EXTRAPOLATION_ERROR = 0.01

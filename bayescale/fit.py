@@ -44,8 +44,8 @@ import arviz as az
 from bayescale import __version__
 from bayescale.cores import expose_cpu_cores, release_compiled_code, warn_vectorized
 from bayescale.cores import use_cpu_cores  # noqa: F401 - the docstring's name, re-exported
-from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData
-from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, LAW_ERROR_SOURCES
+from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, check_max_points
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS, LAW_ERROR_SOURCES
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.models.law import Law
@@ -176,6 +176,7 @@ def fit(
     seed: int = 0,
     min_step_fraction: float = DEFAULT_MIN_STEP_FRACTION,
     min_step: float = 0.0,
+    max_points: int | None = DEFAULT_MAX_POINTS,
     priors: object | None = None,
     target_accept: float = 0.9,
     chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
@@ -190,8 +191,10 @@ def fit(
 
     Curves and final losses (one row per run, e.g. :func:`bayescale.runs.load_gadre2024`)
     are both accepted; so are points already prepared (:class:`~bayescale.curves.CurveData`,
-    fitted as they are: ``group_by``, ``min_step_fraction`` and ``min_step`` are then only
-    recorded; the joint refit of :func:`bayescale.track.track`). ``priors`` defaults to
+    fitted as they are: ``group_by``, ``min_step_fraction``, ``min_step`` and ``max_points``
+    are then only recorded; the joint refit of :func:`bayescale.track.track`). Curves with
+    more than ``max_points`` points are thinned to that many, evenly spaced in log-steps
+    (:func:`bayescale.curves.thin_curves`; ``None`` fits every point). ``priors`` defaults to
     the law's (``law.default_priors()``). The law's error beyond the fitted data grows by
     ``extrapolation_error`` per e-fold and its size's part stays correlated over
     ``error_length`` e-folds of steps along a run; with ``law_error="ladder"`` both are
@@ -204,6 +207,7 @@ def fit(
     """
     law = get_law(law)
     check_settings(chains, warmup, draws, target_accept)
+    check_max_points(max_points)
     if not (np.isfinite(extrapolation_error) and extrapolation_error >= 0):
         raise ValueError(f"extrapolation_error={extrapolation_error} must be a number >= 0 (--extrapolation-error; "
                          f"default {DEFAULT_EXTRAPOLATION_ERROR})")
@@ -220,7 +224,8 @@ def fit(
         ladder = split_by_size(runs)  # a ladder too small to measure on fails before any sampling
     priors = priors or law.default_priors()
     data = runs if isinstance(runs, CurveData) else law.prepare(runs, group_by=group_by,
-                                                                 min_step_fraction=min_step_fraction, min_step=min_step)
+                                                                 min_step_fraction=min_step_fraction, min_step=min_step,
+                                                                 max_points=max_points)
     coords, site_dims = dims(data, law)
     run = functools.partial(sample, curve_model, (law, priors), data, coords, site_dims, seed=seed, warmup=warmup,
                             draws=draws, target_accept=target_accept, chain_method=chain_method, progress=progress)
@@ -234,12 +239,12 @@ def fit(
     idata, left_out, more = rerun_stuck_chains(idata, last, rerun)
     seconds += more
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
-                    min_step=min_step, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
+                    min_step=min_step, max_points=max_points, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
                     **({"left_out_chains": left_out} if left_out else {}), **({"rerun_seconds": more} if more else {}))
     if law_error == "ladder":
         def fit_part(table: pd.DataFrame) -> tuple[Posterior, bool]:
             part = fit(table, law=law, group_by=group_by, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                       min_step_fraction=min_step_fraction, min_step=min_step, priors=priors,
+                       min_step_fraction=min_step_fraction, min_step=min_step, max_points=max_points, priors=priors,
                        target_accept=target_accept, chain_method=chain_method, progress=progress, warn=False)
             return part.posterior, part.diagnostics.passed
 

@@ -200,7 +200,8 @@ def joint_data(posterior: Posterior, curve: pd.DataFrame, covariates: Mapping[st
     run = pd.DataFrame({"run": name, "params": same.iloc[0] if len(same) else N, "batch_tokens": B, "step": steps,
                         "loss": curve["loss"].to_numpy(float), "group": group, **(covariates or {})})
     data = prepare_curves(pd.concat([ladder, run], ignore_index=True), group_by="group", min_step_fraction=0.0,
-                          covariate_columns=posterior.law.covariates)
+                          covariate_columns=posterior.law.covariates,
+                          max_points=meta.settings.get("max_points"))  # as the ladder was fitted (absent: every point)
     return dataclasses.replace(data, references=dict(meta.references), group_by=meta.group_by,
                                ranges=widened_ranges(posterior.law, meta.ranges, N, B, steps),
                                dropped=dict(meta.dropped)), name
@@ -213,7 +214,8 @@ def refit(posterior: Posterior, data: CurveData, *, seed: int = 0, progress: boo
     recorded = posterior.meta.settings
     return fit(data, law=posterior.law, priors=fitted_priors(posterior), seed=seed, progress=progress,
                min_step_fraction=recorded.get("min_step_fraction", DEFAULT_MIN_STEP_FRACTION),
-               min_step=recorded.get("min_step", 0.0), extrapolation_error=float(posterior.meta.extrapolation_error),
+               min_step=recorded.get("min_step", 0.0), max_points=recorded.get("max_points"),
+               extrapolation_error=float(posterior.meta.extrapolation_error),
                error_length=float(posterior.meta.error_length), vocab_size=posterior.meta.vocab_size,
                **refit_settings(posterior, sampler))
 

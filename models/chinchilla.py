@@ -65,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
+from bayescale.defaults import DEFAULT_MAX_POINTS
 
 from .law import Covariates, Law
 from .priors import ChinchillaPriors
@@ -155,7 +156,7 @@ class Chinchilla(Law):
     def default_priors(self) -> ChinchillaPriors:
         return ChinchillaPriors()
 
-    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step, max_points=DEFAULT_MAX_POINTS):
         """The points of :func:`~bayescale.curves.prepare_curves` plus the token references.
 
         Adds ``log_D_ref`` (mean log tokens of the kept points) to the references and the
@@ -163,7 +164,8 @@ class Chinchilla(Law):
         ranges. Fewer than 3 sizes leave alpha and A to their priors, fewer than 3 distinct
         token counts leave beta and B to theirs.
         """
-        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
+                              max_points=max_points)
         log_D = data.log_B.astype(float) + data.log_S.astype(float)
         n_tokens = len(np.unique(np.round(log_D, 6)))
         for count, what, constants in ((len(data.sizes), "model size(s)", "alpha and A"),

@@ -59,6 +59,7 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
+from bayescale.defaults import DEFAULT_MAX_POINTS
 
 from .law import Covariates, Law
 from .priors import (LITERATURE_ALPHA_B, LITERATURE_B_STAR, LITERATURE_LOG_B_SD, LITERATURE_LOG_INV_ALPHA_B_SD,
@@ -309,8 +310,9 @@ class Kaplan(Law):
     def default_priors(self) -> KaplanPriors:
         return KaplanPriors()
 
-    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
-        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step, max_points=DEFAULT_MAX_POINTS):
+        data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
+                              max_points=max_points)
         warn_unidentified(data)
         measure_step_term_at_fitted_batch(data)
         return data

@@ -37,6 +37,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bayescale.defaults import DEFAULT_MAX_POINTS
+
 
 @dataclass(frozen=True)
 class Covariates:
@@ -149,13 +151,15 @@ class Law:
         ``run_sd`` and ``nu``)."""
         raise NotImplementedError
 
-    def prepare(self, runs, *, group_by, min_step_fraction: float, min_step: float):
+    def prepare(self, runs, *, group_by, min_step_fraction: float, min_step: float,
+                max_points: int | None = DEFAULT_MAX_POINTS):
         """The points to fit (:class:`~bayescale.curves.CurveData`) with this law's references,
         fitted ranges and covariates; a law warns here when the data cannot identify one of
         its constants. By default the points of :func:`~bayescale.curves.prepare_curves`."""
         from bayescale.curves import prepare_curves
 
-        return prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+        return prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
+                              max_points=max_points)
 
     def prior_centres(self, data, priors) -> dict[str, tuple[float, float]]:
         """Prior ``(loc, scale)`` of every latent in :attr:`latents`, in that order."""

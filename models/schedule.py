@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale.curves import IdentifiabilityWarning, prepare_curves
+from bayescale.defaults import DEFAULT_MAX_POINTS
 from bayescale.schedules import FEATURES, table_features
 
 from .kaplan import LATENTS as KAPLAN_LATENTS
@@ -89,10 +90,10 @@ class ScheduleKaplan(Kaplan):
     def default_priors(self) -> SchedulePriors:
         return SchedulePriors()
 
-    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step, max_points=DEFAULT_MAX_POINTS):
         table = runs.join(table_features(runs))
         data = prepare_curves(table, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
-                              covariate_columns=FEATURES)
+                              covariate_columns=FEATURES, max_points=max_points)
         warn_unidentified(data)
         measure_step_term_at_fitted_batch(data)
         data.ranges["lr_anneal"] = [float(np.min(data.covariates["lr_anneal"])),

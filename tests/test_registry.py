@@ -64,8 +64,9 @@ class _ScheduleLaw(Kaplan):
         super().__init__()
         self.name, self.title = "kaplan_lr", "Kaplan law with a learning-rate term"
 
-    def prepare(self, runs, *, group_by, min_step_fraction, min_step):
-        data = super().prepare(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step)
+    def prepare(self, runs, *, group_by, min_step_fraction, min_step, max_points=None):
+        data = super().prepare(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
+                               max_points=max_points)
         table = runs.sort_values(["run", "step"])
         lr = np.interp(np.exp(data.log_S), table["step"], table["lr"]).astype(np.float32)
         return dataclasses.replace(data, covariates={"lr": lr})
@@ -103,9 +104,10 @@ def test_cli_fit_passes_every_option_to_every_law(small_runs, tmp_path, monkeypa
     small_runs.to_csv(tmp_path / "runs.csv", index=False)
     with pytest.raises(Stop):
         main(["fit", "--runs", str(tmp_path / "runs.csv"), "--model", "chinchilla", "--min-step-fraction", "0.3",
-              "--min-step", "5", "--extrapolation-error", "0.02", "--chain-method", "vectorized",
+              "--min-step", "5", "--max-points", "12", "--extrapolation-error", "0.02", "--chain-method", "vectorized",
               "--out", str(tmp_path / "p.nc"), "--quiet"])
     assert seen["law"] == "chinchilla" and seen["min_step_fraction"] == 0.3 and seen["min_step"] == 5.0
+    assert seen["max_points"] == 12
     assert seen["extrapolation_error"] == 0.02 and seen["chain_method"] == "vectorized"
     assert main(["fit", "--runs", str(tmp_path / "runs.csv"), "--model", "chinchilla", "--irreducible",
                  "--out", str(tmp_path / "p.nc"), "--quiet"]) == 2

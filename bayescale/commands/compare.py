@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out_dir, "--out-dir", folder=True)  # before sampling: a bad folder would lose every fit
     comparison, fits = compare_models(
         runs, args.models, group_by=None if args.group_by == "none" else args.group_by, seed=args.seed,
-        min_step_fraction=args.min_step_fraction, min_step=args.min_step, progress=not args.quiet,
+        min_step_fraction=args.min_step_fraction, min_step=args.min_step, max_points=args.max_points,
+        progress=not args.quiet,
         **sampler_options(args))
     written = {}
     if args.out_dir:

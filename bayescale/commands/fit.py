@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sampler_arguments, check_output, format_table,
                                        gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
-from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MIN_STEP_FRACTION,
-                                LAW_ERROR_SOURCES)
+from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS,
+                                DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES)
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
@@ -73,12 +73,29 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: split when the table has several, 'none' for one group)")
 
 
+def max_points_argument(text: str) -> int | None:
+    """An argparse type for ``--max-points``: an integer >= 2, or 0 for every point (``None``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, or 0 for every point, got {text!r}") from None
+    if value == 0:
+        return None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, or 0 for every point, got {text!r}")
+    return value
+
+
 def add_selection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
-    """``--min-step-fraction`` and ``--min-step``: which points every fit sees."""
+    """``--min-step-fraction``, ``--min-step`` and ``--max-points``: which points every fit sees."""
     p.add_argument("--min-step-fraction", type=float, default=DEFAULT_MIN_STEP_FRACTION,
                    help=f"drop points before this fraction of each run's final step{what} "
                         f"(the early transient; default: {DEFAULT_MIN_STEP_FRACTION})")
     p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
+    p.add_argument("--max-points", type=max_points_argument, default=DEFAULT_MAX_POINTS, metavar="K",
+                   help="fit at most K points per curve, those nearest to K steps evenly spaced in log-steps: "
+                        "curves logged every k steps otherwise crowd their end, where the AR(1) residuals let "
+                        f"a run's level float (docs/model.md); 0 fits every point (default: {DEFAULT_MAX_POINTS})")
 
 
 def register(subparsers) -> None:
@@ -144,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-prior applies to laws with a critical batch; {law} has none")
         priors = dataclasses.replace(priors, critical_batch=args.batch_prior)
     result = fit(runs, law=law, min_step_fraction=args.min_step_fraction, min_step=args.min_step,
+                 max_points=args.max_points,
                  extrapolation_error=args.extrapolation_error, law_error=args.law_error, priors=priors, **options)
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)
