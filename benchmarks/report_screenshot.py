@@ -1,8 +1,9 @@
 """The report's first screen in a browser: page height, where the recommendation sits, the gate banner.
 
 Builds ``bayescale report`` from the demo's posterior (``bayescale demo --out DIR`` runs
-first, about a minute and a half on 2 cores, unless ``--posterior`` names one) with the
-README's command: the bundled constant-rate runs for calibration, group ``in_domain``,
+first, about a minute on 2 cores, unless ``--posterior`` names one) with the
+README's command: every bundled run for calibration (each point under its own run's
+schedule), group ``in_domain``,
 1e14 FLOPs and a target of 1.0 nats. Headless Chromium renders ``report.html`` at a
 1280 x 900 window into two PNGs: the first screen and the full page. A copy of the page
 with a few lines of JavaScript appended (the report itself carries none) measures, after
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 900
 #: The README's report command, after ``--posterior`` and ``--out``.
-REPORT_ARGS = ["--runs", str(ROOT / "bayescale/data/sweep_runs.csv"), "--where", "schedule == 'constant'",
+REPORT_ARGS = ["--runs", str(ROOT / "bayescale/data/sweep_runs.csv"),
                "--group", "in_domain", "--flops", "1e14", "--target-loss", "1.0", "--quiet"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -10,8 +10,9 @@ non-embedding counts), ``batch_tokens`` (one nominal value, :data:`BATCH_TOKENS`
 every run: the batch is the same for every run, and the Kaplan priors centre the
 critical batch on the observed batch, so with a single batch its value does not change
 the fitted curves), ``step``, ``loss`` and ``learning_rate`` (the CSV's ``lr``, the rate
-in effect at that step). Every logged row is fitted (``min_step_fraction=0``: the rows
-start at the end of the warm-up).
+in effect at that step). No early transient is cut (``min_step_fraction=0``: the rows
+start at the end of the warm-up); each curve is thinned to the fit's default of 32 points
+evenly spaced in log-steps (:func:`bayescale.curves.thin_curves`).
 
 Measured, on the same splits, for ``kaplan_schedule`` (Kaplan's law on the LR area with
 an annealing gain, :mod:`bayescale.models.schedule`) and ``kaplan`` (constant-LR law),
@@ -76,6 +77,7 @@ from common import (  # noqa: E402
 from scipy.optimize import least_squares  # noqa: E402
 
 from bayescale.cores import use_cpu_cores  # noqa: E402
+from bayescale.defaults import DEFAULT_MAX_POINTS  # noqa: E402
 from bayescale.environment import conditions  # noqa: E402
 
 
@@ -430,7 +432,8 @@ def all_sizes(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
     rows = []
     for law in ALL_SIZES_LAWS:
         result, wall, messages = fit_law(train, law, args)
-        notes += [f"all sizes, {law}: {_gate(result)}; {len(train)} points of {train['run'].nunique()} runs; "
+        notes += [f"all sizes, {law}: {_gate(result)}; {_fitted(result)} of {len(train)} logged points of "
+                  f"{train['run'].nunique()} runs fitted; "
                   f"sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
                   *(f"all sizes, {law}: {m}" for m in messages)]
         start = time.perf_counter()
@@ -442,6 +445,11 @@ def all_sizes(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
             notes.append(f"all sizes, {law}, {size} held-out schedules: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in score(truth[sel], q[:, sel]).items()))
     return rows
+
+
+def _fitted(result) -> int:
+    """How many points a fit saw (after thinning, :func:`bayescale.curves.thin_curves`)."""
+    return int(result.posterior.idata.constant_data["log_N"].size)
 
 
 def _first_pass_seconds(result) -> float:
@@ -481,7 +489,8 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
     for law, batch_prior in CROSS_SIZE_FITS:
         method = law if batch_prior == "data" else f"{law}, {batch_prior} B_crit prior"
         result, wall, messages = fit_law(train, law, args, batch_prior)
-        notes += [f"across sizes, {method}: {_gate(result)}; {len(train)} points of {train['run'].nunique()} runs; "
+        notes += [f"across sizes, {method}: {_gate(result)}; {_fitted(result)} of {len(train)} logged points of "
+                  f"{train['run'].nunique()} runs fitted; "
                   f"sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
                   *(f"across sizes, {method}: {m}" for m in messages)]
         start = time.perf_counter()
@@ -620,8 +629,9 @@ def main() -> None:
         f"{dt.date.today().isoformat()}\n",
         f"`{command}` (parts run: {', '.join(args.splits)}). Machine: {at_start}; "
         f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. NUTS {args.chains} chains x {args.warmup} "
-        f"warm-up x {args.draws} draws, target_accept {args.target_accept}, seed {args.seed}; every logged row fitted "
-        f"(min_step_fraction 0); sizes nominal ({', '.join(f'{k} = {v:g}' for k, v in SIZES.items())} "
+        f"warm-up x {args.draws} draws, target_accept {args.target_accept}, seed {args.seed}; no early-transient cut "
+        f"(min_step_fraction 0), each curve thinned to the fit's default of {DEFAULT_MAX_POINTS} points evenly spaced in "
+        f"log-steps (`bayescale.curves.thin_curves`; the data log every 128 steps); sizes nominal ({', '.join(f'{k} = {v:g}' for k, v in SIZES.items())} "
         f"non-embedding parameters); one batch of {BATCH_TOKENS:,.0f} tokens (nominal) for every run. Bands: "
         f"new-run 90% bands, one `loss_draws` call per held-out run, schedule features from "
         f"`table_features`. Whole benchmark: {total:.0f} s.\n",

@@ -49,10 +49,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     # the demo fixes target_accept (see the epilog) and runs its chains as bayescale fit does
     add_sampler_arguments(p, defaults={"chains": DEMO_CHAINS, "warmup": DEMO_WARMUP, "draws": None},
-                          shown={"draws": "set per law, see below"},
+                          shown={"draws": f"{DEMO_SAMPLING['kaplan_schedule'][0]}; "
+                                          f"{DEMO_SAMPLING['kaplan'][0]} with --constant-only; every law's at the end "
+                                          "of --help"},
                           settings=("chains", "warmup", "draws"), seed=True)
     p.add_argument("--target-loss", type=positive_float, metavar="L",
-                   help="loss the forecasts aim at (default: 90%% of the best loss on in_domain of the bundled constant-LR runs)")
+                   help="loss the forecasts aim at (default: 90%% of the best in_domain loss of any bundled run)")
     p.add_argument("--irreducible", action="store_true",
                    help="fit the irreducible-loss variant (a floor L_inf per split)")
     p.add_argument("--constant-only", action="store_true",
