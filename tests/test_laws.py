@@ -94,3 +94,25 @@ def test_explicit_inverse_identities():
     np.testing.assert_allclose(float(at_b_crit["steps"]), 2 * s_min, rtol=1e-5)
     np.testing.assert_allclose(float(at_b_crit["tokens"]), 2 * e_min, rtol=1e-5)
     assert float(laws.min_steps(c, N, 0.5 * float(laws.loss_floor(c, N)))) == np.inf
+
+
+def test_log_A_ref_is_the_step_term_at_the_fitted_batch():
+    """With the ``log_B_step_term`` reference, ``exp(log_A_ref)`` is the step term of a run at
+    that batch: ``(S_c (1 + B_crit(L_ref)/B) / S_ref)^alpha_S``; without it (posteriors saved
+    before the reference existed) the step term at an unlimited batch."""
+    refs = {"log_N_ref": np.log(1e6), "log_S_ref": np.log(1e3), "log_L_ref": np.log(2.0)}
+    latents = {"log_L_ref": 0.3, "log_alpha_N": np.log(0.1), "log_A_ref": np.log(0.4), "log_alpha_S": np.log(0.7),
+               "log_B_ref": np.log(3000.0), "log_inv_alpha_B": np.log(1 / 0.2)}
+    B = 1000.0
+    c = laws.constants_from_latents(latents, {**refs, laws.STEP_TERM_BATCH: np.log(B)})
+    b_crit = float(laws.critical_batch(c, 2.0))
+    np.testing.assert_allclose(b_crit, 3000.0, rtol=1e-5)
+    step_term = (np.exp(float(c.log_S_c)) * (1 + b_crit / B) / 1e3) ** 0.7
+    np.testing.assert_allclose(step_term, 0.4, rtol=1e-5)
+    old = laws.constants_from_latents(latents, refs)
+    np.testing.assert_allclose((np.exp(float(old.log_S_c)) / 1e3) ** 0.7, 0.4, rtol=1e-5)
+
+
+def test_a_fit_records_the_batch_its_step_term_is_measured_at(small_posterior):
+    refs = small_posterior.meta.references
+    assert refs[laws.STEP_TERM_BATCH] == refs["log_B_mean"]
