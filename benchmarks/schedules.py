@@ -431,20 +431,27 @@ def all_sizes(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
     truth = held["loss"].to_numpy()
     rows = []
     for law in ALL_SIZES_LAWS:
-        result, wall, messages = fit_law(train, law, args)
-        notes += [f"all sizes, {law}: {_gate(result)}; {_fitted(result)} of {len(train)} logged points of "
-                  f"{train['run'].nunique()} runs fitted; "
-                  f"sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
-                  *(f"all sizes, {law}: {m}" for m in messages)]
-        start = time.perf_counter()
-        q = bands(result.posterior, held, args.seed)
-        rows.append({"split": "same sizes, one fit", "method": law, **score(truth, q), "fit_s": result.seconds,
-                     "predict_s": time.perf_counter() - start})
+        _, q, row = fit_and_predict(train, held, law, args, f"all sizes, {law}", notes)
+        rows.append({"split": "same sizes, one fit", "method": law, **row})
         for size in args.sizes:
             sel = (held["size"] == size).to_numpy()
             notes.append(f"all sizes, {law}, {size} held-out schedules: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in score(truth[sel], q[:, sel]).items()))
     return rows
+
+
+def fit_and_predict(train: pd.DataFrame, held: pd.DataFrame, law: str, args, label: str, notes: list[str],
+                    batch_prior: str = "data"):
+    """Fit ``law`` to ``train`` (:func:`fit_law`), note its gate, points and times under
+    ``label``, and predict ``held``: the fit, the bands (:func:`bands`) and the scores."""
+    result, wall, messages = fit_law(train, law, args, batch_prior)
+    notes += [f"{label}: {_gate(result)}; {_fitted(result)} of {len(train)} logged points of "
+              f"{train['run'].nunique()} runs fitted; sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
+              *(f"{label}: {m}" for m in messages)]
+    start = time.perf_counter()
+    q = bands(result.posterior, held, args.seed)
+    return result, q, {**score(held["loss"].to_numpy(), q), "fit_s": result.seconds,
+                       "predict_s": time.perf_counter() - start}
 
 
 def _fitted(result) -> int:
@@ -488,15 +495,8 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
     rows = []
     for law, batch_prior in CROSS_SIZE_FITS:
         method = law if batch_prior == "data" else f"{law}, {batch_prior} B_crit prior"
-        result, wall, messages = fit_law(train, law, args, batch_prior)
-        notes += [f"across sizes, {method}: {_gate(result)}; {_fitted(result)} of {len(train)} logged points of "
-                  f"{train['run'].nunique()} runs fitted; "
-                  f"sampling {result.seconds:.1f} s, whole fit {wall:.1f} s",
-                  *(f"across sizes, {method}: {m}" for m in messages)]
-        start = time.perf_counter()
-        q = bands(result.posterior, held, args.seed)
-        rows.append({"split": "25M+100M -> 400M", "method": method, **score(truth, q), "fit_s": result.seconds,
-                     "predict_s": time.perf_counter() - start})
+        result, q, row = fit_and_predict(train, held, law, args, f"across sizes, {method}", notes, batch_prior)
+        rows.append({"split": "25M+100M -> 400M", "method": method, **row})
         per = per_schedule(held, q[1])
         notes.append(f"across sizes, {method}: median |rel err| per 400M schedule: "
                      + ", ".join(f"{s} {e:.2%}" for s, e in per.items()))
