@@ -162,8 +162,7 @@ def prepare_curves(
     group_col = df[group_by].astype(str) if group_by else pd.Series("all", index=df.index)
     df["_group"] = group_col
     df = df.sort_values(["run", "_group", "step"]).reset_index(drop=True)
-    thinned = thin_curves(df["step"].to_numpy(float), (df["run"].astype(str) + "\0" + df["_group"]).to_numpy(),
-                          max_points)
+    thinned = thin_curves(df["step"].to_numpy(float), df.groupby(["run", "_group"]).ngroup().to_numpy(), max_points)
     if not thinned.all():
         dropped["thinned_to_max_points"] = int((~thinned).sum())
         df = df.loc[thinned].reset_index(drop=True)

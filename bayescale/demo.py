@@ -57,6 +57,13 @@ TRACK_FRACTION = 0.2
 OTHER_LAW_SAMPLING = (2500, 0.99)
 
 
+def demo_law(schedules: bool = True, irreducible: bool = False) -> str:
+    """The law the demo fits: ``kaplan_schedule``, or ``kaplan`` without ``schedules``; with
+    ``irreducible``, its variant with a floor."""
+    law = "kaplan_schedule" if schedules else "kaplan"
+    return irreducible_variant(law) if irreducible else law
+
+
 def demo_sampling(law: str) -> tuple[int, float]:
     """The demo's draws per chain and ``target_accept`` for the law named ``law``."""
     return DEMO_SAMPLING.get(law, OTHER_LAW_SAMPLING)
@@ -276,9 +283,7 @@ def run_demo(
     train = runs[(runs["params"] < held_n) & kind.isin(fitted_kinds)]
     held = runs[(runs["params"] == held_n) & (kind == "constant")]
     held_sched = runs[(runs["params"] < held_n) & (kind == HELD_OUT_SCHEDULE)] if schedules else runs.iloc[:0]
-    if law is None:
-        law = "kaplan_schedule" if schedules else "kaplan"
-        law = irreducible_variant(law) if irreducible else law
+    law = demo_law(schedules, irreducible) if law is None else law
     default_draws, target_accept = demo_sampling(law if isinstance(law, str) else law.name)
     stages.update()
     stages.set_postfix_str("fitting (NUTS)")

@@ -239,7 +239,8 @@ def fit(
     idata, left_out, more = rerun_stuck_chains(idata, last, rerun)
     seconds += more
     settings = dict(chains=chains, warmup=warmup, draws=draws, seed=seed, min_step_fraction=min_step_fraction,
-                    min_step=min_step, max_points=max_points, target_accept=target_accept, chain_method=method, sampling_seconds=seconds,
+                    min_step=min_step, max_points=max_points, target_accept=target_accept, chain_method=method,
+                    sampling_seconds=seconds,
                     **({"left_out_chains": left_out} if left_out else {}), **({"rerun_seconds": more} if more else {}))
     if law_error == "ladder":
         def fit_part(table: pd.DataFrame) -> tuple[Posterior, bool]:

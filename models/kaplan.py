@@ -47,6 +47,7 @@ Mystery of Scaling Laws: Part I", arXiv:2403.06563.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import NamedTuple
@@ -235,18 +236,18 @@ CONSTANTS = ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B")
 STEP_TERM_BATCH = "log_B_step_term"
 
 
-def measure_step_term_at_fitted_batch(data) -> None:
-    """Record in ``data.references`` that ``log_A_ref`` is the step term at the fitted
+def measure_step_term_at_fitted_batch(data):
+    """``data`` with the reference that makes ``log_A_ref`` the step term at the fitted
     batches' geometric mean (:func:`constants_from_latents`)."""
-    data.references[STEP_TERM_BATCH] = data.references["log_B_mean"]
+    return dataclasses.replace(data, references={**data.references, STEP_TERM_BATCH: data.references["log_B_mean"]})
 
 
 def constants_from_latents(latents: dict, references: dict, L_inf=0.0) -> KaplanConstants:
     """Map the re-centred latent quantities to the paper constants (any array shapes).
 
-    ``log_A_ref`` is the step term at ``S_ref`` for a run at the batch ``B_ref`` of
-    ``references[STEP_TERM_BATCH]``: ``(S_c (1 + B_crit(L_ref)/B_ref) / S_ref)^alpha_S``,
-    so ``log S_c = log S_ref + log_A_ref / alpha_S - softplus(log B_crit(L_ref) - log B_ref)``
+    ``log_A_ref`` is the step term at ``S_ref`` for a run at the batch ``B_mean`` of
+    ``references[STEP_TERM_BATCH]``: ``(S_c (1 + B_crit(L_ref)/B_mean) / S_ref)^alpha_S``,
+    so ``log S_c = log S_ref + log_A_ref / alpha_S - softplus(log B_crit(L_ref) - log B_mean)``
     (docs/model.md, section 4.1). The curves measure that product; where the critical
     batch grows far beyond the batches trained they measure nothing else, and sampling
     ``log S_c`` itself put the chains on a curved ridge there. Without the reference
@@ -314,8 +315,7 @@ class Kaplan(Law):
         data = prepare_curves(runs, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
                               max_points=max_points)
         warn_unidentified(data)
-        measure_step_term_at_fitted_batch(data)
-        return data
+        return measure_step_term_at_fitted_batch(data)
 
     def prior_centres(self, data, priors: KaplanPriors) -> dict[str, tuple[float, float]]:
         refs = data.references

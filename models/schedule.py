@@ -95,7 +95,7 @@ class ScheduleKaplan(Kaplan):
         data = prepare_curves(table, group_by=group_by, min_step_fraction=min_step_fraction, min_step=min_step,
                               covariate_columns=FEATURES, max_points=max_points)
         warn_unidentified(data)
-        measure_step_term_at_fitted_batch(data)
+        data = measure_step_term_at_fitted_batch(data)
         data.ranges["lr_anneal"] = [float(np.min(data.covariates["lr_anneal"])),
                                     float(np.max(data.covariates["lr_anneal"]))]
         if data.ranges["lr_anneal"][1] < 0.05:

@@ -65,13 +65,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayescale.demo import FORECAST_FACTORS, demo_sampling, run_demo
+    from bayescale.demo import FORECAST_FACTORS, demo_law, demo_sampling, run_demo
     from bayescale.fit import check_settings
     from bayescale.models.law import ExtrapolationWarning
-    from bayescale.models.registry import irreducible_variant
 
-    law = "kaplan" if args.constant_only else "kaplan_schedule"
-    draws, target_accept = demo_sampling(irreducible_variant(law) if args.irreducible else law)
+    draws, target_accept = demo_sampling(demo_law(not args.constant_only, args.irreducible))
     draws = draws if args.draws is None else args.draws
     check_settings(args.chains, args.warmup, draws, target_accept)  # before the progress bar starts
     check_output(args.out, folder=True)  # before sampling
