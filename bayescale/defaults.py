@@ -24,6 +24,15 @@ DEFAULT_ERROR_LENGTH = 1.0
 #: or the given values), or measured on the ladder's larger runs (:mod:`bayescale.law_error`).
 LAW_ERROR_SOURCES = ("prior", "ladder")
 
+#: How the residuals along one curve are modelled (``residual_correlation`` of every law's
+#: priors, ``fit --residuals``; :mod:`bayescale.models.skeleton`), and what the choice trades.
+RESIDUAL_CORRELATIONS = ("ar1", "independent")
+RESIDUAL_CORRELATION_HELP = (
+    "'ar1': each point's residual carries over rho of the previous one's (rho sampled), so the points of a "
+    "curve are not independent facts and the fit follows the curves' shapes (best within the fitted sizes: "
+    "other schedules and horizons); 'independent': rho = 0, every kept point counts in full and the fit "
+    "follows each run's level, which carries the size term (best for sizes beyond the fitted ones)")
+
 #: Predictive modes of :mod:`bayescale.predict`: the law's curve with parameter
 #: uncertainty only, or what a new run will show.
 MODES = ("mean", "new_run")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bayescale.defaults import RESIDUAL_CORRELATIONS
+
 
 #: Published critical-batch constants, tokens and nats per token (BPE): Kaplan et al. 2020,
 #: Table 5 (WebText2): B_* = 2.1e8 tokens, alpha_B = 0.21; Su et al. 2024 re-estimated
@@ -27,6 +29,12 @@ LITERATURE_LOG_B_SD = 1.0
 LITERATURE_LOG_INV_ALPHA_B_SD = 0.25
 #: Values of ``KaplanPriors.critical_batch``.
 CRITICAL_BATCH_PRIORS = ("data", "literature")
+
+
+def check_residual_correlation(value: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of :data:`RESIDUAL_CORRELATIONS`."""
+    if value not in RESIDUAL_CORRELATIONS:
+        raise ValueError(f"residual_correlation='{value}' is not one of {', '.join(RESIDUAL_CORRELATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,14 @@ class KaplanPriors:
     #: per BPE token of a web-text-like corpus, where those measurements were made; not for
     #: byte-level or other units.
     critical_batch: str = "data"
+    #: How the residuals along a curve are modelled, one of ``RESIDUAL_CORRELATIONS``
+    #: (:data:`bayescale.defaults.RESIDUAL_CORRELATION_HELP`; docs/model.md, section 4.4).
+    residual_correlation: str = "ar1"
 
     def __post_init__(self):
         if self.critical_batch not in CRITICAL_BATCH_PRIORS:
             raise ValueError(f"critical_batch='{self.critical_batch}' is not one of {', '.join(CRITICAL_BATCH_PRIORS)}")
+        check_residual_correlation(self.residual_correlation)
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,11 @@ class ChinchillaPriors:
     run_sd: float = 0.02
     #: Student-t degrees of freedom of the observation noise.
     nu: float = 4.0
+    #: How the residuals along a curve are modelled (as :class:`KaplanPriors`).
+    residual_correlation: str = "ar1"
+
+    def __post_init__(self):
+        check_residual_correlation(self.residual_correlation)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,15 @@ priors, its own extra sites and ``mean_log_loss``::
     r_i = log_loss_i - mu_i
     log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
     log_loss_i ~ StudentT(nu, mu_i, sigma)                                  # first kept point
-    sigma ~ HalfNormal(noise_sd),   rho ~ Uniform(0, 1)
+    sigma ~ HalfNormal(noise_sd),   rho ~ Uniform(0, 1)      # rho = 0 with residual_correlation="independent"
 
 The AR(1) term follows consecutive kept checkpoints of the same run and group (lag in
 checkpoints, not in steps); it is a conditional likelihood with Student-t innovations,
 which keeps the posterior from treating 100 correlated points of one curve as 100
-independent facts. Without observations (``log_loss=None``: prior predictive, and the
+independent facts. With ``residual_correlation="independent"`` in the priors ``rho`` is
+held at 0 (a deterministic site), so that the fit follows each run's level rather than its
+shape, which is what a forecast across sizes extrapolates (docs/model.md, section 4.4).
+Without observations (``log_loss=None``: prior predictive, and the
 predictor's new runs) every point is drawn from the stationary marginal
 ``StudentT(nu, mu_i, sigma)``. Fits of final losses only (one point per run) have no
 run offsets and no ``rho`` unless the law keeps them
@@ -126,7 +129,8 @@ def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
             run_offset = numpyro.sample("run_offset", dist.Normal(0.0, run_scale))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.noise_sd))
     if offsets:
-        rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
+        rho = (numpyro.sample("rho", dist.Uniform(0.0, 1.0)) if priors.residual_correlation == "ar1"
+               else numpyro.deterministic("rho", jnp.zeros(())))
 
     mu = law.mean_log_loss(take_group(c, data.group_idx), covariates(data))
     if offsets:

@@ -9,7 +9,8 @@ from pathlib import Path
 from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sampler_arguments, check_output, format_table,
                                        gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
 from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS,
-                                DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES)
+                                DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES, RESIDUAL_CORRELATION_HELP,
+                                RESIDUAL_CORRELATIONS)
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
@@ -111,6 +112,9 @@ def register(subparsers) -> None:
                    help="prior of the critical batch: 'data' (wide, around the fitted batches) or 'literature' "
                         "(Kaplan 2020 / Su 2024: B_* = 2.1e8 tokens, alpha_B = 0.21; for losses in nats per BPE "
                         "token) -- it decides B_crit when every size ran at one batch (default: data)")
+    p.add_argument("--residuals", choices=RESIDUAL_CORRELATIONS, default="ar1",
+                   help=f"how the residuals along a curve are modelled: {RESIDUAL_CORRELATION_HELP} "
+                        "(docs/model.md) (default: ar1)")
     add_sampler_arguments(p, seed=True)
     add_selection_arguments(p)
     p.add_argument("--extrapolation-error", type=float, default=DEFAULT_EXTRAPOLATION_ERROR,
@@ -160,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(priors, "critical_batch"):
             raise ValueError(f"--batch-prior applies to laws with a critical batch; {law} has none")
         priors = dataclasses.replace(priors, critical_batch=args.batch_prior)
+    priors = dataclasses.replace(priors, residual_correlation=args.residuals)
     result = fit(runs, law=law, min_step_fraction=args.min_step_fraction, min_step=args.min_step,
                  max_points=args.max_points,
                  extrapolation_error=args.extrapolation_error, law_error=args.law_error, priors=priors, **options)
