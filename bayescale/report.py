@@ -268,6 +268,15 @@ def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, 
             f"{_facts_table(facts)}</section>")
 
 
+def _residuals(posterior: Posterior) -> str:
+    """How the fit modelled the residuals along a run (``residual_correlation``), with its ``rho``."""
+    if "rho" not in posterior.idata.posterior:
+        return "one point per run: no correlation along a run"
+    if posterior.meta.settings.get("priors", {}).get("residual_correlation", "ar1") == "independent":
+        return "independent (rho = 0: each run's level counts in full; docs/model.md, section 4.4)"
+    return f"AR(1), posterior median rho {float(np.median(posterior.draws('rho'))):.3f}"
+
+
 def _overview(posterior: Posterior) -> Section:
     meta, post = posterior.meta, posterior.idata.posterior
     r = meta.ranges
@@ -280,6 +289,7 @@ def _overview(posterior: Posterior) -> Section:
         ("fitted steps S", f"{r['step'][0]:.3g} .. {r['step'][1]:.3g}"),
         ("fitted batches B", f"{r['batch_tokens'][0]:g} .. {r['batch_tokens'][1]:g} tokens"),
         ("draws", f"{post.sizes['chain']} chains x {post.sizes['draw']} draws"),
+        ("residuals along a run", _residuals(posterior)),
         ("law error", describe_record(law_error_record(meta))
          + " (on log loss, per unit log-distance outside the fit)"),
         ("fitted with", f"bayescale {meta.settings.get('bayescale_version', '?')}; "

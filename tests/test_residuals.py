@@ -1,5 +1,7 @@
 """How the residuals along a curve are modelled: AR(1) (the default) or independent."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from numpyro import handlers
@@ -71,3 +73,13 @@ def test_cli_fit_with_independent_residuals_records_it_and_forecasts(curves, tmp
 def test_the_default_fit_keeps_sampling_rho(small_posterior):
     assert fitted_priors(small_posterior).residual_correlation == "ar1"
     assert 0.0 < float(np.median(small_posterior.draws("rho"))) < 1.0
+
+
+def test_the_report_names_the_residual_model(small_posterior):
+    from bayescale.report import _residuals
+
+    assert _residuals(small_posterior).startswith("AR(1), posterior median rho 0.")
+    meta = dataclasses.replace(small_posterior.meta, settings={
+        **small_posterior.meta.settings, "priors": {**small_posterior.meta.settings["priors"],
+                                                    "residual_correlation": "independent"}})
+    assert _residuals(dataclasses.replace(small_posterior, meta=meta)).startswith("independent (rho = 0")
