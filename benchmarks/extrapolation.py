@@ -5,7 +5,9 @@ up to about 0.6B parameters (each curve thinned to ``--points`` log-spaced check
 and predicts the held-out 1-2B curves at every checkpoint past the early transient. For
 the law-error scale ``kappa`` = 0 (parameter and noise uncertainty only) and the default,
 it reports the coverage of the 50% and 90% new-run bands, their median width and the
-median absolute relative error. Appends the table to benchmarks/RESULTS.md.
+median absolute relative error. It fits twice: with the default AR(1) residuals along a
+run and with independent ones (``residual_correlation="independent"``, ``fit --residuals
+independent``, docs/model.md section 4.4). Appends the table to benchmarks/RESULTS.md.
 
 Run: ``python benchmarks/extrapolation.py [--data ../shared/data]``.
 """
@@ -24,8 +26,9 @@ from common import add_append_option, add_data_option, add_sampler_options, data
 from bayescale import fit
 from bayescale.cores import use_cpu_cores
 from bayescale.curves import transient_mask
-from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, RESIDUAL_CORRELATIONS
 from bayescale.environment import conditions
+from bayescale.models.kaplan import KAPLAN
 from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 
@@ -69,20 +72,25 @@ def main() -> None:
     train = thin(runs[runs["params_total"] <= args.max_fit_params], args.points)
     held = runs[runs["params_total"] > args.max_fit_params]
     held = held.loc[transient_mask(held)]
-    start = time.perf_counter()
-    result = fit(train, chains=args.chains, warmup=args.draws, draws=args.draws, progress=False, warn=False)
-    seconds = time.perf_counter() - start
-    rows = []
-    for kappa in (0.0, DEFAULT_EXTRAPOLATION_ERROR):
-        post = dataclasses.replace(result.posterior,
-                                   meta=dataclasses.replace(result.posterior.meta, extrapolation_error=kappa))
-        rows.append({"law_error_kappa": kappa, **score(post, held)})
+    rows, fits = [], []
+    for residuals in RESIDUAL_CORRELATIONS:
+        start = time.perf_counter()
+        priors = dataclasses.replace(KAPLAN.default_priors(), residual_correlation=residuals)
+        result = fit(train, chains=args.chains, warmup=args.draws, draws=args.draws, priors=priors, progress=False,
+                     warn=False)
+        rho = float(np.median(result.posterior.draws("rho")))
+        fits.append(f"{residuals}: {time.perf_counter() - start:.0f} s, rho {rho:.3f}, "
+                    f"{result.diagnostics.format().splitlines()[0]}")
+        for kappa in (0.0, DEFAULT_EXTRAPOLATION_ERROR):
+            post = dataclasses.replace(result.posterior,
+                                       meta=dataclasses.replace(result.posterior.meta, extrapolation_error=kappa))
+            rows.append({"residuals": residuals, "law_error_kappa": kappa, **score(post, held)})
     table = pd.DataFrame(rows)
     header = (f"\n## extrapolation (Gemstones, leave the 1-2B sizes out) — {dt.date.today().isoformat()}\n\n"
               f"Machine: {conditions()}. Fit on {train['run'].nunique()} curves up to "
               f"{args.max_fit_params:.2g} total parameters ({len(train)} points, {args.points} per curve), "
-              f"{args.chains} chains x {args.draws} draws, {seconds:.0f} s; held out {held['run'].nunique()} curves, "
-              f"{len(held)} points past the transient. Diagnostics: {result.diagnostics.format().splitlines()[0]}\n\n")
+              f"{args.chains} chains x {args.draws} draws; held out {held['run'].nunique()} curves, "
+              f"{len(held)} points past the transient. Fits: {'; '.join(fits)}\n\n")
     publish(header + markdown_table(table, "{:.4g}"), args)
 
 
