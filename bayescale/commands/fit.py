@@ -152,6 +152,7 @@ def _critical_batch_note(posterior) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.fit import fit
     from bayescale.law_error import describe_record, law_error_record
+    from bayescale.residuals import shape_led_note
     from bayescale.models.registry import get_law
 
     law = irreducible_variant(args.model) if args.irreducible else args.model
@@ -171,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     path = result.posterior.save(args.out)
     summary = result.posterior.summary(args.level)
     batch_note = _critical_batch_note(result.posterior)
+    shape_note = shape_led_note(result.posterior)
     if args.json:
         print_json({"posterior": str(path), "seconds": result.seconds, "summary": summary,
                     "diagnostics": {"passed": result.diagnostics.passed, "max_rhat": result.diagnostics.max_rhat,
@@ -179,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
                                     "divergences": result.diagnostics.divergences,
                                     "left_out": result.diagnostics.left_out},
                     "dropped": result.posterior.meta.dropped, "critical_batch_prior": batch_note,
+                    "residuals_note": shape_note,
                     "law_error": law_error_record(result.posterior.meta)})
     else:
         print(format_table(summary))
@@ -188,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
                 note(f"{count} points not fitted ({reason.replace('_', ' ')})")
         if batch_note:
             note(batch_note)
+        if shape_note:
+            note(shape_note)
         if args.law_error == "ladder":
             note(describe_record(law_error_record(result.posterior.meta)))
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
