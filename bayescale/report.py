@@ -42,6 +42,7 @@ from bayescale.law_error import describe_record, law_error_record
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
                                predict_min_loss, predict_trajectory, single_batch_caveat, single_batch_ladder)
+from bayescale.residuals import describe_residuals
 from bayescale.schedules import Schedule
 
 #: Forecast sizes, as multiples of the largest fitted size.
@@ -268,15 +269,6 @@ def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, 
             f"{_facts_table(facts)}</section>")
 
 
-def _residuals(posterior: Posterior) -> str:
-    """How the fit modelled the residuals along a run (``residual_correlation``), with its ``rho``."""
-    if "rho" not in posterior.idata.posterior:
-        return "one point per run: no correlation along a run"
-    if posterior.meta.settings.get("priors", {}).get("residual_correlation", "ar1") == "independent":
-        return "independent (rho = 0: each run's level counts in full; docs/model.md, section 4.4)"
-    return f"AR(1), posterior median rho {float(np.median(posterior.draws('rho'))):.3f}"
-
-
 def _overview(posterior: Posterior) -> Section:
     meta, post = posterior.meta, posterior.idata.posterior
     r = meta.ranges
@@ -289,7 +281,7 @@ def _overview(posterior: Posterior) -> Section:
         ("fitted steps S", f"{r['step'][0]:.3g} .. {r['step'][1]:.3g}"),
         ("fitted batches B", f"{r['batch_tokens'][0]:g} .. {r['batch_tokens'][1]:g} tokens"),
         ("draws", f"{post.sizes['chain']} chains x {post.sizes['draw']} draws"),
-        ("residuals along a run", _residuals(posterior)),
+        ("residuals along a run", describe_residuals(posterior)),
         ("law error", describe_record(law_error_record(meta))
          + " (on log loss, per unit log-distance outside the fit)"),
         ("fitted with", f"bayescale {meta.settings.get('bayescale_version', '?')}; "

@@ -35,13 +35,30 @@ def level_weight(rho: float, points: float) -> float:
     return 1.0 + (points - 1.0) * (1.0 - rho) / (1.0 + rho)
 
 
+def residual_model(posterior: Posterior) -> str:
+    """How the fit modelled the residuals along a run: ``"ar1"``, ``"independent"``, or ``"none"``
+    for a fit without run offsets (final losses only). Posteriors saved before the choice
+    existed were fitted with the AR(1)."""
+    if "rho" not in posterior.idata.posterior:
+        return "none"
+    return posterior.meta.settings.get("priors", {}).get("residual_correlation", "ar1")
+
+
+def describe_residuals(posterior: Posterior) -> str:
+    """One phrase on :func:`residual_model`, with the AR(1)'s posterior median ``rho``."""
+    model = residual_model(posterior)
+    if model == "none":
+        return "one point per run: no correlation along a run"
+    if model == "independent":
+        return "independent (rho = 0: each run's level counts in full; docs/model.md, section 4.4)"
+    return f"AR(1), posterior median rho {float(np.median(posterior.draws('rho'))):.3f}"
+
+
 def shape_led_note(posterior: Posterior) -> str | None:
     """A sentence for ``fit`` when the posterior's curves weigh their levels at less than
     :data:`SHAPE_LED_SHARE` of their points on a ladder of two or more sizes; ``None`` otherwise
     (independent residuals, final losses only, one size)."""
-    if "rho" not in posterior.idata.posterior or len(posterior.meta.sizes) < 2:
-        return None
-    if posterior.meta.settings.get("priors", {}).get("residual_correlation", "ar1") != "ar1":
+    if residual_model(posterior) != "ar1" or len(posterior.meta.sizes) < 2:
         return None
     rho = float(np.median(posterior.draws("rho")))
     cd = posterior.idata.constant_data

@@ -16,7 +16,7 @@ from bayescale.models.priors import ChinchillaPriors, KaplanPriors
 from bayescale.models.skeleton import curve_model
 from bayescale.posterior import Posterior
 from bayescale.predict import fitted_priors, loss_draws
-from bayescale.residuals import level_weight, shape_led_note
+from bayescale.residuals import describe_residuals, level_weight, shape_led_note
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
 
@@ -78,13 +78,8 @@ def test_the_default_fit_keeps_sampling_rho(small_posterior):
 
 
 def test_the_report_names_the_residual_model(small_posterior):
-    from bayescale.report import _residuals
-
-    assert _residuals(small_posterior).startswith("AR(1), posterior median rho 0.")
-    meta = dataclasses.replace(small_posterior.meta, settings={
-        **small_posterior.meta.settings, "priors": {**small_posterior.meta.settings["priors"],
-                                                    "residual_correlation": "independent"}})
-    assert _residuals(dataclasses.replace(small_posterior, meta=meta)).startswith("independent (rho = 0")
+    assert describe_residuals(small_posterior).startswith("AR(1), posterior median rho 0.")
+    assert describe_residuals(_with_rho(small_posterior, 0.0, "independent")).startswith("independent (rho = 0")
 
 
 def _with_rho(posterior, rho: float, residuals: str = "ar1"):

@@ -152,8 +152,8 @@ def _critical_batch_note(posterior) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.fit import fit
     from bayescale.law_error import describe_record, law_error_record
-    from bayescale.residuals import shape_led_note
     from bayescale.models.registry import get_law
+    from bayescale.residuals import shape_led_note
 
     law = irreducible_variant(args.model) if args.irreducible else args.model
     runs = read_runs(args)
