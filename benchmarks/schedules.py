@@ -43,8 +43,8 @@ schedule features from :func:`bayescale.schedules.table_features`):
    constants were measured in), and with the irreducible-loss variant under the latter;
    three of the fits again with the fit's default early-transient cut (the first 10% of
    each run's steps, ``min_step_fraction`` 0.1), and with independent residuals along each
-   run (``residual_correlation="independent"``; also on the one-fit split of 1), which
-   weigh each run's level in full. Reference: the schedule law's mean curve
+   run (``residual_correlation="independent"``; also on the one-fit split of 1, with the
+   default cut too), which weigh each run's level in full. Reference: the schedule law's mean curve
    least-squares fitted to the same thinned points (:func:`point_fit_schedule_law`), which
    shows how far the law form itself extrapolates.
 4. **PSIS-LOO** of ``kaplan_schedule`` against ``kaplan`` on each size's fit of split 1
@@ -138,9 +138,10 @@ CROSS_SIZE_FITS = (FitOptions("kaplan_schedule"), FitOptions("kaplan"), FitOptio
                    FitOptions("kaplan", residuals="independent"))
 #: Fits of the one-fit split over every size: with three sizes an irreducible loss can follow
 #: the curvature of the size term (the per-size floors are not one power law of N); independent
-#: residuals against the AR(1) ones.
+#: residuals against the AR(1) ones; the fit's default early-transient cut.
 ALL_SIZES_FITS = (*(FitOptions(law) for law in (*LAWS, "kaplan_schedule_irreducible")),
-                  FitOptions("kaplan_schedule", residuals="independent"))
+                  FitOptions("kaplan_schedule", residuals="independent"),
+                  FitOptions("kaplan_schedule", min_step_fraction=DEFAULT_MIN_STEP_FRACTION))
 #: The benchmark's parts (``--splits``).
 SPLITS = ("same-size", "all-sizes", "cross-size", "gadre")
 QUANTILES = (0.05, 0.5, 0.95)
