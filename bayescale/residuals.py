@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayescale.posterior import Posterior
+from bayescale.predict import fitted_priors
 
 #: Below this share of a curve's points, ``fit`` says that the fit follows the curves' shapes.
 SHAPE_LED_SHARE = 0.1
@@ -35,13 +36,20 @@ def level_weight(rho: float, points: float) -> float:
     return 1.0 + (points - 1.0) * (1.0 - rho) / (1.0 + rho)
 
 
+def points_per_curve(posterior: Posterior) -> np.ndarray:
+    """How many points the fit saw on each curve (one run in one group)."""
+    cd = posterior.idata.constant_data
+    curves = np.stack([np.asarray(cd["run_idx"]).ravel(), np.asarray(cd["group_idx"]).ravel()], axis=1)
+    return np.unique(curves, axis=0, return_counts=True)[1]
+
+
 def residual_model(posterior: Posterior) -> str:
     """How the fit modelled the residuals along a run: ``"ar1"``, ``"independent"``, or ``"none"``
     for a fit without run offsets (final losses only). Posteriors saved before the choice
     existed were fitted with the AR(1)."""
     if "rho" not in posterior.idata.posterior:
         return "none"
-    return posterior.meta.settings.get("priors", {}).get("residual_correlation", "ar1")
+    return fitted_priors(posterior).residual_correlation
 
 
 def describe_residuals(posterior: Posterior) -> str:
@@ -61,9 +69,7 @@ def shape_led_note(posterior: Posterior) -> str | None:
     if residual_model(posterior) != "ar1" or len(posterior.meta.sizes) < 2:
         return None
     rho = float(np.median(posterior.draws("rho")))
-    cd = posterior.idata.constant_data
-    curves = np.stack([np.asarray(cd["run_idx"]).ravel(), np.asarray(cd["group_idx"]).ravel()], axis=1)
-    points = float(np.median(np.unique(curves, axis=0, return_counts=True)[1]))  # per curve: run and group
+    points = float(np.median(points_per_curve(posterior)))
     weight = level_weight(rho, points)
     if points < 2 or weight >= SHAPE_LED_SHARE * points:
         return None
