@@ -45,9 +45,10 @@ def points_per_curve(posterior: Posterior) -> np.ndarray:
 
 def residual_model(posterior: Posterior) -> str:
     """How the fit modelled the residuals along a run: ``"ar1"``, ``"independent"``, or ``"none"``
-    for a fit without run offsets (final losses only). Posteriors saved before the choice
+    where no run had two points (final losses only: a law that keeps run offsets there
+    samples ``rho`` from its prior, no point informs it). Posteriors saved before the choice
     existed were fitted with the AR(1)."""
-    if "rho" not in posterior.idata.posterior:
+    if "rho" not in posterior.idata.posterior or points_per_curve(posterior).max() < 2:
         return "none"
     return fitted_priors(posterior).residual_correlation
 

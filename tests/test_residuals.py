@@ -80,6 +80,9 @@ def test_the_default_fit_keeps_sampling_rho(small_posterior):
 def test_the_report_names_the_residual_model(small_posterior):
     assert describe_residuals(small_posterior).startswith("AR(1), posterior median rho 0.")
     assert describe_residuals(_with_rho(small_posterior, 0.0, "independent")).startswith("independent (rho = 0")
+    final_losses = _as_long_curves(small_posterior, runs=small_posterior.idata.constant_data["run_idx"].size)
+    assert describe_residuals(final_losses) == "one point per run: no correlation along a run"
+    assert shape_led_note(_with_rho(final_losses, 0.98)) is None
 
 
 def _with_rho(posterior, rho: float, residuals: str = "ar1"):
