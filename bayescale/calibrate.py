@@ -5,9 +5,13 @@ Every realized evaluation point ``y`` at ``(N, B, S)`` is compared with ``M`` dr
 (:func:`bayescale.predict.loss_draws`, ``mode="new_run"``, the group of the point):
 
 * **coverage** of the central ``l`` interval ``[x_((1-l)/2), x_((1+l)/2)]`` for
-  ``l`` in 50/80/90/95%: the fraction of points inside, to compare with ``l``
-  (standard error ``sqrt(l (1-l) / n)`` for independent points; points along one run
-  are correlated, so the effective ``n`` is smaller);
+  ``l`` in 50/80/90/95%: the fraction of points inside, to compare with ``l`` and with
+  the **range a calibrated forecast would show** on these points: the 5-95% range of the
+  same fraction over joint replicates of the realized points drawn under the forecast's
+  own model (:mod:`bayescale.replicates`: one law error shared by every point, one
+  offset per run, AR(1) noise along a run). Points are not independent, so this range
+  is much wider than ``l +- 2 sqrt(l (1-l) / n)``: on one held-out size, where the law's
+  error moves every point together, a calibrated 90% interval often covers all of them;
 * the **probability integral transform** ``PIT = (1/M) sum_m 1{x_m <= y}``, uniform on
   (0, 1) for a calibrated forecast; a forecast that is too low piles PIT values near 1,
   one that is too narrow piles them at both ends (Gneiting, Balabdaoui & Raftery 2007);
@@ -48,9 +52,10 @@ import numpy as np
 import pandas as pd
 
 from bayescale.curves import transient_mask
-from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, SCALE_FACTOR
+from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import level_percent, loss_draws, quantile_bands
+from bayescale.replicates import coverage_range, replicate_losses
 from bayescale.runs import vocab_size_of
 from bayescale.schedules import table_features
 
@@ -148,7 +153,8 @@ class Calibration:
     loss, median, pit, crps, ratio`` (realized N / largest fitted N), ``bin``, and per
     level ``lower_<pct>, upper_<pct>, covered_<pct>, interval_score_<pct>``.
     ``coverage``: one row per bin (``all`` first) and level, with ``nominal``,
-    ``coverage``, ``se`` and ``n``. ``scores``: one row per bin with ``n``, mean
+    ``coverage``, ``expected_low`` and ``expected_high`` (the range a calibrated forecast
+    would show on these points, :func:`bayescale.replicates.coverage_range`) and ``n``. ``scores``: one row per bin with ``n``, mean
     ``crps``, mean interval scores and ``pit_mean``. ``dropped``: early-transient
     points left out.
     """
@@ -163,6 +169,16 @@ class Calibration:
         """Coverage with one row per bin (``all`` first) and one column per nominal level."""
         wide = self.coverage.pivot(index="bin", columns="nominal", values="coverage")
         wide = wide.loc[self.coverage["bin"].unique()].reset_index()
+        wide.columns = ["N / largest fitted N", *(f"{level:.0%}" for level in wide.columns[1:])]
+        return wide
+
+    def expected_table(self) -> pd.DataFrame:
+        """The range of coverage a calibrated forecast would show on these points
+        (``low-high``), laid out as :meth:`coverage_table`."""
+        cov = self.coverage.assign(range=[f"{lo:.2f}-{hi:.2f}" for lo, hi in
+                                          zip(self.coverage["expected_low"], self.coverage["expected_high"])])
+        wide = cov.pivot(index="bin", columns="nominal", values="range")
+        wide = wide.loc[cov["bin"].unique()].reset_index()
         wide.columns = ["N / largest fitted N", *(f"{level:.0%}" for level in wide.columns[1:])]
         return wide
 
@@ -182,15 +198,19 @@ def _point_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float]) -> 
     return out
 
 
-def _summaries(points: pd.DataFrame, levels: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _summaries(points: pd.DataFrame, levels: Sequence[float],
+               replicates: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     parts = [("all", points)] + [(str(b), part) for b, part in points.groupby("bin", observed=True)]
     coverage, scores = [], []
     for name, part in parts:
         n = len(part)
+        rows = points.index.get_indexer(part.index)
         for level in levels:
-            cov = float(part[f"covered_{level_percent(level)}"].mean())
-            coverage.append({"bin": name, "nominal": level, "coverage": cov,
-                             "se": float(np.sqrt(level * (1 - level) / n)), "n": n})
+            p = level_percent(level)
+            low, high = coverage_range(replicates[:, rows], part[f"lower_{p}"].to_numpy(),
+                                       part[f"upper_{p}"].to_numpy())
+            coverage.append({"bin": name, "nominal": level, "coverage": float(part[f"covered_{p}"].mean()),
+                             "expected_low": low, "expected_high": high, "n": n})
         scores.append({"bin": name, "n": n, "crps": float(part["crps"].mean()),
                        **{f"interval_score_{level_percent(lv)}": float(part[f"interval_score_{level_percent(lv)}"].mean())
                           for lv in levels},
@@ -205,10 +225,12 @@ def calibrate(
     levels: Sequence[float] = DEFAULT_LEVELS,
     seed: int = 0,
     scale_check: bool = True,
+    replicates: int = REPLICATES,
 ) -> Calibration:
     """Score the new-run predictive distribution against realized runs.
 
-    ``runs`` is a validated run table (:func:`bayescale.runs.load_runs`). Raises
+    ``runs`` is a validated run table (:func:`bayescale.runs.load_runs`); ``replicates``
+    joint replicates of its points give the range of coverage to expect. Raises
     ``ValueError`` on the input checks of the module docstring (``scale_check=False``
     turns off the loss-scale check, for forecasts known to be far off).
     """
@@ -219,6 +241,7 @@ def calibrate(
         raise ValueError("every realized point lies in the early transient the fit drops; give longer runs")
     # each realized point is predicted under its own run's schedule, read from the whole run
     features = table_features(runs).loc[keep].reset_index(drop=True) if posterior.law.covariates else None
+    covariates = None if features is None else {k: features[k].to_numpy(float) for k in posterior.law.covariates}
     table = runs.loc[keep].reset_index(drop=True)
     groups = match_groups(posterior, table)
     check_vocabulary(posterior, table)
@@ -228,11 +251,9 @@ def calibrate(
     for g in pd.unique(groups):
         rows = np.flatnonzero(groups == g)
         part = table.iloc[rows]
-        covariates = None if features is None else {k: features[k].to_numpy(float)[rows]
-                                                     for k in posterior.law.covariates}
         draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
                            part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed,
-                           covariates=covariates)
+                           covariates=None if covariates is None else {k: v[rows] for k, v in covariates.items()})
         for name, values in _point_scores(draws, y[rows], levels).items():
             columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:
@@ -241,5 +262,6 @@ def calibrate(
     points = pd.DataFrame({"run": table["run"], "group": groups, "params": table["params"],
                            "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,
                            **columns, "ratio": ratio, "bin": distance_bin(ratio)})
-    coverage, scores = _summaries(points, levels)
+    joint = replicate_losses(posterior, table, groups, covariates, replicates=replicates, seed=seed)
+    coverage, scores = _summaries(points, levels, joint)
     return Calibration(points=points, coverage=coverage, scores=scores, levels=levels, dropped=int((~keep).sum()))

@@ -52,6 +52,11 @@ DEFAULT_LEVELS = (0.5, 0.8, 0.9, 0.95)
 RANGE_FACTOR = 1e4
 #: The median realized/predicted loss ratio must lie in [1/SCALE_FACTOR, SCALE_FACTOR].
 SCALE_FACTOR = 1.3
+#: Joint replicates of the realized points drawn under the forecast's own model, and the
+#: quantiles of their coverage reported as the range a calibrated forecast would show
+#: (:mod:`bayescale.replicates`).
+REPLICATES = 400
+COVERAGE_RANGE = (0.05, 0.95)
 
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7

@@ -309,16 +309,16 @@ def plot_frontier(
 def plot_coverage(calibration: Calibration) -> Figure:
     """Empirical coverage of the central intervals against their nominal level.
 
-    Overall with +-2 standard errors (independent points), and per extrapolation bin.
+    Overall with the 5-95% range a calibrated forecast would show on these points (joint
+    replicates, :mod:`bayescale.replicates`), and per extrapolation bin.
     """
     cov = calibration.coverage
     fig, axes = figure(width=5.0, height=4.6)
     ax = axes[0, 0]
     ax.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="calibrated")
     overall = cov[cov["bin"] == "all"]
-    nominal, se = overall["nominal"], overall["se"]
-    ax.fill_between(nominal, nominal - 2 * se, nominal + 2 * se,
-                    color="0.8", alpha=0.6, label="+-2 s.e. (independent points)")
+    ax.fill_between(overall["nominal"], overall["expected_low"], overall["expected_high"],
+                    color="0.8", alpha=0.6, label="what a calibrated forecast shows here (5-95%)")
     ax.plot(overall["nominal"], overall["coverage"], color="k", marker="o", label=f"all (n={overall['n'].iloc[0]})")
     for i, (name, part) in enumerate((b, p) for b, p in cov.groupby("bin", sort=False) if b != "all"):
         ax.plot(part["nominal"], part["coverage"], color=f"C{i}", marker=".", alpha=0.8,
@@ -326,7 +326,7 @@ def plot_coverage(calibration: Calibration) -> Figure:
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal coverage of the central interval",
            ylabel="empirical coverage (fraction of realized points)", title="Interval coverage")
     ax.grid(True, alpha=0.2)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")
     return fig
 
 

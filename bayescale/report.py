@@ -396,6 +396,8 @@ def _calibration(posterior: Posterior, runs: pd.DataFrame, seed: int) -> Section
         f"{len(result.points)} realized points ({result.dropped} early-transient points left out) compared with the "
         "new-run predictive distribution; bins by realized N over the largest fitted N."],
         tables=[("Empirical coverage of central intervals", result.coverage_table()),
+                ("Coverage a calibrated forecast would show on these points (5-95% of joint replicates)",
+                 result.expected_table()),
                 ("Scores (nats; lower is better)", result.scores)],
         figures=[("calibration_coverage", "Coverage against nominal level.", lambda: plots.plot_coverage(result)),
                  ("calibration_pit", "PIT histogram: flat when calibrated.", lambda: plots.plot_pit(result))])

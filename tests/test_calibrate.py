@@ -66,7 +66,12 @@ def honest(small_posterior, realized) -> Calibration:
 def test_coverage_matches_nominal_for_runs_drawn_from_the_model(honest):
     overall = honest.coverage[honest.coverage["bin"] == "all"]
     assert list(overall["nominal"]) == list(LEVELS) and (overall["n"] == 216).all()
-    assert np.all(np.abs(overall["coverage"] - overall["nominal"]) <= 4 * overall["se"])
+    # these points are independent draws: binomial spread around the nominal level
+    se = np.sqrt(overall["nominal"] * (1 - overall["nominal"]) / overall["n"])
+    assert np.all(np.abs(overall["coverage"] - overall["nominal"]) <= 4 * se)
+    # joint replicates (shared law error, offsets, correlated noise) spread wider still
+    assert np.all((overall["expected_low"] <= overall["coverage"]) & (overall["coverage"] <= overall["expected_high"]))
+    assert np.all(overall["expected_high"] - overall["expected_low"] > 2 * se)
     n = len(honest.points)
     assert honest.points["pit"].mean() == pytest.approx(0.5, abs=4 * np.sqrt(1 / 12 / n))
     counts, _ = honest.pit_histogram(5)
@@ -137,12 +142,14 @@ def test_calibrate_command_end_to_end(files, tmp_path, capsys):
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "realized.csv"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "coverage of central intervals (216 realized points" in printed and "> 30x" in printed
+    assert "range a calibrated forecast would show on these points" in printed
     assert {p.name for p in out.iterdir()} == {"points.csv", "coverage.csv", "scores.csv", "coverage.png", "pit.png"}
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "realized.csv"), "--json",
                  "--level", "0.9"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["points"] == 216 and sum(result["pit_histogram"]["counts"]) == 216
     assert {row["nominal"] for row in result["coverage"]} == {0.9}
+    assert all(0 <= row["expected_low"] <= row["expected_high"] <= 1 for row in result["coverage"])
 
 
 def test_calibrate_command_bad_input(files, capsys):

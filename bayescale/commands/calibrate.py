@@ -23,7 +23,11 @@ examples:
 
 Every point is compared with the new-run predictive distribution at its (N, B, S) and
 group (the posterior's group-by column must be in the file). Results are given overall
-and by realized N over the largest fitted N. Checks that stop with a message: unknown
+and by realized N over the largest fitted N, each coverage beside the range a calibrated
+forecast would show on the same points: realized points are not independent (a run's
+points share its offset and correlated noise, and every point shares the law's error),
+so on a few runs of one held-out size a calibrated 90% interval may well cover all of
+them, or few. Checks that stop with a message: unknown
 groups; sizes, batches or steps more than {RANGE_FACTOR:g}x outside the fitted ranges; a
 typical loss ratio to the forecast beyond {SCALE_FACTOR:g}x (e.g. bits instead of nats;
 --no-scale-check turns this one off).
@@ -71,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"coverage of central intervals ({len(result.points)} realized points; nominal in the header):")
     print(format_table(result.coverage_table()))
+    print("\nrange a calibrated forecast would show on these points (5-95% of joint replicates under its own model;\n"
+          "points of one run, and every point through the law's error, move together):")
+    print(format_table(result.expected_table()))
     print("\nscores (nats, lower is better; pit_mean 0.5 when unbiased):")
     print(format_table(result.scores))
     return 0

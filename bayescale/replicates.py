@@ -1,0 +1,119 @@
+r"""Joint replicates of realized runs under the forecast's own model: what coverage to expect.
+
+The coverage of a central interval over many realized points is compared with its
+nominal level, but those points are not independent draws. Under the fitted model
+(:mod:`bayescale.models.skeleton`, :mod:`bayescale.predict`) one realized set of runs is,
+per posterior draw ``d``, for point ``i`` of run ``r`` at step ``S_i``::
+
+    log y_i = mu_d(N_i, B_i, S_i) + z_d kappa dist_i + offset_{d,r} + e_{d,i}
+    z_d ~ Normal(0, 1)                        # the law's error: one per replicate, every point
+    offset_{d,r} ~ Normal(0, tau_d)           # one per run
+    e_{d,i} = a_i e_{d,prev(i)} + sqrt(1 - a_i^2) sigma_d t_i,   t_i ~ StudentT(nu)
+    a_i = rho_d ^ ((log S_i - log S_prev(i)) / delta)
+
+``e`` is the fit's AR(1) along each run (and group), read as a process in log-steps: the
+fit's ``rho`` is the correlation of consecutive kept points, ``delta`` apart (the median
+log-step spacing of the fitted curves), and realized points at another spacing get
+``rho`` to the power of their spacing in units of ``delta``; a run's first point is drawn
+from the stationary marginal ``sigma_d t``. Each marginal of a replicate is the new-run
+predictive distribution of its point, which the intervals are quantiles of; jointly, the
+points of one run share an offset and correlated noise, and every point shares the law's
+error. The fraction of a replicate's points inside the intervals is therefore what a
+calibrated forecast would show on these very points, and its spread over replicates
+(:func:`coverage_range`) is what the observed coverage should be compared with: wide where
+the law error dominates (one draw of it moves every point of a held-out size together),
+close to the nominal level only where many independent runs are scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayescale.defaults import COVERAGE_RANGE, REPLICATES
+from bayescale.posterior import Posterior, fitted_points
+from bayescale.predict import clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, scale_draws
+
+
+def fitted_spacing(posterior: Posterior) -> float:
+    """``delta``: the median log-step spacing of consecutive fitted points of one curve (run
+    and group); ``inf`` where no curve has two points."""
+    points = fitted_points(posterior).sort_values(["run", "group", "step"])
+    gaps = np.log(points["step"].to_numpy(float))
+    same = (points["run"].to_numpy()[1:] == points["run"].to_numpy()[:-1]) & \
+           (points["group"].to_numpy()[1:] == points["group"].to_numpy()[:-1])
+    gaps = np.diff(gaps)[same]
+    return float(np.median(gaps)) if gaps.size else float("inf")
+
+
+def ar1_noise(rho: np.ndarray, sigma: np.ndarray, nu: float, curve: np.ndarray, log_step: np.ndarray,
+              spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """The noise ``e`` of the module docstring, ``(draws, points)``.
+
+    ``rho``, ``sigma``: per draw; ``curve``: a label per point (points of one label form one
+    curve); ``log_step``: per point; ``spacing``: ``delta``. Points may come in any order.
+    """
+    rho, sigma = np.clip(np.asarray(rho, float), 0.0, 1.0), np.asarray(sigma, float)
+    n = len(log_step)
+    order = np.lexsort((log_step, curve))
+    codes = pd.factorize(np.asarray(curve)[order])[0]
+    start = np.r_[True, codes[1:] != codes[:-1]]
+    position = np.arange(n) - np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    gap = np.r_[0.0, np.diff(np.asarray(log_step, float)[order])] / spacing
+    shocks = rng.standard_t(nu, size=(len(rho), n)) * sigma[:, None]
+    e = np.empty((len(rho), n))
+    for k in range(int(position.max()) + 1 if n else 0):
+        at = np.flatnonzero(position == k)
+        if k == 0:
+            e[:, at] = shocks[:, at]
+            continue
+        a = rho[:, None] ** np.maximum(gap[at], 1e-12)[None, :]
+        e[:, at] = a * e[:, at - 1] + np.sqrt(1.0 - a**2) * shocks[:, at]
+    out = np.empty_like(e)
+    out[:, order] = e
+    return out
+
+
+def replicate_losses(posterior: Posterior, table: pd.DataFrame, groups: np.ndarray,
+                     covariates: Mapping[str, np.ndarray] | None = None, *, replicates: int = REPLICATES,
+                     seed: int = 0) -> np.ndarray:
+    """Joint replicates of the losses of ``table`` (columns ``run, params, batch_tokens, step``)
+    under the posterior's model (module docstring): ``(replicates, points)``, one posterior
+    draw per replicate. ``groups`` gives each point's group; ``covariates`` the law's
+    per-point covariates (:func:`bayescale.schedules.table_features`)."""
+    if replicates < 1:
+        raise ValueError(f"replicates={replicates} must be at least 1")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(posterior.n_draws, size=min(replicates, posterior.n_draws), replace=False)
+    N, B, S = (table[c].to_numpy(float) for c in ("params", "batch_tokens", "step"))
+    groups = np.asarray(groups)
+    log_L = np.empty((len(pick), len(table)))
+    for g in pd.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        extra = None if covariates is None else {k: np.asarray(v, float)[rows] for k, v in covariates.items()}
+        mean = loss_draws(posterior, N[rows], B[rows], S[rows], mode="mean", group=str(g), covariates=extra)
+        log_L[:, rows] = np.log(mean[pick])
+    law = posterior.law
+    log_L += law_error_draws(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)[pick]
+    runs = pd.factorize(table["run"].to_numpy())[0]
+    tau = scale_draws(posterior, "run_offset_scale")[pick]
+    log_L += (rng.standard_normal((len(pick), runs.max() + 1)) * tau[:, None])[:, runs]
+    curve = pd.factorize(pd.Series(runs).astype(str) + "/" + pd.Series(groups).astype(str))[0]
+    log_L += ar1_noise(scale_draws(posterior, "rho")[pick], scale_draws(posterior, "sigma")[pick],
+                       fitted_priors(posterior).nu, curve, np.log(S), fitted_spacing(posterior), rng)
+    return clip_to_ceiling(posterior, np.exp(log_L))
+
+
+def replicate_coverage(replicates: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """The fraction of each replicate's points inside ``[lower, upper]``: ``(replicates,)``."""
+    return ((replicates >= lower[None, :]) & (replicates <= upper[None, :])).mean(axis=1)
+
+
+def coverage_range(replicates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                   quantiles: tuple[float, float] = COVERAGE_RANGE) -> tuple[float, float]:
+    """The ``quantiles`` (default 5% and 95%) of :func:`replicate_coverage`: the range of
+    coverage a calibrated forecast shows on these points."""
+    lo, hi = np.quantile(replicate_coverage(replicates, lower, upper), quantiles)
+    return float(lo), float(hi)
