@@ -154,9 +154,9 @@ class Calibration:
     level ``lower_<pct>, upper_<pct>, covered_<pct>, interval_score_<pct>``.
     ``coverage``: one row per bin (``all`` first) and level, with ``nominal``,
     ``coverage``, ``expected_low`` and ``expected_high`` (the range a calibrated forecast
-    would show on these points, :func:`bayescale.replicates.coverage_range`) and ``n``. ``scores``: one row per bin with ``n``, mean
-    ``crps``, mean interval scores and ``pit_mean``. ``dropped``: early-transient
-    points left out.
+    would show on these points, :func:`bayescale.replicates.coverage_range`) and ``n``.
+    ``scores``: one row per bin with ``n``, mean ``crps``, mean interval scores and
+    ``pit_mean``. ``dropped``: early-transient points left out.
     """
 
     points: pd.DataFrame
@@ -167,18 +167,18 @@ class Calibration:
 
     def coverage_table(self) -> pd.DataFrame:
         """Coverage with one row per bin (``all`` first) and one column per nominal level."""
-        wide = self.coverage.pivot(index="bin", columns="nominal", values="coverage")
-        wide = wide.loc[self.coverage["bin"].unique()].reset_index()
-        wide.columns = ["N / largest fitted N", *(f"{level:.0%}" for level in wide.columns[1:])]
-        return wide
+        return self._wide(self.coverage["coverage"])
 
     def expected_table(self) -> pd.DataFrame:
         """The range of coverage a calibrated forecast would show on these points
         (``low-high``), laid out as :meth:`coverage_table`."""
-        cov = self.coverage.assign(range=[f"{lo:.2f}-{hi:.2f}" for lo, hi in
-                                          zip(self.coverage["expected_low"], self.coverage["expected_high"])])
-        wide = cov.pivot(index="bin", columns="nominal", values="range")
-        wide = wide.loc[cov["bin"].unique()].reset_index()
+        return self._wide(pd.Series([f"{lo:.2f}-{hi:.2f}" for lo, hi in
+                                     zip(self.coverage["expected_low"], self.coverage["expected_high"])],
+                                    index=self.coverage.index))
+
+    def _wide(self, values: pd.Series) -> pd.DataFrame:
+        wide = self.coverage.assign(value=values).pivot(index="bin", columns="nominal", values="value")
+        wide = wide.loc[self.coverage["bin"].unique()].reset_index()
         wide.columns = ["N / largest fitted N", *(f"{level:.0%}" for level in wide.columns[1:])]
         return wide
 

@@ -43,6 +43,7 @@ from bayescale.models.registry import irreducible_variant
 from bayescale.posterior import loss_units
 from bayescale.predict import (loss_draws, predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory, quantile_bands)
+from bayescale.replicates import coverage_range, replicate_losses
 from bayescale.runs import validate_runs
 from bayescale.schedules import Schedule, table_features
 from bayescale.track import track
@@ -94,31 +95,40 @@ class DemoResult:
 
 def _held_out_check(result: FitResult, held: pd.DataFrame, group_by: str, what: str) -> tuple[pd.DataFrame, list]:
     """Per split: median |relative error| and 50%/90% band coverage on held-out runs, each
-    point predicted under its own run's schedule."""
+    point predicted under its own run's schedule, and the range of 90% coverage a calibrated
+    band would show on the same points (:mod:`bayescale.replicates`)."""
     post = result.posterior
     rows, curves = [], []
     kept = held.loc[transient_mask(held)]
     features = table_features(held).loc[kept.index] if post.law.covariates else None
+
+    def covariates(rows: pd.Index) -> dict[str, np.ndarray] | None:
+        return None if features is None else {k: features.loc[rows, k].to_numpy(float) for k in post.law.covariates}
+
     for split, part in kept.groupby(group_by):
         errors, in50, in90 = [], [], []
+        lower90, upper90 = pd.Series(np.nan, index=part.index), pd.Series(np.nan, index=part.index)
         for run, curve in part.groupby("run"):
             N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
-            covariates = None if features is None else {k: features.loc[curve.index, k].to_numpy(float)
-                                                        for k in post.law.covariates}
-            draws = loss_draws(post, N, B, curve["step"].to_numpy(float), group=str(split), covariates=covariates)
+            draws = loss_draws(post, N, B, curve["step"].to_numpy(float), group=str(split),
+                               covariates=covariates(curve.index))
             bands = quantile_bands(draws, (0.5, 0.9))
             loss = curve["loss"].to_numpy()
             (median, lo50, hi50), (_, lo90, hi90) = bands[0.5], bands[0.9]
             errors += list(np.abs(median / loss - 1))
             in50 += list((loss >= lo50) & (loss <= hi50))
             in90 += list((loss >= lo90) & (loss <= hi90))
+            lower90[curve.index], upper90[curve.index] = lo90, hi90
             band = pd.DataFrame({"step": curve["step"].to_numpy(), "median": median, "lower": lo90, "upper": hi90})
             label = f"B = {B:g} tokens" if what == "size" else f"N = {N:.3g}, {curve['schedule'].iloc[0]}"
             curves.append((str(split), label, curve, band))
         rows.append({"held_out": what, "split": split, "params": float(part["params"].max()),
                      "runs": part["run"].nunique(), "points": len(errors),
                      "median_abs_rel_error": float(np.median(errors)), "coverage_50": float(np.mean(in50)),
-                     "coverage_90": float(np.mean(in90))})
+                     "coverage_90": float(np.mean(in90)),
+                     "calibrated_90": "{:.2f}-{:.2f}".format(*coverage_range(
+                         replicate_losses(post, part, np.full(len(part), str(split)), covariates(part.index)),
+                         lower90.to_numpy(), upper90.to_numpy()))})
     return pd.DataFrame(rows), curves
 
 
@@ -228,6 +238,8 @@ def _markdown(res: DemoResult, held_n: float, sizes: list[float], group: str, me
         f"Diagnostics: {d.format().splitlines()[0]}", "",
         "## Held out: the largest size, and a schedule never fitted (new-run bands)", "",
         _md_table(res.held_out), "",
+        "`calibrated_90`: the 5-95% range of the 90% bands' coverage that a calibrated forecast shows on the same "
+        "points (joint replicates under the fitted model; docs/model.md, section 7.5).", "",
         f"## Forecasts ({group}), target loss {res.target_loss:g} nats", "",
         f"Sizes {', '.join(f'{s:.3g}' for s in sizes)} ({' and '.join(f'{f}x' for f in FORECAST_FACTORS)} the "
         "largest trained), trained at the median critical batch of the target loss; 90% intervals.", "",

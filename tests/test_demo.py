@@ -32,6 +32,8 @@ def test_demo_writes_its_outputs(tmp_path):
     held = pd.read_csv(tmp_path / "held_out.csv")
     assert set(held["split"]) == {"in_domain", "out_of_domain"}
     assert held["coverage_90"].between(0, 1).all() and (held["coverage_90"] >= held["coverage_50"]).all()
+    calibrated = held["calibrated_90"].str.split("-", expand=True).astype(float)  # "low-high"
+    assert (calibrated[0] <= calibrated[1]).all() and calibrated.stack().between(0, 1).all()
     forecasts = pd.read_csv(tmp_path / "forecasts.csv")
     assert list(forecasts["params"]) == [10 * res.held_out["params"].iloc[0], 100 * res.held_out["params"].iloc[0]]
     summary = (tmp_path / "summary.md").read_text()

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     note(f"the forecasts extrapolate {' and '.join(f'{f}x' for f in FORECAST_FACTORS)} beyond the largest fitted "
          "size on purpose: their bands include the law's error, which grows with the distance")
     print("Held out (never fitted): the largest size" + ("" if args.constant_only else ", and the WSD schedule")
-          + "; new-run bands:")
+          + "; new-run bands (calibrated_90: the 5-95% range of 90% coverage that a calibrated band shows on "
+          "the same points, whose errors are shared within a run and, through the law, across runs):")
     print(format_table(res.held_out))
     print(f"\nForecasts, target loss {res.target_loss:g} nats (medians; intervals in forecasts.csv):")
     cols = ["params", "min_loss", "critical_batch", "steps", "tokens", "p_reachable"]
