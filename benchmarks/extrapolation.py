@@ -4,8 +4,9 @@ Fits the Kaplan model on Gemstones (McLeish et al. 2025) training-loss curves of
 up to about 0.6B parameters (each curve thinned to ``--points`` log-spaced checkpoints)
 and predicts the held-out 1-2B curves at every checkpoint past the early transient. For
 the law-error scale ``kappa`` = 0 (parameter and noise uncertainty only) and the default,
-it reports the coverage of the 50% and 90% new-run bands, their median width and the
-median absolute relative error. It fits twice: with the default AR(1) residuals along a
+it reports the coverage of the 50% and 90% new-run bands beside the range of coverage a
+calibrated band shows on the same points (``bayescale.calibrate``), the 90% bands' median
+width and the median absolute relative error. It fits twice: with the default AR(1) residuals along a
 run and with independent ones (``residual_correlation="independent"``, ``fit --residuals
 independent``, docs/model.md section 4.4). Appends the table to benchmarks/RESULTS.md.
 
@@ -24,12 +25,12 @@ import pandas as pd
 from common import add_append_option, add_data_option, add_sampler_options, data_folder, markdown_table, publish
 
 from bayescale import fit
+from bayescale.calibrate import calibrate
 from bayescale.cores import use_cpu_cores
 from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, RESIDUAL_CORRELATIONS
 from bayescale.environment import conditions
 from bayescale.models.kaplan import KAPLAN
-from bayescale.predict import predict_trajectory
 from bayescale.runs import load_gemstones2025
 
 
@@ -42,19 +43,20 @@ def thin(runs: pd.DataFrame, points: int) -> pd.DataFrame:
     return pd.concat(keep, ignore_index=True)
 
 
-def score(post, held: pd.DataFrame) -> dict[str, float]:
-    in50, in90, w90, err = [], [], [], []
-    for _, run in held.groupby("run"):
-        N, B = float(run["params"].iloc[0]), float(run["batch_tokens"].iloc[0])
-        bands = predict_trajectory(post, N, B, run["step"].to_numpy(), levels=(0.5, 0.9))
-        loss = run["loss"].to_numpy()
-        b50, b90 = bands[bands["level"] == 0.5], bands[bands["level"] == 0.9]
-        in50 += list((loss >= b50["lower"].to_numpy()) & (loss <= b50["upper"].to_numpy()))
-        in90 += list((loss >= b90["lower"].to_numpy()) & (loss <= b90["upper"].to_numpy()))
-        w90 += list((b90["upper"] - b90["lower"]).to_numpy() / b90["median"].to_numpy())
-        err += list(np.abs(b90["median"].to_numpy() / loss - 1))
-    return {"coverage_50": np.mean(in50), "coverage_90": np.mean(in90),
-            "median_width_90_rel": np.median(w90), "median_abs_rel_error": np.median(err)}
+def score(post, held: pd.DataFrame) -> dict:
+    """Coverage of the 50% and 90% new-run bands (``bayescale.calibrate``), beside the 5-95%
+    range a calibrated band shows on the same points (joint replicates,
+    ``bayescale.replicates``), the 90% bands' median relative width and the median error."""
+    result = calibrate(post, held, levels=(0.5, 0.9))
+    cov = result.coverage[result.coverage["bin"] == "all"].set_index("nominal")
+    points = result.points
+    out = {}
+    for level in (0.5, 0.9):
+        p = f"{level:.0%}".rstrip("%")
+        out[f"coverage_{p}"] = float(cov.loc[level, "coverage"])
+        out[f"calibrated_{p}"] = f"{cov.loc[level, 'expected_low']:.2f}-{cov.loc[level, 'expected_high']:.2f}"
+    return {**out, "median_width_90_rel": float(np.median((points["upper_90"] - points["lower_90"]) / points["median"])),
+            "median_abs_rel_error": float(np.median(np.abs(points["median"] / points["loss"] - 1)))}
 
 
 def main() -> None:
