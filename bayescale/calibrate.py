@@ -176,6 +176,20 @@ class Calibration:
                                      zip(self.coverage["expected_low"], self.coverage["expected_high"])],
                                     index=self.coverage.index))
 
+    def verdicts(self, bin: str = "all") -> list[str]:
+        """One sentence per level on ``bin``'s coverage against the range a calibrated
+        forecast would show on the same points: inside it, or above (intervals wider than
+        the realized errors) or below it (narrower)."""
+        lines = []
+        for _, row in self.coverage[self.coverage["bin"] == bin].iterrows():
+            low, high, coverage = row["expected_low"], row["expected_high"], row["coverage"]
+            where, meaning = (("inside", "") if low <= coverage <= high else
+                              ("above", ": the intervals are wider than these runs' errors") if coverage > high else
+                              ("below", ": the intervals are narrower than these runs' errors"))
+            lines.append(f"{row['nominal']:.0%} intervals: coverage {coverage:.2f} lies {where} the range of a "
+                         f"calibrated forecast ({low:.2f}-{high:.2f}){meaning}")
+        return lines
+
     def _wide(self, values: pd.Series) -> pd.DataFrame:
         wide = self.coverage.assign(value=values).pivot(index="bin", columns="nominal", values="value")
         wide = wide.loc[self.coverage["bin"].unique()].reset_index()

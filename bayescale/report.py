@@ -394,7 +394,8 @@ def _calibration(posterior: Posterior, runs: pd.DataFrame, seed: int) -> Section
     result = calibrate(posterior, runs, seed=seed)
     return Section("Calibration against realized runs", paragraphs=[
         f"{len(result.points)} realized points ({result.dropped} early-transient points left out) compared with the "
-        "new-run predictive distribution; bins by realized N over the largest fitted N."],
+        "new-run predictive distribution; bins by realized N over the largest fitted N.",
+        "All points: " + "; ".join(result.verdicts()) + "."],
         tables=[("Empirical coverage of central intervals", result.coverage_table()),
                 ("Coverage a calibrated forecast would show on these points (5-95% of joint replicates)",
                  result.expected_table()),

@@ -93,6 +93,20 @@ def test_shifted_runs_lose_coverage_and_pile_pit_at_one(small_posterior, realize
     counts, _ = result.pit_histogram(10)
     assert counts[-1] > 0.5 * counts.sum()
     assert result.scores["crps"].iloc[0] > 2 * honest.scores["crps"].iloc[0]
+    assert "90% intervals: coverage" in result.verdicts()[2] and "lies below the range" in result.verdicts()[2]
+
+
+def test_verdicts_place_coverage_against_the_calibrated_range():
+    coverage = pd.DataFrame({"bin": "all", "nominal": [0.5, 0.8, 0.9], "coverage": [0.5, 0.99, 0.4],
+                             "expected_low": [0.3, 0.6, 0.7], "expected_high": [0.7, 0.95, 0.99], "n": 10})
+    lines = Calibration(points=pd.DataFrame(), coverage=coverage, scores=pd.DataFrame(), levels=(0.5, 0.8, 0.9),
+                        dropped=0).verdicts()
+    assert lines == [
+        "50% intervals: coverage 0.50 lies inside the range of a calibrated forecast (0.30-0.70)",
+        "80% intervals: coverage 0.99 lies above the range of a calibrated forecast (0.60-0.95): the intervals are "
+        "wider than these runs' errors",
+        "90% intervals: coverage 0.40 lies below the range of a calibrated forecast (0.70-0.99): the intervals are "
+        "narrower than these runs' errors"]
 
 
 def test_early_transient_points_are_left_out(small_posterior, realized):
@@ -143,6 +157,7 @@ def test_calibrate_command_end_to_end(files, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "coverage of central intervals (216 realized points" in printed and "> 30x" in printed
     assert "range a calibrated forecast would show on these points" in printed
+    assert "all points: 50% intervals: coverage" in printed
     assert {p.name for p in out.iterdir()} == {"points.csv", "coverage.csv", "scores.csv", "coverage.png", "pit.png"}
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "realized.csv"), "--json",
                  "--level", "0.9"]) == 0

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     print("\nrange a calibrated forecast would show on these points (5-95% of joint replicates under its own model;\n"
           "points of one run, and every point through the law's error, move together):")
     print(format_table(result.expected_table()))
+    print("\nall points: " + "\n            ".join(result.verdicts()))
     print("\nscores (nats, lower is better; pit_mean 0.5 when unbiased):")
     print(format_table(result.scores))
     return 0
