@@ -15,7 +15,8 @@ per posterior draw ``d``, for point ``i`` of run ``r`` at step ``S_i``::
 fit's ``rho`` is the correlation of consecutive kept points, ``delta`` apart (the median
 log-step spacing of the fitted curves), and realized points at another spacing get
 ``rho`` to the power of their spacing in units of ``delta``; a run's first point is drawn
-from the stationary marginal ``sigma_d t``. Each marginal of a replicate is the new-run
+from the stationary marginal ``sigma_d t``. A fit of final losses saw no curve, so its
+replicates draw the noise independently (``rho = 0``). Each marginal of a replicate is the new-run
 predictive distribution of its point, which the intervals are quantiles of; jointly, the
 points of one run share an offset and correlated noise, and every point shares the law's
 error. The fraction of a replicate's points inside the intervals is therefore what a
@@ -35,6 +36,7 @@ import pandas as pd
 from bayescale.defaults import COVERAGE_RANGE, REPLICATES
 from bayescale.posterior import Posterior, fitted_points
 from bayescale.predict import clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, scale_draws
+from bayescale.residuals import residual_model
 
 
 def fitted_spacing(posterior: Posterior) -> float:
@@ -101,8 +103,10 @@ def replicate_losses(posterior: Posterior, table: pd.DataFrame, groups: np.ndarr
     tau = scale_draws(posterior, "run_offset_scale")[pick]
     log_L += (rng.standard_normal((len(pick), runs.max() + 1)) * tau[:, None])[:, runs]
     curve = pd.factorize(pd.Series(runs).astype(str) + "/" + pd.Series(groups).astype(str))[0]
-    log_L += ar1_noise(scale_draws(posterior, "rho")[pick], scale_draws(posterior, "sigma")[pick],
-                       fitted_priors(posterior).nu, curve, np.log(S), fitted_spacing(posterior), rng)
+    # a fit of final losses (one point per run) never saw a correlation along a run
+    rho = scale_draws(posterior, "rho")[pick] if residual_model(posterior) != "none" else np.zeros(len(pick))
+    log_L += ar1_noise(rho, scale_draws(posterior, "sigma")[pick], fitted_priors(posterior).nu, curve, np.log(S),
+                       fitted_spacing(posterior), rng)
     return clip_to_ceiling(posterior, np.exp(log_L))
 
 

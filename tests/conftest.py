@@ -1,9 +1,12 @@
-"""Shared fixtures: CPU only, fixed seeds, and one small fitted posterior per session."""
+"""Shared fixtures: CPU only, fixed seeds, and one small fitted posterior per session; helpers
+that build posteriors with a given ``rho`` or with their points relabelled as other curves."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+import numpy as np
 import numpyro
 import pytest
 
@@ -56,3 +59,22 @@ def byte_posterior(small_posterior):
     from bayescale.posterior import Posterior
 
     return Posterior(small_posterior.idata, dataclasses.replace(small_posterior.meta, vocab_size=256))
+
+
+def with_rho(posterior, rho: float, residuals: str = "ar1"):
+    """``posterior`` with every draw of ``rho`` set to ``rho`` and the residual model recorded as ``residuals``."""
+    idata = copy.deepcopy(posterior.idata)
+    idata.posterior["rho"] = idata.posterior["rho"] * 0 + rho
+    settings = posterior.meta.settings
+    meta = dataclasses.replace(posterior.meta, settings={
+        **settings, "priors": {**settings["priors"], "residual_correlation": residuals}})
+    return dataclasses.replace(posterior, idata=idata, meta=meta)
+
+
+def as_long_curves(posterior, runs: int = 2):
+    """``posterior`` with its fitted points relabelled as ``runs`` long curves of one group."""
+    idata = copy.deepcopy(posterior.idata)
+    n = idata.constant_data["run_idx"].size
+    idata.constant_data["run_idx"] = idata.constant_data["run_idx"] * 0 + np.arange(n) % runs
+    idata.constant_data["group_idx"] = idata.constant_data["group_idx"] * 0
+    return dataclasses.replace(posterior, idata=idata)

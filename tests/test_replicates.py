@@ -9,6 +9,8 @@ import pytest
 from bayescale.predict import loss_draws
 from bayescale.replicates import ar1_noise, coverage_range, replicate_losses
 
+from .conftest import as_long_curves, with_rho
+
 
 def test_ar1_noise_correlates_points_of_one_curve_by_their_spacing():
     """rho 0.8 per unit spacing: 0.8 one unit apart, 0.64 two units apart, 0 across curves;
@@ -57,3 +59,16 @@ def test_replicates_must_be_positive(small_posterior):
     table = _runs(1e5)
     with pytest.raises(ValueError, match="replicates=0 must be at least 1"):
         replicate_losses(small_posterior, table, np.full(len(table), "all"), replicates=0)
+
+
+def test_noise_follows_a_run_only_where_the_fit_saw_curves(small_posterior):
+    """With rho 0.95 the replicates' residuals at neighbouring checkpoints of one run move
+    together; a fit of final losses (one point per run) never saw a correlation along a
+    run, so only the run's offset links them there."""
+    table = pd.DataFrame({"run": "r", "params": 1e5, "batch_tokens": 1024.0, "step": np.geomspace(1000, 3000, 6)})
+    final_losses = as_long_curves(small_posterior, runs=small_posterior.idata.constant_data["run_idx"].size)
+    neighbours = {}
+    for name, posterior in (("curves", with_rho(small_posterior, 0.95)), ("final", with_rho(final_losses, 0.95))):
+        log_joint = np.log(replicate_losses(posterior, table, np.full(len(table), "all"), replicates=1000, seed=0))
+        neighbours[name] = np.corrcoef((log_joint - log_joint.mean(axis=0)).T)[0, 1]
+    assert neighbours["curves"] > 0.8 and neighbours["final"] < 0.5

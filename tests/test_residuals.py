@@ -1,7 +1,5 @@
 """How the residuals along a curve are modelled: AR(1) (the default) or independent."""
 
-import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -18,6 +16,8 @@ from bayescale.posterior import Posterior
 from bayescale.predict import fitted_priors, loss_draws
 from bayescale.residuals import describe_residuals, level_weight, shape_led_note
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
+
+from .conftest import as_long_curves, with_rho
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +79,10 @@ def test_the_default_fit_keeps_sampling_rho(small_posterior):
 
 def test_the_report_names_the_residual_model(small_posterior):
     assert describe_residuals(small_posterior).startswith("AR(1), posterior median rho 0.")
-    assert describe_residuals(_with_rho(small_posterior, 0.0, "independent")).startswith("independent (rho = 0")
-    final_losses = _as_long_curves(small_posterior, runs=small_posterior.idata.constant_data["run_idx"].size)
+    assert describe_residuals(with_rho(small_posterior, 0.0, "independent")).startswith("independent (rho = 0")
+    final_losses = as_long_curves(small_posterior, runs=small_posterior.idata.constant_data["run_idx"].size)
     assert describe_residuals(final_losses) == "one point per run: no correlation along a run"
-    assert shape_led_note(_with_rho(final_losses, 0.98)) is None
-
-
-def _with_rho(posterior, rho: float, residuals: str = "ar1"):
-    """``posterior`` with every draw of ``rho`` set to ``rho`` and the residual model recorded as ``residuals``."""
-    idata = copy.deepcopy(posterior.idata)
-    idata.posterior["rho"] = idata.posterior["rho"] * 0 + rho
-    settings = posterior.meta.settings
-    meta = dataclasses.replace(posterior.meta, settings={
-        **settings, "priors": {**settings["priors"], "residual_correlation": residuals}})
-    return dataclasses.replace(posterior, idata=idata, meta=meta)
+    assert shape_led_note(with_rho(final_losses, 0.98)) is None
 
 
 def test_level_weight_runs_from_every_point_to_one():
@@ -101,21 +91,12 @@ def test_level_weight_runs_from_every_point_to_one():
     assert level_weight(1.0, 32) == 1
 
 
-def _as_long_curves(posterior, runs: int = 2):
-    """``posterior`` with its fitted points relabelled as ``runs`` long curves of one group."""
-    idata = copy.deepcopy(posterior.idata)
-    n = idata.constant_data["run_idx"].size
-    idata.constant_data["run_idx"] = idata.constant_data["run_idx"] * 0 + np.arange(n) % runs
-    idata.constant_data["group_idx"] = idata.constant_data["group_idx"] * 0
-    return dataclasses.replace(posterior, idata=idata)
-
-
 def test_fit_says_when_the_curves_weigh_their_levels_little(small_posterior):
-    long = _as_long_curves(small_posterior)  # 54 points per curve
-    note = shape_led_note(_with_rho(long, 0.98))
+    long = as_long_curves(small_posterior)  # 54 points per curve
+    note = shape_led_note(with_rho(long, 0.98))
     assert note.startswith("the residuals along each run are strongly correlated (rho 0.98): a curve of 54 points "
                            "weighs its level as 1.5 independent points")
     assert "--residuals independent" in note
-    assert shape_led_note(_with_rho(long, 0.5)) is None
-    assert shape_led_note(_with_rho(long, 0.98, "independent")) is None
-    assert shape_led_note(_with_rho(small_posterior, 0.98)) is None  # 9 points: the level is a ninth of them
+    assert shape_led_note(with_rho(long, 0.5)) is None
+    assert shape_led_note(with_rho(long, 0.98, "independent")) is None
+    assert shape_led_note(with_rho(small_posterior, 0.98)) is None  # 9 points: the level is a ninth of them
