@@ -17,7 +17,8 @@ log-step spacing of the fitted curves), and realized points at another spacing g
 ``rho`` to the power of their spacing in units of ``delta``; a run's first point is drawn
 from the stationary marginal ``sigma_d t``. A fit of final losses saw no curve, so its
 replicates draw the noise independently (``rho = 0``). Each marginal of a replicate is the new-run
-predictive distribution of its point, which the intervals are quantiles of; jointly, the
+predictive distribution of its point (exactly at a run's first point; close to it after,
+where Student-t innovations add up), which the intervals are quantiles of; jointly, the
 points of one run share an offset and correlated noise, and every point shares the law's
 error. The fraction of a replicate's points inside the intervals is therefore what a
 calibrated forecast would show on these very points, and its spread over replicates
