@@ -55,7 +55,7 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import level_percent, loss_draws, quantile_bands
-from bayescale.replicates import coverage_range, replicate_losses
+from bayescale.replicates import coverage_range, format_range, replicate_losses
 from bayescale.runs import vocab_size_of
 from bayescale.schedules import table_features
 
@@ -172,7 +172,7 @@ class Calibration:
     def expected_table(self) -> pd.DataFrame:
         """The range of coverage a calibrated forecast would show on these points
         (``low-high``), laid out as :meth:`coverage_table`."""
-        return self._wide(pd.Series([f"{lo:.2f}-{hi:.2f}" for lo, hi in
+        return self._wide(pd.Series([format_range(lo, hi) for lo, hi in
                                      zip(self.coverage["expected_low"], self.coverage["expected_high"])],
                                     index=self.coverage.index))
 
@@ -187,7 +187,7 @@ class Calibration:
                               ("above", ": the intervals are wider than these runs' errors") if coverage > high else
                               ("below", ": the intervals are narrower than these runs' errors"))
             lines.append(f"{row['nominal']:.0%} intervals: coverage {coverage:.2f} lies {where} the range of a "
-                         f"calibrated forecast ({low:.2f}-{high:.2f}){meaning}")
+                         f"calibrated forecast ({format_range(low, high)}){meaning}")
         return lines
 
     def _wide(self, values: pd.Series) -> pd.DataFrame:

@@ -43,7 +43,7 @@ from bayescale.models.registry import irreducible_variant
 from bayescale.posterior import loss_units
 from bayescale.predict import (loss_draws, predict_critical_batch, predict_min_loss, predict_steps_to_loss,
                                predict_trajectory, quantile_bands)
-from bayescale.replicates import coverage_range, replicate_losses
+from bayescale.replicates import coverage_range, format_range, replicate_losses
 from bayescale.runs import validate_runs
 from bayescale.schedules import Schedule, table_features
 from bayescale.track import track
@@ -126,7 +126,7 @@ def _held_out_check(result: FitResult, held: pd.DataFrame, group_by: str, what: 
                      "runs": part["run"].nunique(), "points": len(errors),
                      "median_abs_rel_error": float(np.median(errors)), "coverage_50": float(np.mean(in50)),
                      "coverage_90": float(np.mean(in90)),
-                     "calibrated_90": "{:.2f}-{:.2f}".format(*coverage_range(
+                     "calibrated_90": format_range(*coverage_range(
                          replicate_losses(post, part, np.full(len(part), str(split)), covariates(part.index)),
                          lower90.to_numpy(), upper90.to_numpy()))})
     return pd.DataFrame(rows), curves

@@ -116,6 +116,11 @@ def replicate_coverage(replicates: np.ndarray, lower: np.ndarray, upper: np.ndar
     return ((replicates >= lower[None, :]) & (replicates <= upper[None, :])).mean(axis=1)
 
 
+def format_range(low: float, high: float) -> str:
+    """A range of coverage as the tables print it: ``"0.13-1.00"``."""
+    return f"{low:.2f}-{high:.2f}"
+
+
 def coverage_range(replicates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                    quantiles: tuple[float, float] = COVERAGE_RANGE) -> tuple[float, float]:
     """The ``quantiles`` (default 5% and 95%) of :func:`replicate_coverage`: the range of

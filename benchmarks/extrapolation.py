@@ -31,6 +31,7 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_EXTRAPOLATION_ERROR, RESIDUAL_CORRELATIONS
 from bayescale.environment import conditions
 from bayescale.models.kaplan import KAPLAN
+from bayescale.replicates import format_range
 from bayescale.runs import load_gemstones2025
 
 
@@ -54,7 +55,7 @@ def score(post, held: pd.DataFrame) -> dict:
     for level in (0.5, 0.9):
         p = f"{level:.0%}".rstrip("%")
         out[f"coverage_{p}"] = float(cov.loc[level, "coverage"])
-        out[f"calibrated_{p}"] = f"{cov.loc[level, 'expected_low']:.2f}-{cov.loc[level, 'expected_high']:.2f}"
+        out[f"calibrated_{p}"] = format_range(cov.loc[level, "expected_low"], cov.loc[level, "expected_high"])
     return {**out, "median_width_90_rel": float(np.median((points["upper_90"] - points["lower_90"]) / points["median"])),
             "median_abs_rel_error": float(np.median(np.abs(points["median"] / points["loss"] - 1)))}
 

@@ -418,7 +418,7 @@ def calibrated_range(posterior, held: pd.DataFrame, q: np.ndarray, seed: int) ->
     shows on these points, where one law error moves every point of the held-out size, and how
     often it covers more than the goal's 0.98 of them."""
     from bayescale.defaults import COVERAGE_RANGE
-    from bayescale.replicates import replicate_coverage, replicate_losses
+    from bayescale.replicates import format_range, replicate_coverage, replicate_losses
     from bayescale.schedules import table_features
 
     features = table_features(held)
@@ -426,7 +426,7 @@ def calibrated_range(posterior, held: pd.DataFrame, q: np.ndarray, seed: int) ->
                              {name: features[name].to_numpy(float) for name in posterior.law.covariates}, seed=seed)
     inside = replicate_coverage(joint, q[0], q[2])
     low, high = np.quantile(inside, COVERAGE_RANGE)
-    return f"{low:.2f}-{high:.2f}; above 0.98 in {np.mean(inside > 0.98):.0%}"
+    return f"{format_range(low, high)}; above 0.98 in {np.mean(inside > 0.98):.0%}"
 
 
 def without_law_error(posterior):

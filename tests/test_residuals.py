@@ -1,5 +1,6 @@
 """How the residuals along a curve are modelled: AR(1) (the default) or independent."""
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
