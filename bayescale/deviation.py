@@ -9,8 +9,13 @@ Per posterior draw, a run's log loss departs from the law's mean curve ``mu`` by
 an offset ``o ~ N(0, s^2)`` shared by the run, the law's own error ``delta`` (a Gaussian
 process over the run's points with covariance ``K``, :func:`law_error_covariance`: the
 size's part a smooth function of log step, the steps' and batch's parts levels) and
-evaluation noise ``epsilon``, AR(1) along the checkpoints with scale ``sigma`` and
-correlation ``rho``. All three are Gaussian, so the residuals' marginal likelihood
+evaluation noise ``epsilon``, AR(1) along the run with scale ``sigma`` and correlation
+``rho``. The fit's ``rho`` is the correlation of fitted points ``delta`` apart in log-steps
+(:func:`bayescale.residuals.fitted_spacing`), so the noise is read as a process in
+log-steps: two checkpoints correlate as ``rho^(|log t - log t'| / delta)``
+(:func:`ar1_positions`), however densely the run logs them. Read per checkpoint instead,
+a curve logged every few steps would count as many nearly independent facts as it has
+checkpoints, and its update would be over-confident. All three are Gaussian, so the residuals' marginal likelihood
 (:func:`marginal_log_likelihood`) and the deviation's distribution at further points
 given them (:func:`condition`, by Matheron's rule) are exact. :mod:`bayescale.track`
 updates a live run's forecast with them, and :mod:`bayescale.law_error` measures the
@@ -26,9 +31,18 @@ import numpy as np
 MAX_UPDATE_POINTS = 64
 
 
-def ar1_correlation(n: int, rho: np.ndarray) -> np.ndarray:
-    """Unit-variance AR(1) correlation ``rho^|i-j|`` of ``n`` consecutive checkpoints, per draw: ``(D, n, n)``."""
-    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+def ar1_positions(log_steps: np.ndarray, spacing: float) -> np.ndarray:
+    """Positions ``(n,)`` of checkpoints along the AR(1): log step over the fit's spacing
+    ``delta`` (module docstring). Where the fit saw no curve (``spacing`` infinite: final
+    losses only, and ``rho`` from its prior) one unit per checkpoint."""
+    log_steps = np.asarray(log_steps, float)
+    return log_steps / spacing if np.isfinite(spacing) else np.arange(len(log_steps), dtype=float)
+
+
+def ar1_correlation(positions: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Unit-variance AR(1) correlation ``rho^|u_i - u_j|`` of checkpoints at ``positions``
+    ``u`` (:func:`ar1_positions`), per draw: ``(D, n, n)``."""
+    lag = np.abs(np.subtract.outer(positions, positions))
     return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
 
 
@@ -58,17 +72,21 @@ def prior_deviation(K: np.ndarray, offset_sd: np.ndarray, rng: np.random.Generat
 
 
 def observed_covariance(K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-                         n: int) -> np.ndarray:
+                         positions: np.ndarray) -> np.ndarray:
     """Per draw, the covariance ``(D, n, n)`` of the deviation at the ``n`` observed points (the
-    first ``n`` of ``K``): the law's error, the offset and AR(1) evaluation noise."""
-    return (offset_sd**2)[:, None, None] + K[None, :n, :n] + (sigma**2)[:, None, None] * ar1_correlation(n, rho)
+    first ``n`` of ``K``, at AR(1) ``positions``): the law's error, the offset and AR(1)
+    evaluation noise."""
+    n = len(positions)
+    return ((offset_sd**2)[:, None, None] + K[None, :n, :n]
+            + (sigma**2)[:, None, None] * ar1_correlation(positions, rho))
 
 
 def marginal_log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray,
-                            rho: np.ndarray, n: int) -> np.ndarray:
-    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)``
-    (offset, law's error and noise integrated out; :func:`observed_covariance`)."""
-    C_oo = observed_covariance(K, offset_sd, sigma, rho, n)
+                            rho: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Per draw, the log marginal likelihood ``(D,)`` of the observed residuals ``(D, n)`` at
+    AR(1) ``positions`` (offset, law's error and noise integrated out; :func:`observed_covariance`)."""
+    n = len(positions)
+    C_oo = observed_covariance(K, offset_sd, sigma, rho, positions)
     L = np.linalg.cholesky(C_oo)
     alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]
     return -0.5 * (np.einsum("dn,dn->d", residuals, alpha) + 2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
@@ -76,19 +94,20 @@ def marginal_log_likelihood(residuals: np.ndarray, K: np.ndarray, offset_sd: np.
 
 
 def condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
-               n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               positions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per draw, a draw of the run's deviation from the law's curve at every point given the
     observed residuals ``(D, n)`` (Matheron's rule: a joint prior draw, corrected by
     ``C_fo C_oo^-1`` times its misfit to the data), and its conditional mean at the last
     observed point.
 
     ``K`` ``(P, P)`` is the law error's covariance over the ``n`` observed then the future
-    points; the offset adds ``offset_sd^2`` everywhere and the observed points get AR(1)
-    noise. Returns ``(deviation (D, P), mean_at_last_observed (D,))``."""
-    D = residuals.shape[0]
-    C_oo = observed_covariance(K, offset_sd, sigma, rho, n)
+    points; the offset adds ``offset_sd^2`` everywhere and the observed points, at AR(1)
+    ``positions`` ``(n,)``, get AR(1) noise. Returns ``(deviation (D, P),
+    mean_at_last_observed (D,))``."""
+    D, n = residuals.shape[0], len(positions)
+    C_oo = observed_covariance(K, offset_sd, sigma, rho, positions)
     prior = prior_deviation(K, offset_sd, rng)
-    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(n, rho)), rng.standard_normal((D, n)))
+    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(positions, rho)), rng.standard_normal((D, n)))
     misfit = residuals - prior[:, :n] - sigma[:, None] * noise
     weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
     alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]

@@ -17,7 +17,8 @@ fitted with the same law, priors and sampler settings.
 under the tracking model of :mod:`bayescale.track`: the run's offset (the ladder's seed
 spread ``tau_d``: a run of the same ladder), the law's error with covariance
 ``kappa^2 K_l`` (``K_l`` from the run's distances outside the smaller fit's ranges) and
-AR(1) evaluation noise. Its evidence
+AR(1) evaluation noise (in log-steps, as the fit's: :mod:`bayescale.deviation`). Its
+evidence
 
 .. math::
 
@@ -47,8 +48,9 @@ from bayescale.curves import transient_mask
 from bayescale.models.law import outside
 from bayescale.posterior import Posterior
 from bayescale.predict import loss_draws, scale_draws
+from bayescale.residuals import fitted_spacing
 from bayescale.schedules import table_features
-from bayescale.deviation import law_error_covariance, marginal_log_likelihood, thin_checkpoints
+from bayescale.deviation import ar1_positions, law_error_covariance, marginal_log_likelihood, thin_checkpoints
 
 #: Share of the ladder's log-size span, from the top, whose runs are held out.
 HELD_OUT_SHARE = 1 / 3
@@ -167,19 +169,21 @@ def held_out_residuals(posterior: Posterior, held_out: pd.DataFrame, draws: np.n
     return cases
 
 
-def log_evidence(cases: list[HeldOutCurve], tau: np.ndarray, sigma: np.ndarray, rho: np.ndarray,
+def log_evidence(cases: list[HeldOutCurve], tau: np.ndarray, sigma: np.ndarray, rho: np.ndarray, spacing: float,
                  kappas=KAPPAS, lengths=LENGTHS) -> pd.DataFrame:
     """The log evidence of the held-out curves ``cases`` (:func:`held_out_residuals`) for each
     ``kappa`` and ``length`` (module docstring), given the smaller fit's seed spread ``tau``,
-    noise scale ``sigma`` and AR(1) correlation ``rho`` at the same draws: columns ``kappa,
-    length, log_evidence``."""
+    noise scale ``sigma`` and AR(1) correlation ``rho`` at the same draws, and its fitted
+    points' log-step ``spacing`` (:func:`bayescale.residuals.fitted_spacing`: the AR(1) runs
+    in log-steps, :mod:`bayescale.deviation`): columns ``kappa, length, log_evidence``."""
     total = np.zeros((len(kappas), len(lengths)))
     for _, residuals, axes, log_steps, _ in cases:
-        D, n = residuals.shape
+        D = residuals.shape[0]
+        positions = ar1_positions(log_steps, spacing)
         for j, length in enumerate(lengths):
             unit = law_error_covariance(axes, log_steps, length)
             for i, kappa in enumerate(kappas):
-                ll = marginal_log_likelihood(residuals, kappa**2 * unit, tau, sigma, rho, n)
+                ll = marginal_log_likelihood(residuals, kappa**2 * unit, tau, sigma, rho, positions)
                 total[i, j] += logsumexp(ll) - np.log(D)
     k, l = np.meshgrid(kappas, lengths, indexing="ij")
     return pd.DataFrame({"kappa": k.ravel(), "length": l.ravel(), "log_evidence": total.ravel()})
@@ -196,7 +200,7 @@ def ladder_law_error(fitted: pd.DataFrame, held_out: pd.DataFrame,
     draws = np.unique(np.round(np.linspace(0, D - 1, min(D, MAX_DRAWS))).astype(int))
     cases = held_out_residuals(posterior, held_out, draws)
     evidence = log_evidence(cases, *(scale_draws(posterior, name)[draws]
-                                     for name in ("run_offset_scale", "sigma", "rho")))
+                                     for name in ("run_offset_scale", "sigma", "rho")), fitted_spacing(posterior))
     best = evidence.loc[evidence["log_evidence"].idxmax()]
     return LawErrorEstimate(kappa=float(best["kappa"]), length=float(best["length"]),
                             held_out=list(dict.fromkeys(c.run for c in cases)),

@@ -35,20 +35,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale.defaults import COVERAGE_RANGE, REPLICATES
-from bayescale.posterior import Posterior, fitted_points
+from bayescale.posterior import Posterior
 from bayescale.predict import clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, scale_draws
-from bayescale.residuals import residual_model
-
-
-def fitted_spacing(posterior: Posterior) -> float:
-    """``delta``: the median log-step spacing of consecutive fitted points of one curve (run
-    and group); ``inf`` where no curve has two points."""
-    points = fitted_points(posterior).sort_values(["run", "group", "step"])
-    gaps = np.log(points["step"].to_numpy(float))
-    same = (points["run"].to_numpy()[1:] == points["run"].to_numpy()[:-1]) & \
-           (points["group"].to_numpy()[1:] == points["group"].to_numpy()[:-1])
-    gaps = np.diff(gaps)[same]
-    return float(np.median(gaps)) if gaps.size else float("inf")
+from bayescale.residuals import fitted_spacing, residual_model
 
 
 def ar1_noise(rho: np.ndarray, sigma: np.ndarray, nu: float, curve: np.ndarray, log_step: np.ndarray,

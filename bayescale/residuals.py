@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, fitted_points
 from bayescale.predict import fitted_priors
 
 #: Below this share of a curve's points, ``fit`` says that the fit follows the curves' shapes.
@@ -41,6 +41,17 @@ def points_per_curve(posterior: Posterior) -> np.ndarray:
     cd = posterior.idata.constant_data
     curves = np.stack([np.asarray(cd["run_idx"]).ravel(), np.asarray(cd["group_idx"]).ravel()], axis=1)
     return np.unique(curves, axis=0, return_counts=True)[1]
+
+
+def fitted_spacing(posterior: Posterior) -> float:
+    """``delta``: the median log-step spacing of consecutive fitted points of one curve (run
+    and group); ``inf`` where no curve has two points."""
+    points = fitted_points(posterior).sort_values(["run", "group", "step"])
+    gaps = np.log(points["step"].to_numpy(float))
+    same = (points["run"].to_numpy()[1:] == points["run"].to_numpy()[:-1]) & \
+           (points["group"].to_numpy()[1:] == points["group"].to_numpy()[:-1])
+    gaps = np.diff(gaps)[same]
+    return float(np.median(gaps)) if gaps.size else float("inf")
 
 
 def residual_model(posterior: Posterior) -> str:

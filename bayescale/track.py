@@ -14,8 +14,10 @@ with ``mu_d`` the law's mean curve under the run's schedule; ``o`` the run's off
 ladder's seed spread ``tau``, widened by one unit ``kappa`` of the law's error: a live
 run on other hardware, data order or code differs from the ladder's runs by more than
 their seeds do); ``delta`` the law's own error, a Gaussian process over the run's steps;
-and ``epsilon`` the evaluation noise, AR(1) along the checkpoints with correlation
-``rho_d`` and scale ``sigma_d`` (as in the fit; Gaussian here). The law's error has, at
+and ``epsilon`` the evaluation noise, AR(1) along the run with correlation ``rho_d`` and
+scale ``sigma_d`` (as in the fit; Gaussian here), read as a process in log-steps: the
+fit's ``rho`` is the correlation of points one fitted spacing apart, so a run logged
+every few steps is not taken for many independent facts (:mod:`bayescale.deviation`). The law's error has, at
 every point, the predictor's variance ``kappa^2 sum_a d_a(t)^2`` (``d_a`` the
 log-distance outside the fitted range on axis ``a``: size, steps, batch;
 :mod:`bayescale.predict`), but its parts correlate differently along the run: the
@@ -81,14 +83,15 @@ import pandas as pd
 from bayescale.curves import CurveData, prepare_curves, transient_mask
 from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
                                 TRACK_METHODS)
-from bayescale.deviation import (condition, law_error_covariance, marginal_log_likelihood, prior_deviation,
-                                 thin_checkpoints)
+from bayescale.deviation import (ar1_positions, condition, law_error_covariance, marginal_log_likelihood,
+                                 prior_deviation, thin_checkpoints)
 from bayescale.fit import FitResult, check_settings, fit
 from bayescale.models.law import Law, outside
 from bayescale.models.skeleton import centre_within_sizes, new_run_noise
 from bayescale.posterior import Posterior, fitted_points, loss_units
 from bayescale.predict import (band_frame, check_schedule, clip_to_ceiling, fitted_priors, law_error_draws, loss_draws,
                                quantile_bands, scale_draws, schedule_covariates, state_ceiling)
+from bayescale.residuals import fitted_spacing
 from bayescale.schedules import Schedule
 
 #: Fewest effective draws behind a reweighting before :func:`track` refits (``method="auto"``)
@@ -252,8 +255,9 @@ def size_error_after(ladder: Posterior, joint: Posterior, params: float, log_ste
         return np.zeros((joint.n_draws, len(log_steps)))
     axes = np.full((len(log_steps), 1), float(meta.extrapolation_error) * d_N)
     K = law_error_covariance(axes, log_steps, float(meta.error_length))
+    positions = ar1_positions(log_steps[:residuals.shape[1]], fitted_spacing(joint))
     deviation, _ = condition(residuals, K, np.zeros(joint.n_draws), scale_draws(joint, "sigma"),
-                             scale_draws(joint, "rho"), residuals.shape[1], rng)
+                             scale_draws(joint, "rho"), positions, rng)
     return deviation
 
 
@@ -339,7 +343,8 @@ def track(
     m = len(used) - (len(steps) - n)
     residuals = (np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n])[:, used[:m]]
     K_used = K[np.ix_(used, used)]
-    keep, ess = _resample(marginal_log_likelihood(residuals, K_used, offset_sd, sigma, rho, m), rng)
+    positions = ar1_positions(np.log(steps[used[:m]]), fitted_spacing(posterior))
+    keep, ess = _resample(marginal_log_likelihood(residuals, K_used, offset_sd, sigma, rho, positions), rng)
     few = too_few_draws(ess, D)
     refitted = None  # a sentence on the refit, when there is one
     if method == "refit" or (method == "auto" and few):
@@ -348,7 +353,8 @@ def track(
         if method == "auto":
             refitted = f"the reweighting rests on {ess:.0f} effective draws of {D}, so {refitted}"
     else:  # a deviation of its own for every kept copy of a draw
-        deviation, shift = condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep], m, rng)
+        deviation, shift = condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep],
+                                     positions, rng)
         updated = new_run(mu[keep][:, n:], sigma[keep], deviation[:, m:])
         offset = float(np.median(shift))
         if few:

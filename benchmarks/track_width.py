@@ -55,7 +55,8 @@ from bayescale.models.law import outside  # noqa: E402
 from bayescale.predict import fitted_priors, loss_draws, scale_draws  # noqa: E402
 from bayescale.runs import load_gemstones2025  # noqa: E402
 from bayescale.defaults import DEFAULT_ERROR_LENGTH as ERROR_LENGTH
-from bayescale.deviation import ar1_correlation, law_error_covariance, thin_checkpoints  # noqa: E402
+from bayescale.deviation import ar1_correlation, ar1_positions, law_error_covariance, thin_checkpoints  # noqa: E402
+from bayescale.residuals import fitted_spacing  # noqa: E402
 from bayescale.track import track  # noqa: E402
 
 #: Lengths (e-folds of steps) of the size's part of the law's error compared in part 1.
@@ -83,7 +84,8 @@ def conditional_sd(post, axes: np.ndarray, steps: np.ndarray, length: float) -> 
     sigma, rho = scale_draws(post, "sigma"), scale_draws(post, "rho")
     m = len(used) - 1
     C = offset_var[:, None, None] + K[None]
-    C_oo = C[:, :m, :m] + (sigma**2)[:, None, None] * ar1_correlation(m, rho)
+    positions = ar1_positions(np.log(steps[used[:m]]), fitted_spacing(post))
+    C_oo = C[:, :m, :m] + (sigma**2)[:, None, None] * ar1_correlation(positions, rho)
     cross = C[:, :m, m]
     variance = C[:, m, m] - np.einsum("dm,dm->d", cross, np.linalg.solve(C_oo, cross[..., None])[..., 0])
     return float(np.sqrt(np.median(variance)))

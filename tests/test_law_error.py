@@ -16,7 +16,7 @@ from bayescale.law_error import (KAPPAS, HeldOutCurve, describe_record, law_erro
                                  split_by_size)
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
-from bayescale.deviation import ar1_correlation, law_error_covariance
+from bayescale.deviation import ar1_correlation, ar1_positions, law_error_covariance
 
 #: Batches of each synthetic size (both sides of the critical batch, as in conftest.py).
 BATCHES = (256.0, 1024.0, 4096.0)
@@ -41,19 +41,21 @@ def test_split_refuses_a_ladder_too_small_to_measure_on(sizes):
 
 def _simulated_cases(kappa: float, length: float, seed: int = 0, runs: int = 8, n: int = 40,
                      tau: float = 0.003, sigma: float = 0.001, rho: float = 0.5, draws: int = 4):
-    """Residual curves drawn from the tracking model with a known law error (the same for every draw)."""
+    """Residual curves drawn from the tracking model with a known law error (the same for every
+    draw), logged twice as densely as the fitted points' spacing the AR(1) is read in."""
     rng = np.random.default_rng(seed)
     log_steps = np.linspace(np.log(1e3), np.log(3e4), n)
+    spacing = 2 * (log_steps[1] - log_steps[0])
     cases = []
     for j in range(runs):
         d_N = 1.0 + j / runs
         axes = np.column_stack([np.full(n, d_N), np.zeros(n)])
         C = (kappa**2 * law_error_covariance(axes, log_steps, length) + tau**2
-             + sigma**2 * ar1_correlation(n, np.array([rho]))[0])
+             + sigma**2 * ar1_correlation(ar1_positions(log_steps, spacing), np.array([rho]))[0])
         r = np.linalg.cholesky(C + 1e-12 * np.eye(n)) @ rng.standard_normal(n)
         cases.append(HeldOutCurve(f"r{j}", np.repeat(r[None], draws, 0), axes, log_steps, d_N))
     scales = [np.full(draws, v) for v in (tau, sigma, rho)]
-    return cases, scales
+    return cases, [*scales, spacing]
 
 
 @pytest.mark.parametrize("kappa, length", [(0.01, 2.0), (0.02, 1.0), (0.005, 4.0)])
