@@ -28,7 +28,10 @@ The partial file is a run table of one run (any size; usually far above the ladd
 read like --runs elsewhere (--column-map renames its columns). The ladder's posterior is
 updated by the run's own checkpoints: each posterior draw is weighted by how well it,
 with the run's own offset and the law's error integrated out, explains them, and the
-rest of the run is forecast from the updated draws. When that rests on few effective
+rest of the run is forecast from the updated draws. Log checkpoints at any spacing: the
+fit's AR(1) noise is read in log-steps (neighbours closer than the fitted curves' spacing
+are strongly correlated), so a densely logged run is not taken for more evidence than its
+curve holds (docs/model.md, section 7.4). When that rests on few effective
 draws (under 100, or a tenth of the draws), --method auto refits instead: the ladder's
 fitted points (stored in the posterior) and the partial run as one more run, with the
 ladder fit's priors and sampler settings, the rest of the run forecast as that fitted
