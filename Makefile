@@ -56,6 +56,7 @@ bench-public: $(VENV)/.dev
 	$(BIN)/python benchmarks/extrapolation.py --data $(abspath $(DATA))
 	$(BIN)/python benchmarks/track.py --data $(abspath $(DATA))
 	$(BIN)/python benchmarks/track_width.py --data $(abspath $(DATA))
+	$(BIN)/python benchmarks/track_density.py --data $(abspath $(DATA))
 	$(BIN)/python benchmarks/schedules.py --data $(abspath $(DATA))
 
 # Re-pin constraints.txt to what the current environment has (after a deliberate upgrade
