@@ -30,7 +30,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -39,16 +38,13 @@ from unittest import mock  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from common import add_append_option, add_data_option, add_sampler_options, markdown_table, publish  # noqa: E402
-from extrapolation import thin  # noqa: E402
-from track import GEMSTONES_FIT_MAX_TOTAL, ROOT, _fit, band_scores  # noqa: E402
+from common import markdown_table, publish  # noqa: E402
+from track import GEMSTONES_FIT_MAX_TOTAL, band_scores  # noqa: E402
+from track_width import gemstones_ladder, ladder_arguments  # noqa: E402
 
 import bayescale.track  # noqa: E402,F401  (the module, for the per-checkpoint reading)
-from bayescale.cores import use_cpu_cores  # noqa: E402
-from bayescale.curves import transient_mask  # noqa: E402
 from bayescale.environment import conditions  # noqa: E402
 from bayescale.residuals import fitted_spacing  # noqa: E402
-from bayescale.runs import load_gemstones2025  # noqa: E402
 from bayescale.track import track  # noqa: E402
 
 FRACTIONS = (0.2, 0.4)
@@ -73,20 +69,10 @@ def tracked(post, partial: pd.DataFrame, final_step: float, reading: str, seed: 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_option(ap, "gemstones2025/")
-    add_sampler_options(ap, chains=2, warmup=400, draws=400, target_accept=0.9)
-    ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per curve (default: 15)")
-    add_append_option(ap)
-    args = ap.parse_args()
-    use_cpu_cores()
-    data = args.data if args.data.is_absolute() else ROOT / args.data
+    args = ladder_arguments(__doc__)
     start = time.perf_counter()
     notes: list[str] = []
-    runs = load_gemstones2025(data / "gemstones2025" / "train_loss_curves.jsonl")
-    cut = runs.loc[transient_mask(runs)]
-    post = _fit(thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points), "kaplan", args, notes,
-                "Gemstones ladder (as in track.py, a-priori law error)")
+    runs, post = gemstones_ladder(args, notes, "Gemstones ladder (as in track.py, a-priori law error)")
     spacing = fitted_spacing(post)
     notes.append(f"fitted spacing {spacing:.3f} log-steps, posterior median rho {np.median(post.draws('rho')):.2f}")
     held = runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL]

@@ -150,23 +150,38 @@ def replay(runs: pd.DataFrame, args, notes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def ladder_arguments(description: str, extra=lambda ap: None) -> argparse.Namespace:
+    """The command line of a script that fits the Gemstones ladder (this one and
+    ``track_density.py``): its data, sampler and ``--points`` options, those ``extra`` adds,
+    and ``--no-append``; the CPU cores are claimed for the chains."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_option(ap, "gemstones2025/")
     add_sampler_options(ap, chains=2, warmup=400, draws=400, target_accept=0.9)
     ap.add_argument("--points", type=int, default=15, help="fitted checkpoints per curve (default: 15)")
-    ap.add_argument("--replay-max", type=float, default=1.2e8,
-                    help="part 2 fits the ladder's runs up to this many total parameters (default: 1.2e8)")
+    extra(ap)
     add_append_option(ap)
     args = ap.parse_args()
     use_cpu_cores()
+    return args
+
+
+def gemstones_ladder(args, notes: list[str], label: str) -> tuple[pd.DataFrame, object]:
+    """The Gemstones runs, and the Kaplan ladder of ``benchmarks/track.py`` fitted on them
+    (total N <= 0.6B, ``--points`` log-spaced checkpoints per curve past the first 10%)."""
     data = args.data if args.data.is_absolute() else ROOT / args.data
-    start = time.perf_counter()
-    notes: list[str] = []
     runs = load_gemstones2025(data / "gemstones2025" / "train_loss_curves.jsonl")
     cut = runs.loc[transient_mask(runs)]
-    post = _fit(thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points), "kaplan", args, notes,
-                "Gemstones ladder (as in track.py)")
+    return runs, _fit(thin(cut[cut["params_total"] <= GEMSTONES_FIT_MAX_TOTAL], args.points), "kaplan", args,
+                      notes, label)
+
+
+def main() -> None:
+    args = ladder_arguments(__doc__, lambda ap: ap.add_argument(
+        "--replay-max", type=float, default=1.2e8,
+        help="part 2 fits the ladder's runs up to this many total parameters (default: 1.2e8)"))
+    start = time.perf_counter()
+    notes: list[str] = []
+    runs, post = gemstones_ladder(args, notes, "Gemstones ladder (as in track.py)")
     sources = width_sources(post, runs[runs["params_total"] > GEMSTONES_FIT_MAX_TOTAL])
     replayed = replay(runs, args, notes)
     text = "\n".join([
