@@ -10,12 +10,13 @@ an offset ``o ~ N(0, s^2)`` shared by the run, the law's own error ``delta`` (a 
 process over the run's points with covariance ``K``, :func:`law_error_covariance`: the
 size's part a smooth function of log step, the steps' and batch's parts levels) and
 evaluation noise ``epsilon``, AR(1) along the run with scale ``sigma`` and correlation
-``rho``. The fit's ``rho`` is the correlation of fitted points ``delta`` apart in log-steps
-(:func:`bayescale.residuals.fitted_spacing`), so the noise is read as a process in
-log-steps: two checkpoints correlate as ``rho^(|log t - log t'| / delta)``
-(:func:`ar1_positions`), however densely the run logs them. Read per checkpoint instead,
-a curve logged every few steps would count as many nearly independent facts as it has
-checkpoints, and its update would be over-confident. All three are Gaussian, so the residuals' marginal likelihood
+``rho``. The fit's ``rho`` is the correlation of two consecutive fitted points, one fitted
+spacing apart in log-steps (:func:`bayescale.residuals.fitted_spacing`), so the noise is
+read as a process in log-steps: two checkpoints correlate as
+``rho^(|log t - log t'| / spacing)`` (:func:`ar1_positions`), however densely the run logs
+them. Read per checkpoint instead, a curve logged every few steps would count as many
+nearly independent facts as it has checkpoints, and its update would be over-confident.
+All three are Gaussian, so the residuals' marginal likelihood
 (:func:`marginal_log_likelihood`) and the deviation's distribution at further points
 given them (:func:`condition`, by Matheron's rule) are exact. :mod:`bayescale.track`
 updates a live run's forecast with them, and :mod:`bayescale.law_error` measures the
@@ -32,8 +33,8 @@ MAX_UPDATE_POINTS = 64
 
 
 def ar1_positions(log_steps: np.ndarray, spacing: float) -> np.ndarray:
-    """Positions ``(n,)`` of checkpoints along the AR(1): log step over the fit's spacing
-    ``delta`` (module docstring). Where the fit saw no curve (``spacing`` infinite: final
+    """Positions ``(n,)`` of checkpoints along the AR(1): log step over the fit's
+    ``spacing`` (module docstring). Where the fit saw no curve (``spacing`` infinite: final
     losses only, and ``rho`` from its prior) one unit per checkpoint."""
     log_steps = np.asarray(log_steps, float)
     return log_steps / spacing if np.isfinite(spacing) else np.arange(len(log_steps), dtype=float)
@@ -107,7 +108,8 @@ def condition(residuals: np.ndarray, K: np.ndarray, offset_sd: np.ndarray, sigma
     D, n = residuals.shape[0], len(positions)
     C_oo = observed_covariance(K, offset_sd, sigma, rho, positions)
     prior = prior_deviation(K, offset_sd, rng)
-    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(positions, rho)), rng.standard_normal((D, n)))
+    noise = np.einsum("dij,dj->di", np.linalg.cholesky(ar1_correlation(positions, rho)),
+                      rng.standard_normal((D, n)))
     misfit = residuals - prior[:, :n] - sigma[:, None] * noise
     weights = np.linalg.solve(C_oo, misfit[..., None])[..., 0]  # C_oo^-1 (r - prior - noise)
     alpha = np.linalg.solve(C_oo, residuals[..., None])[..., 0]

@@ -101,7 +101,8 @@ def main() -> None:
                              "ESS (median)": f"{np.median(ess):.0f}"})
     table = pd.DataFrame(rows)
     text = "\n".join([
-        f"\n## track: does the update depend on how densely a run logs? (Gemstones) — {dt.date.today().isoformat()}\n",
+        "\n## track: does the update depend on how densely a run logs? (Gemstones) — "
+        f"{dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}. `benchmarks/track_density.py`: NUTS {args.chains} chains x {args.draws} draws "
         f"({args.warmup} warmup), seed {args.seed}, {args.points} checkpoints per fitted curve past the first 10%; "
         f"the six 1-2B runs tracked by reweighting (a-priori law error), with their checkpoints as logged and every "
