@@ -17,7 +17,8 @@ their seeds do); ``delta`` the law's own error, a Gaussian process over the run'
 and ``epsilon`` the evaluation noise, AR(1) along the run with correlation ``rho_d`` and
 scale ``sigma_d`` (as in the fit; Gaussian here), read as a process in log-steps: the
 fit's ``rho`` is the correlation of points one fitted spacing apart, so a run logged
-every few steps is not taken for many independent facts (:mod:`bayescale.deviation`). The law's error has, at
+every few steps is not taken for many independent facts (:mod:`bayescale.deviation`).
+The law's error has, at
 every point, the predictor's variance ``kappa^2 sum_a d_a(t)^2`` (``d_a`` the
 log-distance outside the fitted range on axis ``a``: size, steps, batch;
 :mod:`bayescale.predict`), but its parts correlate differently along the run: the

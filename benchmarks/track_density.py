@@ -30,6 +30,7 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -60,11 +61,10 @@ def per_checkpoint(log_steps: np.ndarray, spacing: float) -> np.ndarray:
 
 def tracked(post, partial: pd.DataFrame, final_step: float, reading: str, seed: int) -> pd.DataFrame:
     """``track`` by reweighting, with the AR(1) read in log-steps or per checkpoint."""
-    with warnings.catch_warnings():
+    patch = (mock.patch.object(TRACK_MODULE, "ar1_positions", per_checkpoint) if reading == "per checkpoint"
+             else contextlib.nullcontext())
+    with warnings.catch_warnings(), patch:
         warnings.simplefilter("ignore")
-        if reading == "per checkpoint":
-            with mock.patch.object(TRACK_MODULE, "ar1_positions", per_checkpoint):
-                return track(post, partial, final_step, method="reweight", seed=seed, points=256)
         return track(post, partial, final_step, method="reweight", seed=seed, points=256)
 
 
