@@ -65,13 +65,17 @@ def residual_model(posterior: Posterior) -> str:
 
 
 def describe_residuals(posterior: Posterior) -> str:
-    """One phrase on :func:`residual_model`, with the AR(1)'s posterior median ``rho``."""
+    """One phrase on :func:`residual_model`, with the AR(1)'s posterior median ``rho`` and, for fits of
+    curves, its correlation length in log-steps."""
     model = residual_model(posterior)
     if model == "none":
         return "one point per run: no correlation along a run"
     if model == "independent":
         return "independent (rho = 0: each run's level counts in full; docs/model.md, section 4.4)"
-    return f"AR(1), posterior median rho {float(np.median(posterior.draws('rho'))):.3f}"
+    text = f"AR(1), posterior median rho {float(np.median(posterior.draws('rho'))):.3f}"
+    if "correlation_length" in posterior.idata.posterior:  # fits of curves (docs/model.md, section 4.4)
+        text += f" (correlation length {float(np.median(posterior.draws('correlation_length'))):.2g} e-folds of steps)"
+    return text
 
 
 def shape_led_note(posterior: Posterior) -> str | None:

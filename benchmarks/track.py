@@ -87,6 +87,8 @@ GEMSTONES_FIT_MAX_TOTAL = 6.0e8
 TRANSIENT_FOR_10 = 0.05
 LUO_SIZES = {25: 25e6, 100: 100e6, 400: 400e6}
 LUO_BATCH = 2.0**19
+#: The ladders the benchmark tracks (``--parts``).
+PARTS = ("gemstones", "multipower")
 #: The forecasts scored per case, in the order of the tables.
 FORECASTS = ("reweight", "refit", "auto", "ladder", "single-curve")
 
@@ -287,6 +289,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=2, help="keep every n-th row of the Multi-Power ladder, and its last (default: 2)")
     ap.add_argument("--grid", type=int, default=256, help="log-spaced forecast points per track call (default: 256)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2x150x150 draws, fewer runs and fractions")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
+                    help=f"the ladders to track, of {', '.join(PARTS)} (default: both)")
     add_append_option(ap)
     args = ap.parse_args()
     args.fractions = (0.1, 0.2, 0.4)
@@ -296,8 +300,9 @@ def main() -> None:
     data = args.data if args.data.is_absolute() else ROOT / args.data
     start = time.perf_counter()
     notes: list[str] = []
-    cases = gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes)
-    cases += luo(data / "luo2025_multipower", args, notes)
+    cases = gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes) if "gemstones" in args.parts else []
+    if "multipower" in args.parts:
+        cases += luo(data / "luo2025_multipower", args, notes)
     total = time.perf_counter() - start
     table, about = summarize(cases)
     per_run = pd.DataFrame(cases)
@@ -312,11 +317,12 @@ def main() -> None:
         "ESS": per_run["effective_draws"].map("{:.0f}".format),
         "refit s": per_run["refit_seconds"].map("{:.0f}".format), "alarm": per_run["alarm"]})
     alarms = per_run[per_run["alarm"]]
+    flags = (", --quick" if args.quick else "") + ("" if list(args.parts) == list(PARTS) else ", --parts " + " ".join(args.parts))
     text = "\n".join([
         f"\n## track — forecasting a live run from its first checkpoints — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "
         f"{args.chains} chains x {args.draws} draws ({args.warmup} warmup, target_accept {args.target_accept}), seed "
-        f"{args.seed}{', --quick' if args.quick else ''}, for the ladder fits and every refit. Gemstones: Kaplan "
+        f"{args.seed}{flags}, for the ladder fits and every refit. Gemstones: Kaplan "
         f"fitted on total N <= 0.6B ({args.points} log-spaced checkpoints per curve past the first 10%; past 5% for "
         f"the runs observed to 10%) with the law error measured on it (law_error='ladder'), and the same draws "
         f"with the a-priori law error; the six 1-2B "

@@ -27,6 +27,11 @@ LITERATURE_ALPHA_B = 0.21
 #: way) and of log(1/alpha_B) (alpha_B within 0.13-0.35 in 95% of the prior).
 LITERATURE_LOG_B_SD = 1.0
 LITERATURE_LOG_INV_ALPHA_B_SD = 0.25
+#: Half-normal scale of the correlation length of the residuals along a curve, in e-folds
+#: of steps (docs/model.md, section 4.4): wander that fades within about an e-fold (a factor
+#: 2.7 in steps). A departure that lasts a whole run is a level, which the run offsets (centred
+#: within sizes) and the law's error carry, not the residual noise.
+CORRELATION_LENGTH_SD = 1.0
 #: Values of ``KaplanPriors.critical_batch``.
 CRITICAL_BATCH_PRIORS = ("data", "literature")
 
@@ -80,6 +85,8 @@ class KaplanPriors:
     #: How the residuals along a curve are modelled, one of ``RESIDUAL_CORRELATIONS``
     #: (:data:`bayescale.defaults.RESIDUAL_CORRELATION_HELP`; docs/model.md, section 4.4).
     residual_correlation: str = "ar1"
+    #: half-normal scale of the AR(1)'s correlation length, in e-folds of steps.
+    correlation_length_sd: float = CORRELATION_LENGTH_SD
 
     def __post_init__(self):
         if self.critical_batch not in CRITICAL_BATCH_PRIORS:
@@ -121,6 +128,8 @@ class ChinchillaPriors:
     nu: float = 4.0
     #: How the residuals along a curve are modelled (as :class:`KaplanPriors`).
     residual_correlation: str = "ar1"
+    #: half-normal scale of the AR(1)'s correlation length, in e-folds of steps (as :class:`KaplanPriors`).
+    correlation_length_sd: float = CORRELATION_LENGTH_SD
 
     def __post_init__(self):
         check_residual_correlation(self.residual_correlation)

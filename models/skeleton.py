@@ -14,14 +14,20 @@ priors, its own extra sites and ``mean_log_loss``::
     offset[r] = run_offset[r] - mean(run_offset of the runs of r's size)     # sizes with 2+ runs
     offset[r] = run_offset[r]                                                # a size's only run
     r_i = log_loss_i - mu_i
-    log_loss_i ~ StudentT(nu, mu_i + rho r_prev(i), sigma sqrt(1 - rho^2))   # has a previous point
+    rho_i = exp(-(log S_i - log S_prev(i)) / ell)                            # gap in log-steps
+    log_loss_i ~ StudentT(nu, mu_i + rho_i r_prev(i), sigma sqrt(1 - rho_i^2))   # has a previous point
     log_loss_i ~ StudentT(nu, mu_i, sigma)                                  # first kept point
-    sigma ~ HalfNormal(noise_sd),   rho ~ Uniform(0, 1)      # rho = 0 with residual_correlation="independent"
+    sigma ~ HalfNormal(noise_sd),   ell ~ HalfNormal(correlation_length_sd)
+    rho = exp(-delta / ell)       # reported: the correlation at the median gap delta of the kept curves
 
-The AR(1) term follows consecutive kept checkpoints of the same run and group (lag in
-checkpoints, not in steps); it is a conditional likelihood with Student-t innovations,
-which keeps the posterior from treating 100 correlated points of one curve as 100
-independent facts. With ``residual_correlation="independent"`` in the priors ``rho`` is
+The AR(1) term follows consecutive kept checkpoints of the same run and group, with a
+correlation that fades over ``ell`` e-folds of steps, however the checkpoints are spaced
+(an Ornstein-Uhlenbeck process in log-steps with Student-t innovations): it keeps the
+posterior from treating 100 correlated points of one curve as 100 independent facts. The
+prior on ``ell`` keeps a departure that lasts a whole run out of the AR(1): that is a level,
+the run offsets' and the law error's to carry (docs/model.md, section 4.4). Fits of final
+losses (no curve) sample ``rho ~ Uniform(0, 1)``, which no point informs. With
+``residual_correlation="independent"`` in the priors ``rho`` is
 held at 0 (a deterministic site), so that the fit follows each run's level rather than its
 shape, which is what a forecast across sizes extrapolates (docs/model.md, section 4.4).
 Without observations (``log_loss=None``: prior predictive, and the
@@ -113,6 +119,44 @@ def covariates(data) -> Covariates:
     return Covariates(data.log_N, data.log_B, data.log_S, dict(data.covariates))
 
 
+def log_step_gaps(data) -> np.ndarray:
+    """Per kept point, its distance in log-steps from the previous kept point of its curve
+    (0 for a curve's first point)."""
+    log_S = np.asarray(data.log_S, np.float64)
+    return np.where(data.has_prev, log_S - log_S[np.asarray(data.prev_idx)], 0.0)
+
+
+def median_spacing(data) -> float:
+    """The median log-step gap between consecutive kept points of one curve; ``inf`` where no
+    curve has two points (:func:`bayescale.residuals.fitted_spacing` reads the same from a fit)."""
+    gaps = log_step_gaps(data)[np.asarray(data.has_prev)]
+    return float(np.median(gaps)) if gaps.size else float("inf")
+
+
+def residual_correlation(data, priors) -> tuple:
+    """The AR(1) sites of a fit with run offsets, and per point the share ``rho_i`` of the previous
+    residual it carries and its innovation's scale relative to ``sigma``, ``sqrt(1 - rho_i^2)``.
+
+    On curves, ``rho_i = exp(-gap_i / ell)`` over the log-step gap to the previous point, with a
+    correlation length ``ell ~ HalfNormal(correlation_length_sd)`` e-folds of steps, and the site
+    ``rho = exp(-delta / ell)`` at the median gap ``delta``: the lag-1 correlation of evenly
+    thinned points. Final losses only (no point has a previous one) sample ``rho ~ Uniform(0, 1)``,
+    which no point informs; independent residuals hold ``rho`` at 0.
+    """
+    if priors.residual_correlation != "ar1":
+        numpyro.deterministic("rho", jnp.zeros(()))
+        return 0.0, 1.0
+    if not has_curves(data):
+        rho = numpyro.sample("rho", dist.Uniform(0.0, 1.0))
+        return rho, jnp.sqrt(1.0 - rho**2)
+    length = numpyro.sample("correlation_length", dist.HalfNormal(priors.correlation_length_sd))
+    numpyro.deterministic("rho", jnp.exp(-median_spacing(data) / length))
+    # a first point's gap is a placeholder (its residual carries nothing over), positive so that
+    # the gradients stay finite: a zero gap would put sqrt(0) in the masked branch
+    gaps = jnp.asarray(np.where(data.has_prev, log_step_gaps(data), 1.0), jnp.float32)
+    return jnp.exp(-gaps / length), jnp.sqrt(-jnp.expm1(-2.0 * gaps / length))
+
+
 def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
     G = data.n_groups
     latents = {name: group_latent(name, loc, scale, G, priors.group_sd)
@@ -129,8 +173,7 @@ def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
             run_offset = numpyro.sample("run_offset", dist.Normal(0.0, run_scale))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.noise_sd))
     if offsets:
-        rho = (numpyro.sample("rho", dist.Uniform(0.0, 1.0)) if priors.residual_correlation == "ar1"
-               else numpyro.deterministic("rho", jnp.zeros(())))
+        carry, innovation = residual_correlation(data, priors)
 
     mu = law.mean_log_loss(take_group(c, data.group_idx), covariates(data))
     if offsets:
@@ -138,8 +181,8 @@ def _model(law: Law, data, priors, log_loss, offsets: bool) -> None:
     loc, scale = mu, sigma
     if offsets and log_loss is not None:
         resid_prev = (log_loss - mu)[data.prev_idx]
-        loc = mu + jnp.where(data.has_prev, rho * resid_prev, 0.0)
-        scale = sigma * jnp.where(data.has_prev, jnp.sqrt(1.0 - rho**2), 1.0)
+        loc = mu + jnp.where(data.has_prev, carry * resid_prev, 0.0)
+        scale = sigma * jnp.where(data.has_prev, innovation, 1.0)
     with numpyro.plate("obs", data.n_points):
         numpyro.sample("log_loss", dist.StudentT(priors.nu, loc, scale), obs=log_loss)
 

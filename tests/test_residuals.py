@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from numpyro import handlers
 from numpyro.infer.util import log_density
+from scipy.stats import multivariate_normal
 
 from bayescale.cli import main
 from bayescale.diagnostics import ConvergenceWarning
@@ -21,6 +24,12 @@ from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from .conftest import as_long_curves, with_rho
 
 
+def observed_log_density(data, priors, params: dict) -> float:
+    """The log density of the observed losses alone (no prior terms) at ``params``."""
+    _, sites = log_density(curve_model, (data, KAPLAN, priors, data.log_loss), {}, params)
+    return float(sites["log_loss"]["fn"].log_prob(sites["log_loss"]["value"]).sum())
+
+
 @pytest.fixture(scope="module")
 def curves():
     return simulate_runs(EXAMPLE_CONSTANTS, [1.5e4, 4e4, 1e5], [512.0, 2048.0], final_step=3000, points=12, seed=3)
@@ -33,16 +42,46 @@ def test_independent_residuals_are_the_ar1_likelihood_at_rho_zero(curves):
     trace = handlers.trace(handlers.seed(curve_model, 0)).get_trace(data, KAPLAN, ar1, data.log_loss)
     params = {name: site["value"] for name, site in trace.items()
               if site["type"] == "sample" and not site["is_observed"]}
-    assert "rho" in params
-    at_zero = {**params, "rho": np.float32(0.0)}
-    expected, _ = log_density(curve_model, (data, KAPLAN, ar1, data.log_loss), {}, at_zero)
-    without_rho = {k: v for k, v in params.items() if k != "rho"}
-    got, sites = log_density(curve_model, (data, KAPLAN, independent, data.log_loss), {}, without_rho)
+    assert "correlation_length" in params
+    at_zero = {**params, "correlation_length": np.float32(1e-6)}  # rho = exp(-gap / 1e-6) = 0
+    expected = observed_log_density(data, ar1, at_zero)
+    without_rho = {k: v for k, v in params.items() if k != "correlation_length"}
+    _, sites = log_density(curve_model, (data, KAPLAN, independent, data.log_loss), {}, without_rho)
     assert sites["rho"]["type"] == "deterministic" and float(sites["rho"]["value"]) == 0.0
-    assert float(got) == pytest.approx(float(expected), rel=1e-6)
-    # and the correlation matters: at the sampled rho the AR(1) density differs
-    at_rho, _ = log_density(curve_model, (data, KAPLAN, ar1, data.log_loss), {}, params)
-    assert float(at_rho) != pytest.approx(float(expected), rel=1e-6)
+    assert observed_log_density(data, independent, without_rho) == pytest.approx(expected, rel=1e-6)
+    # and the correlation matters: at the sampled correlation length the AR(1) density differs
+    assert observed_log_density(data, ar1, params) != pytest.approx(expected, rel=1e-6)
+
+
+def test_the_ar1_likelihood_is_a_gaussian_process_in_log_steps_on_uneven_checkpoints(curves):
+    """With nearly Gaussian innovations (``nu`` 1000), the AR(1) likelihood of a curve is the multivariate
+    normal of covariance ``sigma^2 exp(-|log S_i - log S_j| / ell)`` at its kept steps, however
+    unevenly they are spaced, and the ``rho`` site is ``exp(-delta / ell)`` at the median gap."""
+    keep = curves.groupby("run").cumcount().isin([0, 2, 3, 7, 8, 11])  # uneven gaps in log-steps
+    data = KAPLAN.prepare(curves[keep], group_by=None, min_step_fraction=0.0, min_step=0.0)
+    priors, length = KaplanPriors(nu=1e3), 0.7  # nearly Gaussian, and lgamma(nu / 2) exact in float32
+    trace = handlers.trace(handlers.seed(curve_model, 1)).get_trace(data, KAPLAN, priors, data.log_loss)
+    params = {name: site["value"] for name, site in trace.items()
+              if site["type"] == "sample" and not site["is_observed"]}
+    params["correlation_length"] = np.float32(length)
+    unobserved = handlers.trace(handlers.seed(handlers.substitute(curve_model, params), 0)).get_trace(
+        data, KAPLAN, priors, None)
+    mu, sigma = np.asarray(unobserved["log_loss"]["fn"].loc, float), float(params["sigma"])
+    # losses within a few sigma of the mean, where Student-t with nu 1000 is a normal
+    y = mu + sigma * np.random.default_rng(0).standard_normal(data.n_points)
+    data = dataclasses.replace(data, log_loss=y.astype(np.float32))
+    _, sites = log_density(curve_model, (data, KAPLAN, priors, data.log_loss), {}, params)
+    got = observed_log_density(data, priors, params)
+    log_S = np.asarray(data.log_S, float)
+    curve_points = [np.flatnonzero(np.asarray(data.run_idx) == run) for run in np.unique(data.run_idx)]
+    expected = 0.0
+    for at in curve_points:
+        cov = sigma**2 * np.exp(-np.abs(log_S[at, None] - log_S[None, at]) / length)
+        expected += multivariate_normal(mu[at], cov).logpdf(np.asarray(data.log_loss, float)[at])
+    assert got == pytest.approx(expected, rel=1e-4)
+    gaps = np.concatenate([np.diff(log_S[at]) for at in curve_points])
+    assert gaps.max() > 3 * gaps.min()  # the checkpoints really are uneven
+    assert float(sites["rho"]["value"]) == pytest.approx(np.exp(-np.median(gaps) / length), rel=1e-5)
 
 
 @pytest.mark.parametrize("priors", [KaplanPriors, ChinchillaPriors])

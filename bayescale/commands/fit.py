@@ -95,8 +95,9 @@ def add_selection_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--min-step", type=float, default=0.0, help="also drop points before this step (default: 0)")
     p.add_argument("--max-points", type=max_points_argument, default=DEFAULT_MAX_POINTS, metavar="K",
                    help="fit at most K points per curve, those nearest to K steps evenly spaced in log-steps: "
-                        "curves logged every k steps otherwise crowd their end, where the AR(1) residuals let "
-                        f"a run's level float (docs/model.md); 0 fits every point (default: {DEFAULT_MAX_POINTS})")
+                        "curves logged every k steps crowd their end, where hundreds of points slow the fit and "
+                        "say little more (docs/model.md, section 3); 0 fits every point "
+                        f"(default: {DEFAULT_MAX_POINTS})")
 
 
 def register(subparsers) -> None:
