@@ -28,10 +28,11 @@ LAW_ERROR_SOURCES = ("prior", "ladder")
 #: priors, ``fit --residuals``; :mod:`bayescale.models.skeleton`), and what the choice trades.
 RESIDUAL_CORRELATIONS = ("ar1", "independent")
 RESIDUAL_CORRELATION_HELP = (
-    "'ar1': each point's residual carries over rho of the previous one's (rho sampled), so the points of a "
-    "curve are not independent facts and the fit follows the curves' shapes (best within the fitted sizes: "
-    "other schedules and horizons); 'independent': rho = 0, every kept point counts in full and the fit "
-    "follows each run's level, which carries the size term (best for sizes beyond the fitted ones)")
+    "'ar1': the residuals along a curve are correlated over a sampled length in log-steps (about an e-fold "
+    "a priori; rho reports the correlation of consecutive fitted points), so the points of a curve are not "
+    "independent facts and the fit follows the curves' shapes (best within the fitted sizes: other schedules "
+    "and horizons); 'independent': rho = 0, every kept point counts in full and the fit follows each run's "
+    "level, which carries the size term (compare it for sizes beyond the fitted ones)")
 
 #: Predictive modes of :mod:`bayescale.predict`: the law's curve with parameter
 #: uncertainty only, or what a new run will show.
@@ -68,13 +69,13 @@ PARETO_K_MAX = 0.7
 DEMO_CHAINS = 2
 DEMO_WARMUP = 500
 #: ``law: (draws per chain, target_accept)``, measured in benchmarks/RESULTS.md ("demo gate
-#: over seeds"). ``kaplan_schedule`` (the default: constant and cosine runs) with the step
-#: term measured at the fitted batch: at 0.8 no divergent draw on seeds 0-2 (27-34
-#: leapfrog steps per draw); 2 x 6,000 gave tail ESS 461-879, so the demo draws more for
-#: margin. ``kaplan`` (``--constant-only``) diverged at 0.8 (5 of 5,000 on seed 0) and keeps
+#: over seeds"). ``kaplan_schedule`` (the default: constant and cosine runs), with the AR(1)
+#: correlation length in log-steps: at 0.85, 2 x 4,000 draws gave no divergent draw and tail
+#: ESS 740-2,528 on seeds 0-2; at 0.8, 2 x 8,000 diverged twice on seed 0 (in the tails of the
+#: run-offset scale and B_star). ``kaplan`` (``--constant-only``) diverged at 0.8 (5 of 5,000 on seed 0) and keeps
 #: 0.99, as do the irreducible variants, whose L_inf, N_c and alpha_N trade off along a
 #: curved ridge.
-DEMO_SAMPLING = {"kaplan_schedule": (8000, 0.8), "kaplan": (2500, 0.99), "kaplan_irreducible": (2500, 0.99),
+DEMO_SAMPLING = {"kaplan_schedule": (4000, 0.85), "kaplan": (2500, 0.99), "kaplan_irreducible": (2500, 0.99),
                  "kaplan_schedule_irreducible": (5000, 0.99)}
 
 #: Hardware the hours of a planned run assume by default (:mod:`bayescale.hardware`;

@@ -283,7 +283,7 @@ def _model_draws(posterior: Posterior) -> dict[str, np.ndarray]:
     and extra sites, and the noise and seed-spread scales (not the fitted runs' offsets)."""
     law = posterior.law
     post = posterior.idata.posterior
-    names = [*law.latents, *law.extra_sites, "sigma", "run_offset_scale", "rho", "correlation_length"]
+    names = [*law.latents, *law.extra_sites, "sigma", "run_offset_scale", "rho"]
     return {name: posterior.draws(name) for name in names if name in post}
 
 

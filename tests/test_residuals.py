@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro import handlers
 from numpyro.infer.util import log_density
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, norm
 
 from bayescale.cli import main
 from bayescale.diagnostics import ConvergenceWarning
 from bayescale.models.chinchilla import CHINCHILLA
 from bayescale.models.kaplan import KAPLAN
 from bayescale.models.priors import ChinchillaPriors, KaplanPriors
-from bayescale.models.skeleton import curve_model
+from bayescale.models.skeleton import CorrelationAtSpacing, curve_model
 from bayescale.posterior import Posterior
 from bayescale.predict import fitted_priors, loss_draws
 from bayescale.residuals import describe_residuals, level_weight, shape_led_note
@@ -42,28 +44,32 @@ def test_independent_residuals_are_the_ar1_likelihood_at_rho_zero(curves):
     trace = handlers.trace(handlers.seed(curve_model, 0)).get_trace(data, KAPLAN, ar1, data.log_loss)
     params = {name: site["value"] for name, site in trace.items()
               if site["type"] == "sample" and not site["is_observed"]}
-    assert "correlation_length" in params
-    at_zero = {**params, "correlation_length": np.float32(1e-6)}  # rho = exp(-gap / 1e-6) = 0
+    assert "rho" in params
+    at_zero = {**params, "rho": np.float32(1e-30)}  # rho^(gap / delta) underflows to 0
     expected = observed_log_density(data, ar1, at_zero)
-    without_rho = {k: v for k, v in params.items() if k != "correlation_length"}
+    without_rho = {k: v for k, v in params.items() if k != "rho"}
     _, sites = log_density(curve_model, (data, KAPLAN, independent, data.log_loss), {}, without_rho)
     assert sites["rho"]["type"] == "deterministic" and float(sites["rho"]["value"]) == 0.0
     assert observed_log_density(data, independent, without_rho) == pytest.approx(expected, rel=1e-6)
-    # and the correlation matters: at the sampled correlation length the AR(1) density differs
+    # and the correlation matters: at the sampled rho the AR(1) density differs
     assert observed_log_density(data, ar1, params) != pytest.approx(expected, rel=1e-6)
 
 
 def test_the_ar1_likelihood_is_a_gaussian_process_in_log_steps_on_uneven_checkpoints(curves):
     """With nearly Gaussian innovations (``nu`` 1000), the AR(1) likelihood of a curve is the multivariate
     normal of covariance ``sigma^2 exp(-|log S_i - log S_j| / ell)`` at its kept steps, however
-    unevenly they are spaced, and the ``rho`` site is ``exp(-delta / ell)`` at the median gap."""
+    unevenly they are spaced, where the ``rho`` site is the correlation ``exp(-delta / ell)`` at the
+    median gap ``delta``."""
     keep = curves.groupby("run").cumcount().isin([0, 2, 3, 7, 8, 11])  # uneven gaps in log-steps
     data = KAPLAN.prepare(curves[keep], group_by=None, min_step_fraction=0.0, min_step=0.0)
     priors, length = KaplanPriors(nu=1e3), 0.7  # nearly Gaussian, and lgamma(nu / 2) exact in float32
     trace = handlers.trace(handlers.seed(curve_model, 1)).get_trace(data, KAPLAN, priors, data.log_loss)
     params = {name: site["value"] for name, site in trace.items()
               if site["type"] == "sample" and not site["is_observed"]}
-    params["correlation_length"] = np.float32(length)
+    gaps = np.concatenate([np.diff(np.asarray(data.log_S, float)[np.asarray(data.run_idx) == run])
+                           for run in np.unique(data.run_idx)])
+    assert gaps.max() > 3 * gaps.min()  # the checkpoints really are uneven
+    params["rho"] = np.float32(np.exp(-np.median(gaps) / length))
     unobserved = handlers.trace(handlers.seed(handlers.substitute(curve_model, params), 0)).get_trace(
         data, KAPLAN, priors, None)
     mu, sigma = np.asarray(unobserved["log_loss"]["fn"].loc, float), float(params["sigma"])
@@ -79,9 +85,25 @@ def test_the_ar1_likelihood_is_a_gaussian_process_in_log_steps_on_uneven_checkpo
         cov = sigma**2 * np.exp(-np.abs(log_S[at, None] - log_S[None, at]) / length)
         expected += multivariate_normal(mu[at], cov).logpdf(np.asarray(data.log_loss, float)[at])
     assert got == pytest.approx(expected, rel=1e-4)
-    gaps = np.concatenate([np.diff(log_S[at]) for at in curve_points])
-    assert gaps.max() > 3 * gaps.min()  # the checkpoints really are uneven
-    assert float(sites["rho"]["value"]) == pytest.approx(np.exp(-np.median(gaps) / length), rel=1e-5)
+    assert float(sites["correlation_length"]["value"]) == pytest.approx(length, rel=1e-5)
+
+
+def test_the_correlation_prior_is_a_half_normal_correlation_length():
+    """``CorrelationAtSpacing``: its draws and its density both give ``P(ell <= x) = 2 Phi(x / scale)
+    - 1`` for ``ell = -delta / log rho``."""
+    prior = CorrelationAtSpacing(0.15, 1.0)
+    smallest = 0.05  # ell from 0.05 to 3 e-folds: rho from exp(-3) to exp(-0.05)
+    rho = np.linspace(np.exp(-0.15 / smallest), np.exp(-0.15 / 3.0), 200_001)
+    density = np.exp(np.asarray(prior.log_prob(jnp.asarray(rho)), float))
+    draws = np.asarray(prior.sample(jax.random.PRNGKey(0), (20_000,)), float)
+    with np.errstate(divide="ignore"):  # a draw of ell below 0.002 underflows to rho = 0 in float32
+        lengths = -0.15 / np.log(draws)
+    for x in (0.3, 1.0, 2.0, 3.0):
+        expected = 2 * norm.cdf(x) - 1
+        assert np.mean(lengths <= x) == pytest.approx(expected, abs=0.015)
+        below = rho <= np.exp(-0.15 / x)
+        mass = np.trapezoid(density[below], rho[below])
+        assert mass == pytest.approx(expected - (2 * norm.cdf(smallest) - 1), abs=2e-3)
 
 
 @pytest.mark.parametrize("priors", [KaplanPriors, ChinchillaPriors])
