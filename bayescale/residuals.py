@@ -14,8 +14,8 @@ independent points would. The size term lives in the runs' levels; the steps and
 schedule in their shapes. Where ``w`` is a small share of the points (``rho`` near 1), the
 fit follows the curves' shapes, and a forecast beyond the fitted sizes can inherit levels
 that a fit with independent residuals (``fit --residuals independent``) would place
-otherwise: on the Multi-Power-Law curves (rho 0.98, ``w`` 1.3 of 32 points) 1.63% against
-0.37% on a held-out 4x larger size; on Gemstones (rho 0.48, ``w`` 5.9 of 15) 0.85% against
+otherwise: on the Multi-Power-Law curves (rho 0.97, ``w`` 1.5 of 32 points) 1.57% against
+0.37% on a held-out 4x larger size; on Gemstones (rho 0.56, ``w`` 4.9 of 15) 0.78% against
 0.84% (docs/model.md, section 4.4; benchmarks/RESULTS.md).
 """
 
