@@ -300,7 +300,9 @@ def main() -> None:
     data = args.data if args.data.is_absolute() else ROOT / args.data
     start = time.perf_counter()
     notes: list[str] = []
-    cases = gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes) if "gemstones" in args.parts else []
+    cases = []
+    if "gemstones" in args.parts:
+        cases += gemstones(data / "gemstones2025" / "train_loss_curves.jsonl", args, notes)
     if "multipower" in args.parts:
         cases += luo(data / "luo2025_multipower", args, notes)
     total = time.perf_counter() - start
@@ -317,7 +319,8 @@ def main() -> None:
         "ESS": per_run["effective_draws"].map("{:.0f}".format),
         "refit s": per_run["refit_seconds"].map("{:.0f}".format), "alarm": per_run["alarm"]})
     alarms = per_run[per_run["alarm"]]
-    flags = (", --quick" if args.quick else "") + ("" if list(args.parts) == list(PARTS) else ", --parts " + " ".join(args.parts))
+    flags = (", --quick" if args.quick else "") + (
+        "" if list(args.parts) == list(PARTS) else ", --parts " + " ".join(args.parts))
     text = "\n".join([
         f"\n## track — forecasting a live run from its first checkpoints — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}. Settings: NUTS "

@@ -26,10 +26,10 @@ from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from .conftest import as_long_curves, with_rho
 
 
-def observed_log_density(data, priors, params: dict) -> float:
-    """The log density of the observed losses alone (no prior terms) at ``params``."""
+def observed_log_density(data, priors, params: dict) -> tuple[float, dict]:
+    """The log density of the observed losses alone (no prior terms) at ``params``, and the sites."""
     _, sites = log_density(curve_model, (data, KAPLAN, priors, data.log_loss), {}, params)
-    return float(sites["log_loss"]["fn"].log_prob(sites["log_loss"]["value"]).sum())
+    return float(sites["log_loss"]["fn"].log_prob(sites["log_loss"]["value"]).sum()), sites
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,13 @@ def test_independent_residuals_are_the_ar1_likelihood_at_rho_zero(curves):
               if site["type"] == "sample" and not site["is_observed"]}
     assert "rho" in params
     at_zero = {**params, "rho": np.float32(1e-30)}  # rho^(gap / delta) underflows to 0
-    expected = observed_log_density(data, ar1, at_zero)
+    expected, _ = observed_log_density(data, ar1, at_zero)
     without_rho = {k: v for k, v in params.items() if k != "rho"}
-    _, sites = log_density(curve_model, (data, KAPLAN, independent, data.log_loss), {}, without_rho)
+    got, sites = observed_log_density(data, independent, without_rho)
     assert sites["rho"]["type"] == "deterministic" and float(sites["rho"]["value"]) == 0.0
-    assert observed_log_density(data, independent, without_rho) == pytest.approx(expected, rel=1e-6)
+    assert got == pytest.approx(expected, rel=1e-6)
     # and the correlation matters: at the sampled rho the AR(1) density differs
-    assert observed_log_density(data, ar1, params) != pytest.approx(expected, rel=1e-6)
+    assert observed_log_density(data, ar1, params)[0] != pytest.approx(expected, rel=1e-6)
 
 
 def test_the_ar1_likelihood_is_a_gaussian_process_in_log_steps_on_uneven_checkpoints(curves):
@@ -76,8 +76,7 @@ def test_the_ar1_likelihood_is_a_gaussian_process_in_log_steps_on_uneven_checkpo
     # losses within a few sigma of the mean, where Student-t with nu 1000 is a normal
     y = mu + sigma * np.random.default_rng(0).standard_normal(data.n_points)
     data = dataclasses.replace(data, log_loss=y.astype(np.float32))
-    _, sites = log_density(curve_model, (data, KAPLAN, priors, data.log_loss), {}, params)
-    got = observed_log_density(data, priors, params)
+    got, sites = observed_log_density(data, priors, params)
     log_S = np.asarray(data.log_S, float)
     curve_points = [np.flatnonzero(np.asarray(data.run_idx) == run) for run in np.unique(data.run_idx)]
     expected = 0.0
