@@ -13,6 +13,11 @@ some seeds, and on the bundled runs). :func:`starting_points` avoids that:
    unconstrained space (:func:`dispersed`), so that R-hat can still reveal chains that
    drift apart.
 
+Steps 1 and 2 are traced once and compiled as one program. Run op by op, as
+``initialize_model`` runs outside a compiled function, the model's first trace and
+gradient cost many small compilations: on the bundled demo 24 s against 12 s compiled
+(benchmarks/RESULTS.md, "demo gate over seeds").
+
 The optimisation is short on purpose: it brings every chain into the region where the
 likelihood is informative, not to the mode itself (in a hierarchical model the joint
 mode of a non-centred scale sits at zero), and warmup does the rest.
@@ -80,11 +85,17 @@ def starting_points(
     array per latent site, with a leading chain axis when ``chains > 1``.
     """
     key_init, key_jitter = jax.random.split(key)
-    info = initialize_model(key_init, model, model_args=model_args, model_kwargs=model_kwargs,
-                            init_strategy=init_to_median(num_samples=15))
-    flat, unravel = ravel_pytree(info.param_info.z)
-    best = jax.jit(lambda x: _adam(lambda y: info.potential_fn(unravel(y)), x, steps, step_size))(flat)
-    return dispersed(key_jitter, unravel(best), chains, jitter)
+
+    @jax.jit
+    def optimised(key: jax.Array) -> dict[str, jax.Array]:
+        # Traced once and compiled as one program: run op by op, the model's trace and the
+        # first potential-energy gradient cost several seconds of small compilations.
+        info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs,
+                                init_strategy=init_to_median(num_samples=15))
+        flat, unravel = ravel_pytree(info.param_info.z)
+        return unravel(_adam(lambda y: info.potential_fn(unravel(y)), flat, steps, step_size))
+
+    return dispersed(key_jitter, optimised(key_init), chains, jitter)
 
 
 def dispersed(key: jax.Array, point: dict[str, jax.Array], chains: int, jitter: float = JITTER) -> dict[str, jax.Array]:

@@ -45,7 +45,7 @@ between L_inf, N_c and alpha_N; benchmarks/RESULTS.md has the measurements.
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo",
-                              help="the whole job on the bundled runs (about two minutes on an idle 2-core CPU)",
+                              help="the whole job on the bundled runs (about 1.5 minutes on an idle 2-core CPU)",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     # the demo fixes target_accept (see the epilog) and runs its chains as bayescale fit does
