@@ -87,9 +87,7 @@ def starting_points(
     key_init, key_jitter = jax.random.split(key)
 
     @jax.jit
-    def optimised(key: jax.Array) -> dict[str, jax.Array]:
-        # Traced once and compiled as one program: run op by op, the model's trace and the
-        # first potential-energy gradient cost several seconds of small compilations.
+    def optimised(key: jax.Array) -> dict[str, jax.Array]:  # one compiled program (module docstring)
         info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs,
                                 init_strategy=init_to_median(num_samples=15))
         flat, unravel = ravel_pytree(info.param_info.z)
