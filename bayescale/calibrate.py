@@ -38,6 +38,13 @@ instead of nats are off by ``1/ln 2 = 1.44``, per-byte against per-token losses 
 bytes per token). The early transient is dropped with the fit's own rule
 (:func:`bayescale.curves.transient_mask` with the posterior's settings).
 
+**Memory.** The predictive draws are made a piece of the table at a time, and the joint
+replicates a batch of replicates at a time, each at most
+:data:`~bayescale.defaults.MAX_DRAW_POINTS` draws x points, so a W&B export of many
+thousands of logged steps is scored in bounded memory. Every per-point score reads one
+point's marginal distribution, which pieces leave unchanged; each replicate still spans
+every point.
+
 Reference: Gneiting & Raftery (2007), "Strictly Proper Scoring Rules, Prediction, and
 Estimation", JASA 102(477); Gneiting, Balabdaoui & Raftery (2007), "Probabilistic
 forecasts, calibration and sharpness", JRSS B 69(2).
@@ -45,17 +52,17 @@ forecasts, calibration and sharpness", JRSS B 69(2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from bayescale.curves import transient_mask
-from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
+from bayescale.defaults import COVERAGE_RANGE, DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
 from bayescale.posterior import Posterior, loss_units
-from bayescale.predict import level_percent, loss_draws, quantile_bands
-from bayescale.replicates import coverage_range, format_range, replicate_losses
+from bayescale.predict import level_percent, loss_draws, point_chunks, quantile_bands
+from bayescale.replicates import format_range, replicate_batches, replicate_fractions
 from bayescale.runs import vocab_size_of
 from bayescale.schedules import table_features
 
@@ -213,18 +220,20 @@ def _point_scores(draws: np.ndarray, y: np.ndarray, levels: Sequence[float]) -> 
 
 
 def _summaries(points: pd.DataFrame, levels: Sequence[float],
-               replicates: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+               replicates: Iterable[np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
     parts = [("all", points)] + [(str(b), part) for b, part in points.groupby("bin", observed=True)]
+    intervals = {(name, level): (points.index.get_indexer(part.index), part[f"lower_{level_percent(level)}"].to_numpy(),
+                                 part[f"upper_{level_percent(level)}"].to_numpy())
+                 for name, part in parts for level in levels}
+    fractions = replicate_fractions(replicates, intervals)
     coverage, scores = [], []
     for name, part in parts:
         n = len(part)
-        rows = points.index.get_indexer(part.index)
         for level in levels:
-            p = level_percent(level)
-            low, high = coverage_range(replicates[:, rows], part[f"lower_{p}"].to_numpy(),
-                                       part[f"upper_{p}"].to_numpy())
-            coverage.append({"bin": name, "nominal": level, "coverage": float(part[f"covered_{p}"].mean()),
-                             "expected_low": low, "expected_high": high, "n": n})
+            low, high = np.quantile(fractions[name, level], COVERAGE_RANGE)
+            coverage.append({"bin": name, "nominal": level,
+                             "coverage": float(part[f"covered_{level_percent(level)}"].mean()),
+                             "expected_low": float(low), "expected_high": float(high), "n": n})
         scores.append({"bin": name, "n": n, "crps": float(part["crps"].mean()),
                        **{f"interval_score_{level_percent(lv)}": float(part[f"interval_score_{level_percent(lv)}"].mean())
                           for lv in levels},
@@ -263,19 +272,21 @@ def calibrate(
     y = table["loss"].to_numpy(float)
     columns: dict[str, np.ndarray] = {}
     for g in pd.unique(groups):
-        rows = np.flatnonzero(groups == g)
-        part = table.iloc[rows]
-        draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
-                           part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed,
-                           covariates=None if covariates is None else {k: v[rows] for k, v in covariates.items()})
-        for name, values in _point_scores(draws, y[rows], levels).items():
-            columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
+        # in pieces, so that memory stays flat as the table grows; each piece draws its own law
+        # error and new-run offset, which leaves every point's marginal distribution as it is
+        for piece, rows in enumerate(point_chunks(np.flatnonzero(groups == g), posterior.n_draws)):
+            part = table.iloc[rows]
+            draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
+                               part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed + piece,
+                               covariates=None if covariates is None else {k: v[rows] for k, v in covariates.items()})
+            for name, values in _point_scores(draws, y[rows], levels).items():
+                columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
     if scale_check:
         check_scale(y, columns["median"], loss_units(posterior.meta))
     ratio = table["params"].to_numpy(float) / posterior.meta.ranges["params"][1]
     points = pd.DataFrame({"run": table["run"], "group": groups, "params": table["params"],
                            "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,
                            **columns, "ratio": ratio, "bin": distance_bin(ratio)})
-    joint = replicate_losses(posterior, table, groups, covariates, replicates=replicates, seed=seed)
+    joint = replicate_batches(posterior, table, groups, covariates, replicates=replicates, seed=seed)
     coverage, scores = _summaries(points, levels, joint)
     return Calibration(points=points, coverage=coverage, scores=scores, levels=levels, dropped=int((~keep).sum()))

@@ -58,6 +58,10 @@ SCALE_FACTOR = 1.3
 #: (:mod:`bayescale.replicates`).
 REPLICATES = 400
 COVERAGE_RANGE = (0.05, 0.95)
+#: Most draws x points that one :func:`bayescale.predict.loss_draws` call of ``calibrate`` and
+#: :mod:`bayescale.replicates` holds (about 34 MB per float64 array): longer tables are scored
+#: in pieces (:func:`bayescale.predict.point_chunks`), so their memory stays flat as they grow.
+MAX_DRAW_POINTS = 2**22
 
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7

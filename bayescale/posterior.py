@@ -134,6 +134,19 @@ class Posterior:
         values = self.idata.posterior[name].values
         return values.reshape((-1,) + values.shape[2:])
 
+    def with_draws(self, index: np.ndarray) -> "Posterior":
+        """The posterior with only the draws ``index`` (flat, in :meth:`draws`' order), as one
+        chain; the other groups of ``idata`` (the fitted points) as they are. Forecasts from it
+        cost those draws only."""
+        post = self.idata.posterior
+        index = np.asarray(index)
+        # one chain of len(index) draws, with the sites' other dims, coords and attrs as they are
+        subset = post.isel(chain=[0], draw=np.zeros(len(index), int)).assign_coords(draw=np.arange(len(index)))
+        for name, var in post.data_vars.items():
+            subset[name] = (var.dims, self.draws(name)[index][None])
+        idata = az.InferenceData(posterior=subset, **{g: self.idata[g] for g in self.idata.groups() if g != "posterior"})
+        return Posterior(idata=idata, meta=self.meta)
+
     def group_index(self, group: str | None) -> int:
         """Index of ``group``; ``None`` is allowed only when there is one group."""
         if group is None:

@@ -51,7 +51,7 @@ import pandas as pd
 
 from numpyro.infer import Predictive
 
-from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MODES
+from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR, MAX_DRAW_POINTS, MODES
 from bayescale.models.law import Covariates, Extrapolation, ExtrapolationWarning, LossCeilingWarning, expand
 from bayescale.models.priors import LITERATURE_ALPHA_B, LITERATURE_LOG_INV_ALPHA_B_SD
 from bayescale.models.skeleton import curve_model, new_run_noise
@@ -372,6 +372,13 @@ def loss_draws(
         _check_law(log_L, N, B, S)
         log_L = log_L + law_error_draws(posterior, law.distance(posterior.meta.ranges, N, B, S), seed)
     return clip_to_ceiling(posterior, np.exp(log_L))
+
+
+def point_chunks(rows: np.ndarray, draws: int, limit: int = MAX_DRAW_POINTS) -> list[np.ndarray]:
+    """``rows`` in consecutive pieces of at most ``limit // draws`` points (at least one), so that
+    :func:`loss_draws` on a piece holds at most ``limit`` draws x points."""
+    size = max(1, limit // max(int(draws), 1))
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
 
 
 def predict_trajectory(

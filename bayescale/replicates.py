@@ -29,14 +29,15 @@ close to the nominal level only where many independent runs are scored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from bayescale.defaults import COVERAGE_RANGE, REPLICATES
+from bayescale.defaults import COVERAGE_RANGE, MAX_DRAW_POINTS, REPLICATES
 from bayescale.posterior import Posterior
-from bayescale.predict import clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, scale_draws
+from bayescale.predict import (clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, point_chunks,
+                               scale_draws)
 from bayescale.residuals import fitted_spacing, residual_model
 
 
@@ -68,6 +69,40 @@ def ar1_noise(rho: np.ndarray, sigma: np.ndarray, nu: float, curve: np.ndarray, 
     return out
 
 
+def replicate_batches(posterior: Posterior, table: pd.DataFrame, groups: np.ndarray,
+                      covariates: Mapping[str, np.ndarray] | None = None, *, replicates: int = REPLICATES,
+                      seed: int = 0, limit: int = MAX_DRAW_POINTS) -> Iterator[np.ndarray]:
+    """:func:`replicate_losses` a batch of replicates at a time, each of at most ``limit``
+    replicates x points (at least one replicate), so that a long table is replicated in
+    bounded memory. The batches together are :func:`replicate_losses`' rows, in order."""
+    if replicates < 1:
+        raise ValueError(f"replicates={replicates} must be at least 1")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(posterior.n_draws, size=min(replicates, posterior.n_draws), replace=False)
+    N, B, S = (table[c].to_numpy(float) for c in ("params", "batch_tokens", "step"))
+    groups = np.asarray(groups)
+    # per replicate: the law error's z (times each point's distance), the runs' offsets, the AR(1)'s scales
+    z = law_error_draws(posterior, 1.0, rng)[pick]
+    distance = np.atleast_1d(posterior.law.distance(posterior.meta.ranges, N, B, S))
+    runs = pd.factorize(table["run"].to_numpy())[0]
+    offsets = rng.standard_normal((len(pick), runs.max() + 1)) * scale_draws(posterior, "run_offset_scale")[pick, None]
+    curve = pd.factorize(pd.Series(runs).astype(str) + "/" + pd.Series(groups).astype(str))[0]
+    # a fit of final losses (one point per run) never saw a correlation along a run
+    rho = scale_draws(posterior, "rho")[pick] if residual_model(posterior) != "none" else np.zeros(len(pick))
+    sigma, nu, spacing = scale_draws(posterior, "sigma")[pick], fitted_priors(posterior).nu, fitted_spacing(posterior)
+    for batch in point_chunks(np.arange(len(pick)), len(table), limit):  # replicates, limit // points at a time
+        draws = posterior.with_draws(pick[batch])
+        log_L = np.empty((len(batch), len(table)))
+        for g in pd.unique(groups):
+            for rows in point_chunks(np.flatnonzero(groups == g), len(batch), limit):
+                extra = None if covariates is None else {k: np.asarray(v, float)[rows] for k, v in covariates.items()}
+                log_L[:, rows] = np.log(loss_draws(draws, N[rows], B[rows], S[rows], mode="mean", group=str(g),
+                                                   covariates=extra))
+        log_L += z[batch] * distance[None, :] + offsets[batch][:, runs]
+        log_L += ar1_noise(rho[batch], sigma[batch], nu, curve, np.log(S), spacing, rng)
+        yield clip_to_ceiling(posterior, np.exp(log_L))
+
+
 def replicate_losses(posterior: Posterior, table: pd.DataFrame, groups: np.ndarray,
                      covariates: Mapping[str, np.ndarray] | None = None, *, replicates: int = REPLICATES,
                      seed: int = 0) -> np.ndarray:
@@ -75,29 +110,19 @@ def replicate_losses(posterior: Posterior, table: pd.DataFrame, groups: np.ndarr
     under the posterior's model (module docstring): ``(replicates, points)``, one posterior
     draw per replicate. ``groups`` gives each point's group; ``covariates`` the law's
     per-point covariates (:func:`bayescale.schedules.table_features`)."""
-    if replicates < 1:
-        raise ValueError(f"replicates={replicates} must be at least 1")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(posterior.n_draws, size=min(replicates, posterior.n_draws), replace=False)
-    N, B, S = (table[c].to_numpy(float) for c in ("params", "batch_tokens", "step"))
-    groups = np.asarray(groups)
-    log_L = np.empty((len(pick), len(table)))
-    for g in pd.unique(groups):
-        rows = np.flatnonzero(groups == g)
-        extra = None if covariates is None else {k: np.asarray(v, float)[rows] for k, v in covariates.items()}
-        mean = loss_draws(posterior, N[rows], B[rows], S[rows], mode="mean", group=str(g), covariates=extra)
-        log_L[:, rows] = np.log(mean[pick])
-    law = posterior.law
-    log_L += law_error_draws(posterior, law.distance(posterior.meta.ranges, N, B, S), rng)[pick]
-    runs = pd.factorize(table["run"].to_numpy())[0]
-    tau = scale_draws(posterior, "run_offset_scale")[pick]
-    log_L += (rng.standard_normal((len(pick), runs.max() + 1)) * tau[:, None])[:, runs]
-    curve = pd.factorize(pd.Series(runs).astype(str) + "/" + pd.Series(groups).astype(str))[0]
-    # a fit of final losses (one point per run) never saw a correlation along a run
-    rho = scale_draws(posterior, "rho")[pick] if residual_model(posterior) != "none" else np.zeros(len(pick))
-    log_L += ar1_noise(rho, scale_draws(posterior, "sigma")[pick], fitted_priors(posterior).nu, curve, np.log(S),
-                       fitted_spacing(posterior), rng)
-    return clip_to_ceiling(posterior, np.exp(log_L))
+    return np.concatenate(list(replicate_batches(posterior, table, groups, covariates, replicates=replicates,
+                                                 seed=seed, limit=max(MAX_DRAW_POINTS, replicates * len(table)))))
+
+
+def replicate_fractions(batches: Iterable[np.ndarray],
+                        intervals: Mapping[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """:func:`replicate_coverage` of each interval ``key: (rows, lower, upper)`` over replicates
+    that come in batches (:func:`replicate_batches`): ``key: (replicates,)``."""
+    out: dict = {key: [] for key in intervals}
+    for batch in batches:
+        for key, (rows, lower, upper) in intervals.items():
+            out[key].append(replicate_coverage(batch[:, rows], lower, upper))
+    return {key: np.concatenate(parts) for key, parts in out.items()}
 
 
 def replicate_coverage(replicates: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayescale.predict import loss_draws
-from bayescale.replicates import ar1_noise, coverage_range, replicate_losses
+from bayescale.replicates import (ar1_noise, coverage_range, replicate_batches, replicate_fractions,
+                                  replicate_losses)
 
 from .conftest import as_long_curves, with_rho
 
@@ -53,6 +57,25 @@ def test_replicates_cover_the_predictive_intervals_at_their_level_on_average(sma
     low, high = coverage_range(joint, lower, upper)
     assert high == 1.0
     assert low > 0.4 if params < 1e6 else low < 0.2
+
+
+def test_batches_of_replicates_are_its_rows_in_bounded_memory(small_posterior):
+    """At most ``limit`` replicates x points per batch; without noise along the runs (sigma 0)
+    the batches are replicate_losses' rows (the law error, the offsets and the mean curves of
+    the same draws), and their coverage fractions are those of the whole."""
+    idata = copy.deepcopy(small_posterior.idata)
+    idata.posterior["sigma"] = idata.posterior["sigma"] * 0
+    quiet = dataclasses.replace(small_posterior, idata=idata)
+    table = _runs(3e5)
+    groups = np.full(len(table), "all")
+    whole = replicate_losses(quiet, table, groups, replicates=50, seed=4)
+    batches = list(replicate_batches(quiet, table, groups, replicates=50, seed=4, limit=8 * len(table)))
+    assert [len(b) for b in batches] == [8] * 6 + [2]
+    assert np.allclose(np.concatenate(batches), whole, rtol=1e-5, atol=0)
+    rows = np.arange(0, len(table), 2)
+    lower, upper = np.quantile(whole[:, rows], [0.2, 0.8], axis=0)
+    fractions = replicate_fractions(iter(batches), {"even": (rows, lower, upper)})["even"]
+    assert np.allclose(fractions, ((whole[:, rows] >= lower) & (whole[:, rows] <= upper)).mean(axis=1))
 
 
 def test_replicates_must_be_positive(small_posterior):
