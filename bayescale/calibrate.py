@@ -52,11 +52,12 @@ forecasts, calibration and sharpness", JRSS B 69(2).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from bayescale.curves import transient_mask
 from bayescale.defaults import COVERAGE_RANGE, DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
@@ -241,6 +242,13 @@ def _summaries(points: pd.DataFrame, levels: Sequence[float],
     return pd.DataFrame(coverage), pd.DataFrame(scores)
 
 
+def _counted(batches: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
+    """``batches`` as they come, advancing ``bar`` after each."""
+    for batch in batches:
+        yield batch
+        bar.update()
+
+
 def calibrate(
     posterior: Posterior,
     runs: pd.DataFrame,
@@ -249,11 +257,13 @@ def calibrate(
     seed: int = 0,
     scale_check: bool = True,
     replicates: int = REPLICATES,
+    progress: bool = False,
 ) -> Calibration:
     """Score the new-run predictive distribution against realized runs.
 
     ``runs`` is a validated run table (:func:`bayescale.runs.load_runs`); ``replicates``
-    joint replicates of its points give the range of coverage to expect. Raises
+    joint replicates of its points give the range of coverage to expect. ``progress``
+    shows a bar over the pieces the table is scored in (module docstring, "Memory"). Raises
     ``ValueError`` on the input checks of the module docstring (``scale_check=False``
     turns off the loss-scale check, for forecasts known to be far off).
     """
@@ -270,17 +280,21 @@ def calibrate(
     check_vocabulary(posterior, table)
     check_ranges(posterior, table)
     y = table["loss"].to_numpy(float)
+    # in pieces, so that memory stays flat as the table grows; each piece draws its own law
+    # error and new-run offset, which leaves every point's marginal distribution as it is
+    pieces = [(g, piece, rows) for g in pd.unique(groups)
+              for piece, rows in enumerate(point_chunks(np.flatnonzero(groups == g), posterior.n_draws))]
+    batches = len(point_chunks(np.arange(min(replicates, posterior.n_draws)), len(table)))  # as replicate_batches
+    bar = tqdm(total=len(pieces) + batches, desc="calibrate", unit="piece", disable=not progress)
     columns: dict[str, np.ndarray] = {}
-    for g in pd.unique(groups):
-        # in pieces, so that memory stays flat as the table grows; each piece draws its own law
-        # error and new-run offset, which leaves every point's marginal distribution as it is
-        for piece, rows in enumerate(point_chunks(np.flatnonzero(groups == g), posterior.n_draws)):
-            part = table.iloc[rows]
-            draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
-                               part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed + piece,
-                               covariates=None if covariates is None else {k: v[rows] for k, v in covariates.items()})
-            for name, values in _point_scores(draws, y[rows], levels).items():
-                columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
+    for g, piece, rows in pieces:
+        part = table.iloc[rows]
+        draws = loss_draws(posterior, part["params"].to_numpy(float), part["batch_tokens"].to_numpy(float),
+                           part["step"].to_numpy(float), mode="new_run", group=str(g), seed=seed + piece,
+                           covariates=None if covariates is None else {k: v[rows] for k, v in covariates.items()})
+        for name, values in _point_scores(draws, y[rows], levels).items():
+            columns.setdefault(name, np.empty(len(table), dtype=values.dtype))[rows] = values
+        bar.update()
     if scale_check:
         check_scale(y, columns["median"], loss_units(posterior.meta))
     ratio = table["params"].to_numpy(float) / posterior.meta.ranges["params"][1]
@@ -288,5 +302,6 @@ def calibrate(
                            "batch_tokens": table["batch_tokens"], "step": table["step"], "loss": y,
                            **columns, "ratio": ratio, "bin": distance_bin(ratio)})
     joint = replicate_batches(posterior, table, groups, covariates, replicates=replicates, seed=seed)
-    coverage, scores = _summaries(points, levels, joint)
+    coverage, scores = _summaries(points, levels, _counted(joint, bar))
+    bar.close()
     return Calibration(points=points, coverage=coverage, scores=scores, levels=levels, dropped=int((~keep).sum()))

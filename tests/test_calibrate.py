@@ -180,14 +180,17 @@ def test_calibrate_command_end_to_end(files, tmp_path, capsys):
     posterior, folder = files
     out = tmp_path / "cal"
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "realized.csv"), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    assert "calibrate: 100%" in progress  # the bar over the pieces, on stderr
     assert "coverage of central intervals (216 realized points" in printed and "> 30x" in printed
     assert "range a calibrated forecast would show on these points" in printed
     assert "all points: 50% intervals: coverage" in printed
     assert {p.name for p in out.iterdir()} == {"points.csv", "coverage.csv", "scores.csv", "coverage.png", "pit.png"}
     assert main(["calibrate", "--posterior", posterior, "--runs", str(folder / "realized.csv"), "--json",
-                 "--level", "0.9"]) == 0
-    result = json.loads(capsys.readouterr().out)
+                 "--level", "0.9", "--quiet"]) == 0
+    printed, progress = capsys.readouterr()
+    assert "calibrate:" not in progress
+    result = json.loads(printed)
     assert result["points"] == 216 and sum(result["pit_histogram"]["counts"]) == 216
     assert {row["nominal"] for row in result["coverage"]} == {0.9}
     assert all(0 <= row["expected_low"] <= row["expected_high"] <= 1 for row in result["coverage"])

@@ -45,6 +45,7 @@ def register(subparsers) -> None:
                    help="score losses even when they are far from every forecast (units are not checked)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write the tables (CSV) and figures (PNG) here")
     p.add_argument("--json", action="store_true", help="print coverage and scores as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     group_by = posterior.meta.group_by
     runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     result = calibrate(posterior, runs, levels=tuple(args.level or DEFAULT_LEVELS), seed=args.seed,
-                       scale_check=not args.no_scale_check)
+                       scale_check=not args.no_scale_check, progress=not args.quiet)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("points", "coverage", "scores"):
