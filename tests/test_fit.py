@@ -70,6 +70,16 @@ def test_inference_data_groups_and_round_trip(small_posterior, tmp_path):
     np.testing.assert_allclose(loaded.draws("alpha_S"), small_posterior.draws("alpha_S"))
 
 
+def test_a_subset_of_draws_is_one_chain_of_those_draws(small_posterior):
+    index = np.array([7, 0, small_posterior.n_draws - 1, 7])
+    subset = small_posterior.with_draws(index)
+    assert subset.n_draws == 4 and subset.idata.posterior.sizes["chain"] == 1
+    for name in ("alpha_N", "sigma", "log_L_ref"):
+        assert np.array_equal(subset.draws(name), small_posterior.draws(name)[index])
+    assert np.array_equal(np.asarray(subset.constants().alpha_S), np.asarray(small_posterior.constants().alpha_S)[index])
+    assert subset.meta is small_posterior.meta and "constant_data" in subset.idata.groups()
+
+
 def test_the_vocabulary_travels_with_the_posterior_and_older_files_load_without_it(small_runs, tmp_path):
     """A byte-level table gives losses in nats/byte; a file written before the vocabulary
     was recorded loads with none, in nats/token."""
