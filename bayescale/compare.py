@@ -1,8 +1,10 @@
 """Choose between law forms on evidence: PSIS-LOO over identical observations.
 
-Candidates: the laws of :mod:`bayescale.models.registry`, by default ``kaplan``
-(``L_N = (N_c/N)^alpha_N``), ``kaplan_irreducible`` (``L_N = L_inf + (N_c/N)^alpha_N``)
-and ``chinchilla`` (``L = E + A/N^alpha + B/D^beta``). Each is fitted with NUTS and scored by its expected log pointwise predictive density,
+Candidates: the laws of :mod:`bayescale.models.registry`, by default all of them:
+``kaplan`` (``L_N = (N_c/N)^alpha_N``), ``kaplan_irreducible`` (``L_N = L_inf +
+(N_c/N)^alpha_N``), their forms on the learning-rate schedule ``kaplan_schedule`` and
+``kaplan_schedule_irreducible`` (:mod:`bayescale.models.schedule`) and ``chinchilla``
+(``L = E + A/N^alpha + B/D^beta``). Each is fitted with NUTS and scored by its expected log pointwise predictive density,
 estimated by Pareto-smoothed importance sampling leave-one-out cross-validation
 (``az.loo`` on the ``log_loss`` log-likelihood every bayescale posterior carries), and
 the models are ranked and weighted by stacking (``az.compare``).

@@ -48,7 +48,10 @@ schedule features from :func:`bayescale.schedules.table_features`):
    least-squares fitted to the same thinned points (:func:`point_fit_schedule_law`), which
    shows how far the law form itself extrapolates.
 4. **PSIS-LOO** of ``kaplan_schedule`` against ``kaplan`` on each size's fit of split 1
-   (:func:`bayescale.compare.compare_posteriors`).
+   (:func:`bayescale.compare.compare_posteriors`); and, on the one-fit and cross-size splits,
+   between ``kaplan_schedule`` and its irreducible variant (:data:`LOO_PAIRS`), on the fitted
+   points only: the row "PSIS-LOO's choice" is the held-out accuracy of the law a user who
+   compares the two first (``bayescale compare``) would forecast with.
 5. **Fit time.** Sampling seconds (``FitResult.seconds``) of both laws on the same
    points with the same settings; the ratio per size and its median.
 6. **Gadre et al. 2024** final losses (held-out 1.4B and 6.9B runs as in
@@ -142,6 +145,13 @@ CROSS_SIZE_FITS = (FitOptions("kaplan_schedule"), FitOptions("kaplan"), FitOptio
 ALL_SIZES_FITS = (*(FitOptions(law) for law in (*LAWS, "kaplan_schedule_irreducible")),
                   FitOptions("kaplan_schedule", residuals="independent"),
                   FitOptions("kaplan_schedule", min_step_fraction=DEFAULT_MIN_STEP_FRACTION))
+#: The fits PSIS-LOO chooses between on each split's fitted points, before any held-out point is
+#: seen: the schedule law and its irreducible variant (``bayescale compare --models
+#: kaplan_schedule,kaplan_schedule_irreducible``); across sizes under the published critical-batch
+#: prior, the one prior both were fitted with there.
+LOO_PAIRS = {"all-sizes": (FitOptions("kaplan_schedule"), FitOptions("kaplan_schedule_irreducible")),
+             "cross-size": (FitOptions("kaplan_schedule", "literature"),
+                            FitOptions("kaplan_schedule_irreducible", "literature"))}
 #: The benchmark's parts (``--splits``).
 SPLITS = ("same-size", "all-sizes", "cross-size", "gadre")
 QUANTILES = (0.05, 0.5, 0.95)
@@ -534,15 +544,33 @@ def all_sizes(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
     train = runs[runs["schedule"].isin(FIT_SCHEDULES) & runs["size"].isin(args.sizes)].reset_index(drop=True)
     held = runs[~runs["schedule"].isin(FIT_SCHEDULES) & runs["size"].isin(args.sizes)].reset_index(drop=True)
     truth = held["loss"].to_numpy()
-    rows = []
+    rows, fitted = [], {}
     for options in ALL_SIZES_FITS:
-        _, q, row = fit_and_predict(train, held, options, args, f"all sizes, {options.label}", notes)
+        result, q, row = fit_and_predict(train, held, options, args, f"all sizes, {options.label}", notes)
         rows.append({"split": "same sizes, one fit", "method": options.label, **row})
+        fitted[options] = (result, rows[-1])
         for size in args.sizes:
             sel = (held["size"] == size).to_numpy()
             notes.append(f"all sizes, {options.label}, {size} held-out schedules: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in score(truth[sel], q[:, sel]).items()))
-    return rows
+    return rows + [loo_choice({o: fitted[o] for o in LOO_PAIRS["all-sizes"]}, "all sizes", notes)]
+
+
+def loo_choice(fitted: dict, label: str, notes: list[str]) -> dict:
+    """PSIS-LOO (:func:`bayescale.compare.compare_posteriors`) between fits of the same points,
+    ``{FitOptions: (FitResult, row)}``: the comparison in the notes, and the best fit's row as
+    the method "PSIS-LOO's choice: ..." (what a user who compares first would forecast with)."""
+    from bayescale.compare import compare_posteriors
+
+    by_label = {options.label: value for options, value in fitted.items()}
+    comparison, _, messages = _recorded(lambda: compare_posteriors({k: r.posterior for k, (r, _) in by_label.items()}))
+    notes.append(f"{label}, PSIS-LOO on the {comparison.n_points} fitted points: " + "; ".join(
+        f"{r['model']}: elpd_loo {r['elpd_loo']:.1f} (se {r['se']:.1f}), elpd_diff {r['elpd_diff']:.1f} (dse "
+        f"{r['dse']:.1f}), stacking weight {r['weight']:.2f}, Pareto k > 0.7 at {r['pareto_k_bad']} points"
+        for _, r in comparison.table.iterrows()))
+    notes += [f"{label}, PSIS-LOO: {m}" for m in messages]
+    best = comparison.table["model"].iloc[0]
+    return {**by_label[best][1], "method": f"PSIS-LOO's choice: {best}"}
 
 
 def fit_and_predict(train: pd.DataFrame, held: pd.DataFrame, options: FitOptions, args, label: str,
@@ -605,10 +633,12 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
              **score(truth, None, median), "fit_s": time.perf_counter() - start}]
     notes.append(f"across sizes, kaplan_schedule least-squares point fit: median |rel err| {in_sample:.2%} on its "
                  f"fitted points, signed median error on 400M {np.median(median / truth - 1):+.2%}")
+    fitted = {}
     for options in CROSS_SIZE_FITS:
         method = options.label
         result, q, row = fit_and_predict(train, held, options, args, f"across sizes, {method}", notes)
         rows.append({"split": "25M+100M -> 400M", "method": method, **row})
+        fitted[options] = (result, rows[-1])
         per = per_schedule(held, q[1])
         notes.append(f"across sizes, {method}: median |rel err| per 400M schedule: "
                      + ", ".join(f"{s} {e:.2%}" for s, e in per.items()))
@@ -621,7 +651,7 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
                      + ", ".join(f"{c} {v:.3g}" for c, v in _medians(result.posterior).items())
                      + "; AR(1) rho " + f"{np.median(result.posterior.draws('rho')):.3f}, sigma "
                      + f"{np.median(result.posterior.draws('sigma')):.4f}")
-    return rows
+    return rows + [loo_choice({o: fitted[o] for o in LOO_PAIRS["cross-size"]}, "across sizes", notes)]
 
 
 def _medians(posterior) -> dict[str, float]:
@@ -691,7 +721,7 @@ def _fmt(df: pd.DataFrame, formats: dict[str, str]) -> pd.DataFrame:
 def goals(table: pd.DataFrame) -> list[str]:
     """One line per bayescale row with bands: which goals it meets."""
     lines = []
-    for _, r in table[table["method"].str.startswith(LAWS) & table["coverage_90"].notna()].iterrows():
+    for _, r in table[table["method"].str.startswith((*LAWS, "PSIS-LOO")) & table["coverage_90"].notna()].iterrows():
         cross = r["split"].startswith("25M+100M")
         checks = [("median error", r["median_err"] <= (0.01 if cross else 0.003)),
                   ("coverage", 0.80 <= r["coverage_90"] <= 0.98)]

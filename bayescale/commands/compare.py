@@ -15,8 +15,11 @@ MODELS = tuple(LAWS)
 
 EPILOG = """\
 examples:
-  # the three law forms on a sweep's curves, 4 chains x 1000 draws each
+  # every law form on a sweep's curves, 4 chains x 1000 draws each
   bayescale compare --runs sweep/runs.csv
+
+  # a ladder of decaying schedules: the schedule law with and without a loss floor
+  bayescale compare --runs runs.csv --models kaplan_schedule,kaplan_schedule_irreducible
 
   # final losses of a public ladder: Kaplan with an irreducible loss against Chinchilla,
   # one group per dataset, quick budgets, posteriors kept
@@ -44,7 +47,7 @@ def model_list(text: str) -> list[str]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="compare law forms (Kaplan, Kaplan + L_inf, Chinchilla) by PSIS-LOO",
+    p = subparsers.add_parser("compare", help="compare law forms (Kaplan, on LR schedules, with L_inf; Chinchilla) by PSIS-LOO",
                               description=__doc__, epilog=EPILOG, formatter_class=FORMATTER)
     add_input_arguments(p)
     p.add_argument("--models", type=model_list, default=list(MODELS), metavar="M1,M2,...",
