@@ -18,7 +18,11 @@ them. Read per checkpoint instead, a curve logged every few steps would count as
 nearly independent facts as it has checkpoints, and its update would be over-confident.
 All three are Gaussian, so the residuals' marginal likelihood
 (:func:`marginal_log_likelihood`) and the deviation's distribution at further points
-given them (:func:`condition`, by Matheron's rule) are exact. :mod:`bayescale.track`
+given them (:func:`condition`, by Matheron's rule) are exact. A conditional draw of the
+deviation ``o + delta`` at the observed points leaves the noise ``r - o - delta`` at each,
+exactly; the noise at further points continues the AR(1) from the last of them
+(:func:`continue_noise`), so the next checkpoints start where the run's noise left off
+and forget it as they move away in log-steps. :mod:`bayescale.track`
 updates a live run's forecast with them, and :mod:`bayescale.law_error` measures the
 law's error on a ladder with the same likelihood.
 """
@@ -45,6 +49,34 @@ def ar1_correlation(positions: np.ndarray, rho: np.ndarray) -> np.ndarray:
     ``u`` (:func:`ar1_positions`), per draw: ``(D, n, n)``."""
     lag = np.abs(np.subtract.outer(positions, positions))
     return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
+
+
+def ar1_step(previous: np.ndarray, rho: np.ndarray, gap: np.ndarray, shock: np.ndarray) -> np.ndarray:
+    """One step of the AR(1) in log-steps: ``a previous + sqrt(1 - a^2) shock`` with
+    ``a = rho^gap`` (``gap`` in AR(1) positions, :func:`ar1_positions`; ``shock`` at the
+    stationary scale). Arrays broadcast: ``rho`` per draw ``(D, 1)``, ``gap`` per point."""
+    a = rho**gap
+    return a * previous + np.sqrt(1.0 - a**2) * shock
+
+
+def continue_noise(last: np.ndarray, last_log_step: float, log_steps: np.ndarray, rho: np.ndarray,
+                   sigma: np.ndarray, nu: float, spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """AR(1) noise ``(D, F)`` at further points of a run, at ascending ``log_steps`` ``(F,)``,
+    whose noise at its last observed point (at ``last_log_step``) is ``last`` ``(D,)``. The
+    innovations are Student-t (``nu``) at scale ``sigma`` (per draw), as in the fit; far
+    from the last observed point, in units of the fit's ``spacing``, the noise is the
+    stationary ``sigma t`` again. Where the fit saw no curve (``spacing`` infinite) the
+    further points are independent of the observed ones."""
+    rho, sigma = np.clip(rho, 0.0, 0.999)[:, None], np.asarray(sigma, float)[:, None]
+    log_steps = np.asarray(log_steps, float)
+    gaps = (np.diff(np.r_[last_log_step, log_steps]) / spacing if np.isfinite(spacing)
+            else np.full(len(log_steps), np.inf))
+    shocks = rng.standard_t(nu, size=(len(last), len(log_steps))) * sigma
+    out, previous = np.empty_like(shocks), np.asarray(last, float)[:, None]
+    for j, gap in enumerate(gaps):
+        previous = ar1_step(previous, rho, gap, shocks[:, j:j + 1])
+        out[:, j:j + 1] = previous
+    return out
 
 
 def law_error_covariance(axes: np.ndarray, log_steps: np.ndarray, length: float) -> np.ndarray:

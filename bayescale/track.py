@@ -42,8 +42,11 @@ the joint posterior of the ladder and the partial run, whose own unknowns are
 integrated out) and resampled;
 each kept draw, every copy of it on its own, gets a deviation drawn from its
 conditional distribution by Matheron's rule (a joint prior draw corrected by
-``C_fo C_oo^-1`` times its misfit to the data), then new evaluation noise (Student-t,
-the fit's ``nu``). Drawn once per draw before the resampling, the copies of a heavy
+``C_fo C_oo^-1`` times its misfit to the data), then evaluation noise that continues
+the AR(1) from the last checkpoint (the noise there is the residual less the drawn
+deviation, exactly; Student-t innovations with the fit's ``nu``:
+:func:`bayescale.deviation.continue_noise`), so the next checkpoints start where the
+run's noise left off and forget it over a few fitted spacings. Drawn once per draw before the resampling, the copies of a heavy
 draw would share one deviation, and a band resting on a few draws would lose the spread
 that the checkpoints leave in the run's own future. ``effective_draws``
 (``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
@@ -59,8 +62,8 @@ the run's own fitted offset, plus the size's part of the law's error it had agai
 ladder, conditioned on its residuals from the joint curve (the refit has seen this size
 only up to the last checkpoint, so the part stays as uncertain beyond it as in the
 reweighting; the joint ranges alone would call the rest of the run interpolation), plus
-the law's error beyond the joint fit's ranges (as in the predictor), plus new
-evaluation noise. ``method="auto"`` (the default) reweights,
+the law's error beyond the joint fit's ranges (as in the predictor), plus evaluation
+noise continued from the last checkpoint, as in the reweighting. ``method="auto"`` (the default) reweights,
 and refits when the reweighting rests on fewer than ``min(MIN_EFFECTIVE_DRAWS, D/10)``
 effective draws; ``method="reweight"`` never refits and warns instead.
 ``tests/test_track.py`` checks that the reweighting agrees with the refit inside the
@@ -84,11 +87,11 @@ import pandas as pd
 from bayescale.curves import CurveData, prepare_curves, transient_mask
 from bayescale.defaults import (CHAIN_METHODS, DEFAULT_MIN_STEP_FRACTION, SAMPLER_DEFAULTS, SAMPLER_SETTINGS,
                                 TRACK_METHODS)
-from bayescale.deviation import (ar1_positions, condition, law_error_covariance, marginal_log_likelihood,
-                                 prior_deviation, thin_checkpoints)
+from bayescale.deviation import (ar1_positions, condition, continue_noise, law_error_covariance,
+                                 marginal_log_likelihood, prior_deviation, thin_checkpoints)
 from bayescale.fit import FitResult, check_settings, fit
 from bayescale.models.law import Law, outside
-from bayescale.models.skeleton import centre_within_sizes, new_run_noise
+from bayescale.models.skeleton import centre_within_sizes
 from bayescale.posterior import Posterior, fitted_points, loss_units
 from bayescale.predict import (band_frame, check_schedule, clip_to_ceiling, fitted_priors, law_error_draws, loss_draws,
                                quantile_bands, scale_draws, schedule_covariates, state_ceiling)
@@ -333,13 +336,9 @@ def track(
     n, D = len(observed), posterior.n_draws
     offset_sd = np.sqrt(tau**2 + kappa**2)
 
-    def new_run(mu_d, scale, deviation):  # loss of the new run per draw: offset and law error, then noise
-        log_loss = mu_d + deviation + rng.standard_t(nu, size=mu_d.shape) * scale[:, None]
-        return clip_to_ceiling(posterior, np.exp(log_loss))
-
     K = law_error_covariance(axes, np.log(steps), float(meta.error_length))
-    prior = prior_deviation(K, offset_sd, rng)
-    ladder = new_run(mu, sigma, prior)
+    prior = prior_deviation(K, offset_sd, rng)  # the ladder alone: offset, law error, then stationary noise
+    ladder = clip_to_ceiling(posterior, np.exp(mu + prior + rng.standard_t(nu, size=mu.shape) * sigma[:, None]))
     used = np.r_[thin_checkpoints(n), np.arange(n, len(steps))]
     m = len(used) - (len(steps) - n)
     residuals = (np.log(curve["loss"].to_numpy(float))[None, :] - mu[:, :n])[:, used[:m]]
@@ -356,7 +355,10 @@ def track(
     else:  # a deviation of its own for every kept copy of a draw
         deviation, shift = condition(residuals[keep], K_used, offset_sd[keep], sigma[keep], rho[keep],
                                      positions, rng)
-        updated = new_run(mu[keep][:, n:], sigma[keep], deviation[:, m:])
+        last = residuals[keep][:, m - 1] - deviation[:, m - 1]  # the noise at the last checkpoint, exactly
+        noise = continue_noise(last, np.log(observed[-1]), np.log(grid), rho[keep], sigma[keep], nu,
+                               fitted_spacing(posterior), rng)
+        updated = clip_to_ceiling(posterior, np.exp(mu[keep][:, n:] + deviation[:, m:] + noise))
         offset = float(np.median(shift))
         if few:
             warnings.warn(f"the update rests on {ess:.0f} effective posterior draws (of {D}): the partial curve "
@@ -389,8 +391,8 @@ def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mappi
     curve's steps, then the grid's): its draws ``(D, P)``, the run's median offset and a
     sentence on the refit. Per draw of the joint posterior: the law's curve plus the run's
     fitted offset, the size's part of the law's error beyond its last checkpoint
-    (:func:`size_error_after`), the law's error beyond the joint fit's ranges, and new
-    evaluation noise."""
+    (:func:`size_error_after`), the law's error beyond the joint fit's ranges, and the
+    evaluation noise's AR(1) continued from the last checkpoint."""
     name = posterior.groups[posterior.group_index(group)]
     n = len(curve)
     data, run = joint_data(posterior, curve, {k: v[:n] for k, v in covariates.items()} if covariates else None, name)
@@ -404,11 +406,12 @@ def _refit_forecast(posterior: Posterior, curve: pd.DataFrame, covariates: Mappi
                                         if covariates else None, name)
     N, B = float(curve["params"].iloc[0]), float(curve["batch_tokens"].iloc[0])
     residuals = np.log(curve["loss"].to_numpy(float)[used])[None, :] - log_mean[:, :m]
-    size_error = size_error_after(posterior, joint, N, np.log(steps), residuals, rng)[:, m:]
+    size_error = size_error_after(posterior, joint, N, np.log(steps), residuals, rng)
     error = law_error_draws(joint, joint.law.distance(joint.meta.ranges, N, B, grid), rng)
-    noise = new_run_noise(rng, np.zeros(joint.n_draws), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
-                          len(grid))
-    draws = np.exp(log_mean[:, m:] + size_error + error + noise)
+    noise = continue_noise(residuals[:, m - 1] - size_error[:, m - 1], np.log(steps[m - 1]), np.log(grid),
+                           scale_draws(joint, "rho"), scale_draws(joint, "sigma"), fitted_priors(joint).nu,
+                           fitted_spacing(joint), rng)
+    draws = np.exp(log_mean[:, m:] + size_error[:, m:] + error + noise)
     options = joint.meta.settings
     verdict = result.diagnostics.format().splitlines()[0]
     return clip_to_ceiling(posterior, draws), float(np.median(offsets)), (

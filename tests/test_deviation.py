@@ -1,9 +1,12 @@
 """A run's Gaussian deviation from the law's curve: the AR(1) noise is read in log-steps, so
-how densely a run logs its checkpoints does not change how much they say."""
+how densely a run logs its checkpoints does not change how much they say, and it continues
+past the last checkpoint from where the run's noise left off."""
 
 import numpy as np
 
-from bayescale.deviation import ar1_correlation, ar1_positions, observed_covariance
+import pytest
+
+from bayescale.deviation import ar1_correlation, ar1_positions, continue_noise, observed_covariance
 
 
 def test_correlation_falls_with_the_log_step_distance_in_fitted_spacings():
@@ -37,3 +40,19 @@ def test_denser_checkpoints_add_little_about_the_level():
     assert abs(dense - limit) < 0.05 * limit
     per_checkpoint = _level_information(np.arange(256.0), 1.0, rho)
     assert per_checkpoint > 10 * dense
+
+
+def test_noise_continues_from_the_last_checkpoint_and_forgets_it_in_fitted_spacings():
+    """At the last checkpoint's own step the noise is the observed one; one and three fitted
+    spacings later its regression on the last noise is rho and rho^3 (Student-t innovations
+    leave the linear AR(1) as it is); with no fitted curve the further points are independent."""
+    rng, D, spacing, rho, sigma = np.random.default_rng(0), 40_000, 0.25, 0.8, 0.02
+    last = rng.standard_normal(D) * sigma
+    log_steps = np.log(1000.0) + np.array([0.0, spacing, 3 * spacing, 40 * spacing])
+    e = continue_noise(last, np.log(1000.0), log_steps, np.full(D, rho), np.full(D, sigma), 30.0, spacing, rng)
+    np.testing.assert_array_equal(e[:, 0], last)
+    slopes = [np.polyfit(last, e[:, j], 1)[0] for j in (1, 2, 3)]
+    assert slopes == pytest.approx([rho, rho**3, 0.0], abs=0.02)
+    assert e[:, 3].std() == pytest.approx(sigma * np.sqrt(30 / 28), rel=0.03)  # stationary Student-t spread
+    apart = continue_noise(last, np.log(1000.0), log_steps, np.full(D, rho), np.full(D, sigma), 30.0, np.inf, rng)
+    assert abs(np.corrcoef(last, apart[:, 0])[0, 1]) < 0.02

@@ -12,6 +12,8 @@ from bayescale.diagnostics import ConvergenceWarning
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from bayescale.track import TrackWarning, joint_data, size_error_after, track
 
+from .conftest import with_rho
+
 N, B, T = 1e5, 1024.0, 3000
 #: A refit's NUTS budget in the tests: enough for the medians and wide bands, never for the
 #: convergence gate (200 draws, ESS < 400), so every refit on it warns.
@@ -35,6 +37,25 @@ def test_a_shifted_run_raises_the_alarm_and_the_update_follows_it(small_posterio
     assert final["lower"] <= truth <= final["upper"]
     assert df.attrs["p_target_before"] > 0.5 > df.attrs["p_target_after"]  # the update takes the hope away
     assert list(df.columns[:4]) == ["step", "median", "lower", "upper"] and df["step"].iloc[0] <= 600
+
+
+def test_the_update_starts_at_the_last_checkpoint_and_its_noise_carries_on(small_posterior):
+    """The forecast at the last checkpoint's own step is the loss logged there. A run on the
+    law whose last three checkpoints drift 0.3% high stays high at the next step under the
+    fit's correlated noise (rho about 0.6 per fitted spacing, 0.95 over the step to the
+    next grid point), while with independent noise (rho 0) only the run's level (its
+    offset) keeps a share of the drift."""
+    live = simulate_runs(EXAMPLE_CONSTANTS, [N], [B], final_step=T, points=40, seed=7, noise=0.0, run_sd=0.0)
+    live = live[live["step"] <= 600].assign(run="live").reset_index(drop=True)
+    live.loc[live.index[-3:], "loss"] *= [1.0015, 1.0025, 1.003]
+    last, after = live["loss"].iloc[-1], {}
+    for name, posterior in (("fitted", small_posterior), ("independent", with_rho(small_posterior, 0.0))):
+        df = track(posterior, live, T, method="reweight")
+        first = df.iloc[0]
+        assert first["step"] == live["step"].iloc[-1]
+        assert first["median"] == pytest.approx(last, rel=1e-6) and first["upper"] - first["lower"] < 1e-5 * last
+        after[name] = df["median"].iloc[1] / last
+    assert after["fitted"] > after["independent"] + 0.001
 
 
 def test_track_is_public():
