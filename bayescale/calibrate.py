@@ -60,10 +60,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayescale.curves import transient_mask
-from bayescale.defaults import COVERAGE_RANGE, DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
+from bayescale.defaults import DEFAULT_LEVELS, RANGE_FACTOR, REPLICATES, SCALE_FACTOR
 from bayescale.posterior import Posterior, loss_units
-from bayescale.predict import level_percent, loss_draws, point_chunks, quantile_bands
-from bayescale.replicates import format_range, replicate_batches, replicate_fractions
+from bayescale.predict import level_percent, loss_draws, quantile_bands, row_chunks
+from bayescale.replicates import fraction_range, format_range, replicate_batches, replicate_fractions, replicate_split
 from bayescale.runs import vocab_size_of
 from bayescale.schedules import table_features
 
@@ -231,7 +231,7 @@ def _summaries(points: pd.DataFrame, levels: Sequence[float],
     for name, part in parts:
         n = len(part)
         for level in levels:
-            low, high = np.quantile(fractions[name, level], COVERAGE_RANGE)
+            low, high = fraction_range(fractions[name, level])
             coverage.append({"bin": name, "nominal": level,
                              "coverage": float(part[f"covered_{level_percent(level)}"].mean()),
                              "expected_low": float(low), "expected_high": float(high), "n": n})
@@ -283,8 +283,8 @@ def calibrate(
     # in pieces, so that memory stays flat as the table grows; each piece draws its own law
     # error and new-run offset, which leaves every point's marginal distribution as it is
     pieces = [(g, piece, rows) for g in pd.unique(groups)
-              for piece, rows in enumerate(point_chunks(np.flatnonzero(groups == g), posterior.n_draws))]
-    batches = len(point_chunks(np.arange(min(replicates, posterior.n_draws)), len(table)))  # as replicate_batches
+              for piece, rows in enumerate(row_chunks(np.flatnonzero(groups == g), posterior.n_draws))]
+    batches = len(replicate_split(posterior, replicates, len(table)))
     bar = tqdm(total=len(pieces) + batches, desc="calibrate", unit="piece", disable=not progress)
     columns: dict[str, np.ndarray] = {}
     for g, piece, rows in pieces:

@@ -60,7 +60,7 @@ REPLICATES = 400
 COVERAGE_RANGE = (0.05, 0.95)
 #: Most draws x points that one :func:`bayescale.predict.loss_draws` call of ``calibrate`` and
 #: :mod:`bayescale.replicates` holds (about 34 MB per float64 array): longer tables are scored
-#: in pieces (:func:`bayescale.predict.point_chunks`), so their memory stays flat as they grow.
+#: in pieces (:func:`bayescale.predict.row_chunks`), so their memory stays flat as they grow.
 MAX_DRAW_POINTS = 2**22
 
 #: Pareto shape above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2024).

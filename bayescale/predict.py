@@ -374,10 +374,12 @@ def loss_draws(
     return clip_to_ceiling(posterior, np.exp(log_L))
 
 
-def point_chunks(rows: np.ndarray, draws: int, limit: int = MAX_DRAW_POINTS) -> list[np.ndarray]:
-    """``rows`` in consecutive pieces of at most ``limit // draws`` points (at least one), so that
-    :func:`loss_draws` on a piece holds at most ``limit`` draws x points."""
-    size = max(1, limit // max(int(draws), 1))
+def row_chunks(rows: np.ndarray, width: int, limit: int = MAX_DRAW_POINTS) -> list[np.ndarray]:
+    """``rows`` in consecutive pieces of at most ``limit // width`` rows (at least one), so that a
+    piece of rows ``width`` values wide holds at most ``limit`` values: points of
+    :func:`loss_draws` with ``width`` draws each, or replicates of ``width`` points
+    (:mod:`bayescale.replicates`)."""
+    size = max(1, limit // max(int(width), 1))
     return [rows[i:i + size] for i in range(0, len(rows), size)]
 
 

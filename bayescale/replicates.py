@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale.defaults import COVERAGE_RANGE, MAX_DRAW_POINTS, REPLICATES
+from bayescale.deviation import ar1_step
 from bayescale.posterior import Posterior
-from bayescale.predict import (clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, point_chunks,
-                               scale_draws)
+from bayescale.predict import clip_to_ceiling, fitted_priors, law_error_draws, loss_draws, row_chunks, scale_draws
 from bayescale.residuals import fitted_spacing, residual_model
 
 
@@ -62,11 +62,20 @@ def ar1_noise(rho: np.ndarray, sigma: np.ndarray, nu: float, curve: np.ndarray, 
         if k == 0:
             e[:, at] = shocks[:, at]
             continue
-        a = rho[:, None] ** np.maximum(gap[at], 1e-12)[None, :]
-        e[:, at] = a * e[:, at - 1] + np.sqrt(1.0 - a**2) * shocks[:, at]
+        e[:, at] = ar1_step(e[:, at - 1], rho[:, None], np.maximum(gap[at], 1e-12)[None, :], shocks[:, at])
     out = np.empty_like(e)
     out[:, order] = e
     return out
+
+
+def replicate_split(posterior: Posterior, replicates: int, points: int,
+                    limit: int = MAX_DRAW_POINTS) -> list[np.ndarray]:
+    """The positions of the replicates of a table of ``points`` points (one posterior draw each,
+    so at most the posterior's draws), in batches of at most ``limit`` replicates x points
+    (at least one replicate): how :func:`replicate_batches` splits them."""
+    if replicates < 1:
+        raise ValueError(f"replicates={replicates} must be at least 1")
+    return row_chunks(np.arange(min(replicates, posterior.n_draws)), points, limit)
 
 
 def replicate_batches(posterior: Posterior, table: pd.DataFrame, groups: np.ndarray,
@@ -75,10 +84,9 @@ def replicate_batches(posterior: Posterior, table: pd.DataFrame, groups: np.ndar
     """:func:`replicate_losses` a batch of replicates at a time, each of at most ``limit``
     replicates x points (at least one replicate), so that a long table is replicated in
     bounded memory. The batches together are :func:`replicate_losses`' rows, in order."""
-    if replicates < 1:
-        raise ValueError(f"replicates={replicates} must be at least 1")
+    batches = replicate_split(posterior, replicates, len(table), limit)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(posterior.n_draws, size=min(replicates, posterior.n_draws), replace=False)
+    pick = rng.choice(posterior.n_draws, size=sum(map(len, batches)), replace=False)
     N, B, S = (table[c].to_numpy(float) for c in ("params", "batch_tokens", "step"))
     groups = np.asarray(groups)
     # per replicate: the law error's z (times each point's distance), the runs' offsets, the AR(1)'s scales
@@ -90,11 +98,11 @@ def replicate_batches(posterior: Posterior, table: pd.DataFrame, groups: np.ndar
     # a fit of final losses (one point per run) never saw a correlation along a run
     rho = scale_draws(posterior, "rho")[pick] if residual_model(posterior) != "none" else np.zeros(len(pick))
     sigma, nu, spacing = scale_draws(posterior, "sigma")[pick], fitted_priors(posterior).nu, fitted_spacing(posterior)
-    for batch in point_chunks(np.arange(len(pick)), len(table), limit):  # replicates, limit // points at a time
+    for batch in batches:
         draws = posterior.with_draws(pick[batch])
         log_L = np.empty((len(batch), len(table)))
         for g in pd.unique(groups):
-            for rows in point_chunks(np.flatnonzero(groups == g), len(batch), limit):
+            for rows in row_chunks(np.flatnonzero(groups == g), len(batch), limit):
                 extra = None if covariates is None else {k: np.asarray(v, float)[rows] for k, v in covariates.items()}
                 log_L[:, rows] = np.log(loss_draws(draws, N[rows], B[rows], S[rows], mode="mean", group=str(g),
                                                    covariates=extra))
@@ -139,5 +147,11 @@ def coverage_range(replicates: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                    quantiles: tuple[float, float] = COVERAGE_RANGE) -> tuple[float, float]:
     """The ``quantiles`` (default 5% and 95%) of :func:`replicate_coverage`: the range of
     coverage a calibrated forecast shows on these points."""
-    lo, hi = np.quantile(replicate_coverage(replicates, lower, upper), quantiles)
+    return fraction_range(replicate_coverage(replicates, lower, upper), quantiles)
+
+
+def fraction_range(fractions: np.ndarray, quantiles: tuple[float, float] = COVERAGE_RANGE) -> tuple[float, float]:
+    """The ``quantiles`` (default 5% and 95%) of per-replicate coverage fractions
+    (:func:`replicate_coverage`, :func:`replicate_fractions`)."""
+    lo, hi = np.quantile(fractions, quantiles)
     return float(lo), float(hi)

@@ -15,7 +15,7 @@ from scipy.stats import norm
 from bayescale.calibrate import Calibration, calibrate, crps_sample, distance_bin, interval_score, pit
 from bayescale.cli import main
 from bayescale.posterior import Posterior
-from bayescale.predict import loss_draws, point_chunks
+from bayescale.predict import loss_draws, row_chunks
 from bayescale.runs import validate_runs
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -98,20 +98,20 @@ def test_shifted_runs_lose_coverage_and_pile_pit_at_one(small_posterior, realize
     assert "90% intervals: coverage" in result.verdicts()[2] and "lies below the range" in result.verdicts()[2]
 
 
-def test_point_chunks_cover_every_row_once_within_the_limit():
+def test_row_chunks_cover_every_row_once_within_the_limit():
     rows = np.arange(10, 33)
-    pieces = point_chunks(rows, draws=100, limit=700)
+    pieces = row_chunks(rows, width=100, limit=700)
     assert [len(p) for p in pieces] == [7, 7, 7, 2]
     assert np.array_equal(np.concatenate(pieces), rows)
-    assert [len(p) for p in point_chunks(rows, draws=10_000, limit=700)] == [1] * len(rows)
+    assert [len(p) for p in row_chunks(rows, width=10_000, limit=700)] == [1] * len(rows)
 
 
 def test_scores_in_pieces_match_one_piece(small_posterior, realized, honest, monkeypatch):
     """Scoring a table a few points at a time (as long tables are) changes only the Monte Carlo
     noise of each point's scores, and with them the bands the replicates are counted in."""
-    few = functools.partial(point_chunks, limit=7 * small_posterior.n_draws)
+    few = functools.partial(row_chunks, limit=7 * small_posterior.n_draws)
     # the module, not the package's function of the same name
-    monkeypatch.setattr(importlib.import_module("bayescale.calibrate"), "point_chunks", few)
+    monkeypatch.setattr(importlib.import_module("bayescale.calibrate"), "row_chunks", few)
     pieces = calibrate(small_posterior, realized, levels=LEVELS)
     assert np.abs(pieces.points["pit"] - honest.points["pit"]).max() < 0.1
     assert np.allclose(pieces.points["median"], honest.points["median"], rtol=0.01)
