@@ -1,14 +1,29 @@
-"""Shared fixtures: CPU only, fixed seeds, and one small fitted posterior per session; helpers
-that build posteriors with a given ``rho`` or with their points relabelled as other curves."""
+"""Shared fixtures: CPU only, fixed seeds, a compilation cache for the session and one small
+fitted posterior per session; helpers that build posteriors with a given ``rho`` or with
+their points relabelled as other curves."""
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
+import os
+import shutil
+import tempfile
 
-import numpy as np
-import numpyro
-import pytest
+# The suite fits the same small tables many times, here and in the subprocesses some
+# tests start, and most of a small fit's time is XLA compiling the same programs again.
+# JAX's persistent compilation cache, in a folder that lives as long as the session,
+# compiles each of them once. Set before JAX is imported, which reads it then.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _COMPILATION_CACHE = tempfile.mkdtemp(prefix="bayescale-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_COMPILATION_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import pytest  # noqa: E402
 
 from bayescale.cores import use_cpu_cores
 from bayescale.fit import fit
@@ -45,6 +60,17 @@ def small_runs():
 def small_fit(small_runs):
     """One quick fit of ``small_runs`` shared by every test that needs a posterior."""
     return fit(small_runs, chains=2, warmup=300, draws=700, seed=0, progress=False, warn=False)
+
+
+@pytest.fixture(scope="session")
+def fits_over_seeds():
+    """Fits of three more synthetic sweeps like ``small_runs`` (seeds 1-3), shared by the slow
+    statistical checks over datasets: ``[(seed, FitResult), ...]``."""
+    fits = []
+    for seed in (1, 2, 3):
+        runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=seed)
+        fits.append((seed, fit(runs, chains=2, warmup=500, draws=700, seed=seed, progress=False, warn=False)))
+    return fits
 
 
 @pytest.fixture(scope="session")
