@@ -12,7 +12,7 @@ from bayescale import Posterior, PosteriorFileError, fit
 from bayescale.posterior import META_ATTR, loss_units
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 
-from .conftest import BATCHES, SIZES, assert_sampler_sane
+from .conftest import BATCHES, assert_sampler_sane
 
 TRUTH = {"N_c": np.exp(EXAMPLE_CONSTANTS.log_N_c), "alpha_N": EXAMPLE_CONSTANTS.alpha_N,
          "S_c": np.exp(EXAMPLE_CONSTANTS.log_S_c), "alpha_S": EXAMPLE_CONSTANTS.alpha_S,
@@ -48,12 +48,10 @@ def test_irreducible_variant_recovers_a_loss_floor():
 
 
 @pytest.mark.slow
-def test_interval_coverage_rate_over_seeds():
+def test_interval_coverage_rate_over_seeds(fits_over_seeds):
     """Across seeds, the fraction of constants inside their 90% intervals is near 0.9."""
     hits = []
-    for seed in (1, 2, 3):
-        runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=seed)
-        result = fit(runs, chains=2, warmup=500, draws=700, seed=seed, progress=False, warn=False)
+    for _, result in fits_over_seeds:
         assert_sampler_sane(result.diagnostics)
         hits += list(_inside(result.posterior, 0.9).values())
     # 18 Bernoulli(0.9) trials: P(fewer than 13 hits) is about 3%
