@@ -34,6 +34,9 @@ import numpy as np
 #: Most checkpoints an update conditions on (spread evenly; consecutive checkpoints
 #: are strongly correlated, so more add little and cost cubically).
 MAX_UPDATE_POINTS = 64
+#: Largest AR(1) correlation used per fitted spacing: at 1 the noise would never forget a
+#: checkpoint, and its covariance would be singular.
+MAX_RHO = 0.999
 
 
 def ar1_positions(log_steps: np.ndarray, spacing: float) -> np.ndarray:
@@ -48,7 +51,7 @@ def ar1_correlation(positions: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """Unit-variance AR(1) correlation ``rho^|u_i - u_j|`` of checkpoints at ``positions``
     ``u`` (:func:`ar1_positions`), per draw: ``(D, n, n)``."""
     lag = np.abs(np.subtract.outer(positions, positions))
-    return np.clip(rho, 0.0, 0.999)[:, None, None] ** lag[None]
+    return np.clip(rho, 0.0, MAX_RHO)[:, None, None] ** lag[None]
 
 
 def ar1_step(previous: np.ndarray, rho: np.ndarray, gap: np.ndarray, shock: np.ndarray) -> np.ndarray:
@@ -67,7 +70,7 @@ def continue_noise(last: np.ndarray, last_log_step: float, log_steps: np.ndarray
     from the last observed point, in units of the fit's ``spacing``, the noise is the
     stationary ``sigma t`` again. Where the fit saw no curve (``spacing`` infinite) the
     further points are independent of the observed ones."""
-    rho, sigma = np.clip(rho, 0.0, 0.999)[:, None], np.asarray(sigma, float)[:, None]
+    rho, sigma = np.clip(rho, 0.0, MAX_RHO)[:, None], np.asarray(sigma, float)[:, None]
     log_steps = np.asarray(log_steps, float)
     gaps = (np.diff(np.r_[last_log_step, log_steps]) / spacing if np.isfinite(spacing)
             else np.full(len(log_steps), np.inf))
