@@ -36,8 +36,11 @@ Per case and forecast (updated by reweighting, by refit, by auto; the ladder alo
 ``ladder_median``; the single-curve baseline): median |relative error| of the forecast
 median of the final loss; the share of the realized checkpoints after the observed
 part inside the 90% band (``track`` is called with ``--grid`` log-spaced points and
-the band interpolated linearly in log-step to the exact checkpoint steps); the median
-relative 90% width at the final step. Also the median ``effective_draws`` of the
+the band interpolated linearly in log-step to the exact checkpoint steps); the same two
+on the *next* checkpoints only, those in the run's following 10% of steps
+(:data:`NEXT_SHARE`; the error there is each run's mean |relative error| of the median,
+then the median over runs), where the run's own latest departure from the law, carried
+on by the noise's AR(1), matters most; the median relative 90% width at the final step. Also the median ``effective_draws`` of the
 reweighting, the refits' wall time and convergence verdicts, and the runs whose alarm
 fired. Baseline: a saturating power law
 ``L(S) = E + A S^-alpha`` fitted by least squares (``scipy.optimize.curve_fit``) to the
@@ -91,6 +94,8 @@ LUO_BATCH = 2.0**19
 PARTS = ("gemstones", "multipower")
 #: The forecasts scored per case, in the order of the tables.
 FORECASTS = ("reweight", "refit", "auto", "ladder", "single-curve")
+#: The share of a run's steps, after its observed part, whose checkpoints are scored as "next".
+NEXT_SHARE = 0.1
 
 
 def power_law(S, E, A, alpha):
@@ -136,16 +141,30 @@ def tracked(post, partial: pd.DataFrame, final_step: float, schedule, args, meth
                 "seconds": time.perf_counter() - start}
 
 
-def band_scores(df: pd.DataFrame, prefix: str, rest: pd.DataFrame, truth_final: float) -> dict:
-    """Final-loss error, 90% coverage of the ``rest`` of the run and relative 90% width at the end
-    of the band ``{prefix}median, {prefix}lower, {prefix}upper`` of a ``track`` result."""
-    grid, at = np.log(df["step"].to_numpy(float)), np.log(rest["step"].to_numpy(float))
+def next_checkpoints(rest: pd.DataFrame, final_step: float) -> np.ndarray:
+    """Which of the ``rest`` of a run's checkpoints lie in its next :data:`NEXT_SHARE` of steps."""
+    steps = rest["step"].to_numpy(float)
+    return steps <= steps[0] + NEXT_SHARE * final_step
+
+
+def scores_at(median: np.ndarray, lower: np.ndarray, upper: np.ndarray, rest: pd.DataFrame,
+              truth_final: float, final_step: float) -> dict:
+    """A forecast's scores at the ``rest`` of a run's checkpoints (``median``, ``lower``, ``upper``
+    there): final-loss error, 90% coverage of all of them, mean |relative error| and 90% coverage
+    of the next ones (:func:`next_checkpoints`), relative 90% width at the end."""
     truth = rest["loss"].to_numpy(float)
-    lower, upper = np.interp(at, grid, df[f"{prefix}lower"]), np.interp(at, grid, df[f"{prefix}upper"])
-    last = df.iloc[-1]
-    return {"err": abs(last[f"{prefix}median"] / truth_final - 1), "in90": (truth >= lower) & (truth <= upper),
-            "width": (last[f"{prefix}upper"] - last[f"{prefix}lower"]) / last[f"{prefix}median"],
-            "final": last[f"{prefix}median"]}
+    inside, near = (truth >= lower) & (truth <= upper), next_checkpoints(rest, final_step)
+    return {"err": abs(median[-1] / truth_final - 1), "in90": inside, "final": median[-1],
+            "next_err": float(np.mean(np.abs(median[near] / truth[near] - 1))), "next_in90": inside[near],
+            "width": (upper[-1] - lower[-1]) / median[-1]}
+
+
+def band_scores(df: pd.DataFrame, prefix: str, rest: pd.DataFrame, truth_final: float, final_step: float) -> dict:
+    """:func:`scores_at` of the band ``{prefix}median, {prefix}lower, {prefix}upper`` of a ``track``
+    result, interpolated linearly in log-step to the ``rest`` of the run's checkpoints."""
+    grid, at = np.log(df["step"].to_numpy(float)), np.log(rest["step"].to_numpy(float))
+    median, lower, upper = (np.interp(at, grid, df[f"{prefix}{name}"]) for name in ("median", "lower", "upper"))
+    return scores_at(median, lower, upper, rest, truth_final, final_step)
 
 
 def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: str) -> dict:
@@ -159,9 +178,9 @@ def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: 
     refitted, refitting = tracked(post, partial, final_step, schedule, args, "refit")
     assert reweighted["step"].iloc[-1] == final_step
     few = too_few_draws(reweighted.attrs["effective_draws"], post.n_draws)
-    scores = {"reweight": band_scores(reweighted, "", rest, truth_final),
-              "refit": band_scores(refitted, "", rest, truth_final),
-              "ladder": band_scores(reweighted, "ladder_", rest, truth_final)}
+    scores = {"reweight": band_scores(reweighted, "", rest, truth_final, final_step),
+              "refit": band_scores(refitted, "", rest, truth_final, final_step),
+              "ladder": band_scores(reweighted, "ladder_", rest, truth_final, final_step)}
     scores["auto"] = scores["refit" if few else "reweight"]
     # the single-curve baseline sees the same points as track (past the fit's transient rule)
     settings = post.meta.settings
@@ -170,10 +189,7 @@ def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: 
     seen = partial.loc[keep]
     at = rest["step"].to_numpy(float)
     b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float), at, args.seed)
-    truth = rest["loss"].to_numpy(float)
-    scores["single-curve"] = {"err": abs(b_med[-1] / truth_final - 1), "final": b_med[-1],
-                              "in90": (truth >= b_band[0]) & (truth <= b_band[1]),
-                              "width": (b_band[1, -1] - b_band[0, -1]) / b_med[-1]}
+    scores["single-curve"] = scores_at(b_med, b_band[0], b_band[1], rest, truth_final, final_step)
     return {"benchmark": label, "run": run["run"].iloc[0], "fraction": fraction, "observed": len(partial),
             "remaining": len(rest), "truth_final": truth_final, "scores": scores,
             "effective_draws": reweighted.attrs["effective_draws"], "few_draws": few,
@@ -192,6 +208,8 @@ def summarize(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
             rows.append({"benchmark": label, "observed": f"{fraction:.0%}", "forecast": name, "runs": len(part),
                          "err final (median)": f"{np.median([s['err'] for s in scored]):.2%}",
                          "in 90% (rest)": f"{inside.mean():.0%}", "checkpoints": len(inside),
+                         f"err next {NEXT_SHARE:.0%} (median)": f"{np.median([s['next_err'] for s in scored]):.2%}",
+                         f"in 90% next {NEXT_SHARE:.0%}": f"{np.concatenate([s['next_in90'] for s in scored]).mean():.0%}",
                          "90% width at end (median)": f"{np.median([s['width'] for s in scored]):.1%}"})
         about.append({"benchmark": label, "observed": f"{fraction:.0%}", "runs": len(part),
                       "ESS (median)": f"{part['effective_draws'].median():.0f}",
@@ -336,7 +354,9 @@ def main() -> None:
         f"too few effective draws, else the reweighting). Errors: median |relative error| of the final loss's "
         f"forecast median over runs; in 90%: share of the realized checkpoints after the observed part inside the "
         f"90% band (pooled over runs; track on {args.grid} log-spaced points, band interpolated linearly in "
-        f"log-step); widths: median relative 90% width at the final step. Single-curve: E + A S^-alpha by "
+        f"log-step); next {NEXT_SHARE:.0%}: the same on the checkpoints in the run's next {NEXT_SHARE:.0%} of steps "
+        f"after the observed part (error: each run's mean |relative error| of the median there, median over "
+        f"runs); widths: median relative 90% width at the final step. Single-curve: E + A S^-alpha by "
         f"curve_fit on the observed points, band from the fit covariance plus residual scatter. Whole benchmark: "
         f"{total:.0f} s.\n",
         markdown_table(table),
