@@ -17,6 +17,11 @@ CONSTRAINTS ?= constraints.txt
 PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 # Demo options, e.g. `make demo DEMO_ARGS="--seed 1 --strict"`.
 DEMO_ARGS ?=
+# Test processes (pytest-xdist). Most of a small fit's time is XLA compiling, on one core,
+# so two processes keep both cores of a 2-core machine busy; whole test files go to one
+# process, so that a module's shared fits run once. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Public run data for the accuracy benchmarks (not part of the project; see README).
 DATA   ?= ../shared/data
@@ -40,10 +45,10 @@ demo: $(VENV)/.core
 	$(BIN)/bayescale demo --out demo-output $(DEMO_ARGS)
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/fit_speed.py

@@ -1,5 +1,5 @@
 """Shared fixtures: CPU only, fixed seeds, a compilation cache for the session and one small
-fitted posterior per session; helpers that build posteriors with a given ``rho`` or with
+fitted posterior per test process; helpers that build posteriors with a given ``rho`` or with
 their points relabelled as other curves."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import os
 import shutil
 import tempfile
 
-# The suite fits the same small tables many times, here and in the subprocesses some
-# tests start, and most of a small fit's time is XLA compiling the same programs again.
-# JAX's persistent compilation cache, in a folder that lives as long as the session,
-# compiles each of them once. Set before JAX is imported, which reads it then.
+# The suite fits the same small tables many times, in each test process (``make test``
+# runs two, pytest-xdist) and in the subprocesses some tests start, and most of a small
+# fit's time is XLA compiling the same programs again. JAX's persistent compilation
+# cache, in a folder that lives as long as the session and that the worker processes
+# inherit, compiles each of them once. Set before JAX is imported, which reads it then.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _COMPILATION_CACHE = tempfile.mkdtemp(prefix="bayescale-tests-jax-cache-")
     atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
@@ -60,17 +61,6 @@ def small_runs():
 def small_fit(small_runs):
     """One quick fit of ``small_runs`` shared by every test that needs a posterior."""
     return fit(small_runs, chains=2, warmup=300, draws=700, seed=0, progress=False, warn=False)
-
-
-@pytest.fixture(scope="session")
-def fits_over_seeds():
-    """Fits of three more synthetic sweeps like ``small_runs`` (seeds 1-3), shared by the slow
-    statistical checks over datasets: ``[(seed, FitResult), ...]``."""
-    fits = []
-    for seed in (1, 2, 3):
-        runs = simulate_runs(EXAMPLE_CONSTANTS, sizes=SIZES, batches=BATCHES, final_step=3000, points=30, seed=seed)
-        fits.append((seed, fit(runs, chains=2, warmup=500, draws=700, seed=seed, progress=False, warn=False)))
-    return fits
 
 
 @pytest.fixture(scope="session")
