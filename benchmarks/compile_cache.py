@@ -1,0 +1,97 @@
+"""How much of a fit is compiling, and what JAX's persistent compilation cache saves on a refit.
+
+A small fit spends most of its wall time in XLA compiling the sampler, the starting-point
+search and the pointwise log-likelihood, not sampling. JAX can keep compiled programs on
+disk (``JAX_COMPILATION_CACHE_DIR``); bayescale leaves that setting to the user. This
+script fits the bundled sweep with ``bayescale fit`` in a fresh process per fit, under
+four conditions, alternating them ``--repeats`` times so that a burst of load on a shared
+machine hits all alike:
+
+- ``no cache``: the setting unset, as installed;
+- ``cold cache``: an empty cache folder (compiles and writes the programs);
+- ``warm cache, same fit``: the same command again with that folder;
+- ``warm cache, other seed``: the same runs and settings with another ``--seed``.
+
+The fitted runs are compiled into the programs as constants, so a cache serves a refit
+of the same table (another seed, a rerun, ``compare`` then ``fit``), not a fit of other
+runs. Prints the median, fastest and slowest wall time of each condition and the median
+ratio to ``no cache`` (each repeat's ratio, then the median), and appends the table to
+benchmarks/RESULTS.md.
+
+Run: ``python benchmarks/compile_cache.py [--repeats 3] [--chains 2 --warmup 300 --draws 300]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from common import add_append_option, add_sampler_options, markdown_table, publish
+
+from bayescale.environment import conditions
+
+RUNS = Path(__file__).resolve().parent.parent / "bayescale" / "data" / "sweep_runs.csv"
+CONDITIONS = ("no cache", "cold cache", "warm cache, same fit", "warm cache, other seed")
+
+
+def fit_seconds(args: argparse.Namespace, out: Path, cache: Path | None, seed: int) -> float:
+    """Wall time of one ``bayescale fit`` of the bundled runs in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    if cache is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    command = [sys.executable, "-m", "bayescale.cli", "fit", "--runs", str(RUNS), "--out", str(out),
+               "--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
+               "--seed", str(seed), "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_sampler_options(ap, chains=2, warmup=300, draws=300)
+    ap.add_argument("--repeats", type=int, default=3, help="fits per condition (default: 3)")
+    add_append_option(ap)
+    args = ap.parse_args()
+    seconds: dict[str, list[float]] = {name: [] for name in CONDITIONS}
+    with tempfile.TemporaryDirectory(prefix="bayescale-compile-cache-") as tmp:
+        for repeat in range(args.repeats):
+            cache = Path(tmp) / f"cache{repeat}"
+            shutil.rmtree(cache, ignore_errors=True)
+            out = Path(tmp) / "p.nc"
+            seconds["no cache"].append(fit_seconds(args, out, None, args.seed))
+            seconds["cold cache"].append(fit_seconds(args, out, cache, args.seed))
+            seconds["warm cache, same fit"].append(fit_seconds(args, out, cache, args.seed))
+            seconds["warm cache, other seed"].append(fit_seconds(args, out, cache, args.seed + 1))
+            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()),
+                  file=sys.stderr)
+    base = seconds["no cache"]
+    table = pd.DataFrame([{
+        "condition": name, "median s": f"{statistics.median(v):.1f}", "fastest s": f"{min(v):.1f}",
+        "slowest s": f"{max(v):.1f}",
+        "median ratio to no cache": f"{statistics.median(x / b for x, b in zip(v, base)):.2f}",
+    } for name, v in seconds.items()])
+    runs = pd.read_csv(RUNS)
+    text = "\n".join([
+        f"\n## compile_cache — JAX's persistent compilation cache on a refit — {dt.date.today().isoformat()}\n",
+        f"Machine: {conditions()}. `bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, "
+        f"{len(runs)} rows; the law and transient cut by default) with NUTS {args.chains} chains x {args.draws} "
+        f"draws ({args.warmup} warmup), each fit in a fresh process timed from start to exit, the four "
+        f"conditions alternated {args.repeats} times; the cache with JAX's default thresholds, a new folder "
+        f"per repeat.\n",
+        markdown_table(table),
+    ])
+    publish(text, args)
+
+
+if __name__ == "__main__":
+    main()
