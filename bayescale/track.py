@@ -47,8 +47,9 @@ the AR(1) from the last checkpoint (the noise there is the residual less the dra
 deviation, exactly; Student-t innovations with the fit's ``nu``:
 :func:`bayescale.deviation.continue_noise`), so the next checkpoints start where the
 run's noise left off and forget it over a few fitted spacings. Drawn once per draw
-before the resampling, the copies of a heavy draw would share one deviation, and a band resting on a few draws would lose the spread
-that the checkpoints leave in the run's own future. ``effective_draws``
+before the resampling, the copies of a heavy draw would share one deviation, and a band
+resting on a few draws would lose the spread that the checkpoints leave in the run's
+own future. ``effective_draws``
 (``(sum w)^2 / sum w^2``) says how many draws carry the update; with few (under
 :data:`MIN_EFFECTIVE_DRAWS`, or a tenth of the draws) the partial curve disagrees with
 most of the ladder's posterior, and the joint refit below is the safer answer.
@@ -64,8 +65,9 @@ only up to the last checkpoint, so the part stays as uncertain beyond it as in t
 reweighting; the joint ranges alone would call the rest of the run interpolation), plus
 the law's error beyond the joint fit's ranges (as in the predictor), plus evaluation
 noise continued from the last checkpoint, as in the reweighting. ``method="auto"`` (the
-default) reweights, and refits when the reweighting rests on fewer than ``min(MIN_EFFECTIVE_DRAWS, D/10)``
-effective draws; ``method="reweight"`` never refits and warns instead.
+default) reweights, and refits when the reweighting rests on fewer than
+``min(MIN_EFFECTIVE_DRAWS, D/10)`` effective draws; ``method="reweight"`` never refits
+and warns instead.
 ``tests/test_track.py`` checks that the reweighting agrees with the refit inside the
 fitted ranges, where the law's error vanishes and both describe the same model.
 

@@ -13,10 +13,9 @@ machine hits all alike:
 - ``warm cache, other seed``: the same runs and settings with another ``--seed``.
 
 The fitted runs are compiled into the programs as constants, so a cache serves a refit
-of the same table (another seed, a rerun, ``compare`` then ``fit``), not a fit of other
-runs. Prints the median, fastest and slowest wall time of each condition and the median
-ratio to ``no cache`` (each repeat's ratio, then the median), and appends the table to
-benchmarks/RESULTS.md.
+of the same table (a rerun, another seed), not a fit of other runs. Prints the median,
+fastest and slowest wall time of each condition and the median ratio to ``no cache``
+(each repeat's ratio, then the median), and appends the table to benchmarks/RESULTS.md.
 
 Run: ``python benchmarks/compile_cache.py [--repeats 3] [--chains 2 --warmup 300 --draws 300]``.
 """
@@ -26,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -66,7 +64,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bayescale-compile-cache-") as tmp:
         for repeat in range(args.repeats):
             cache = Path(tmp) / f"cache{repeat}"
-            shutil.rmtree(cache, ignore_errors=True)
             out = Path(tmp) / "p.nc"
             seconds["no cache"].append(fit_seconds(args, out, None, args.seed))
             seconds["cold cache"].append(fit_seconds(args, out, cache, args.seed))

@@ -40,9 +40,9 @@ the band interpolated linearly in log-step to the exact checkpoint steps); the s
 on the *next* checkpoints only, those in the run's following 10% of steps
 (:data:`NEXT_SHARE`; the error there is each run's mean |relative error| of the median,
 then the median over runs), where the run's own latest departure from the law, carried
-on by the noise's AR(1), matters most; the median relative 90% width at the final step. Also the median ``effective_draws`` of the
-reweighting, the refits' wall time and convergence verdicts, and the runs whose alarm
-fired. Baseline: a saturating power law
+on by the noise's AR(1), matters most; the median relative 90% width at the final step.
+Also the median ``effective_draws`` of the reweighting, the refits' wall time and
+convergence verdicts, and the runs whose alarm fired. Baseline: a saturating power law
 ``L(S) = E + A S^-alpha`` fitted by least squares (``scipy.optimize.curve_fit``) to the
 observed part alone (the same points ``track`` uses) and extrapolated, with a naive
 90% band from the fit covariance plus the residual scatter (schedule-blind, so on
@@ -205,11 +205,12 @@ def summarize(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         for name in FORECASTS:
             scored = [s[name] for s in part["scores"]]
             inside = np.concatenate([s["in90"] for s in scored])
+            near_inside = np.concatenate([s["next_in90"] for s in scored])
             rows.append({"benchmark": label, "observed": f"{fraction:.0%}", "forecast": name, "runs": len(part),
                          "err final (median)": f"{np.median([s['err'] for s in scored]):.2%}",
                          "in 90% (rest)": f"{inside.mean():.0%}", "checkpoints": len(inside),
                          f"err next {NEXT_SHARE:.0%} (median)": f"{np.median([s['next_err'] for s in scored]):.2%}",
-                         f"in 90% next {NEXT_SHARE:.0%}": f"{np.concatenate([s['next_in90'] for s in scored]).mean():.0%}",
+                         f"in 90% next {NEXT_SHARE:.0%}": f"{near_inside.mean():.0%}",
                          "90% width at end (median)": f"{np.median([s['width'] for s in scored]):.1%}"})
         about.append({"benchmark": label, "observed": f"{fraction:.0%}", "runs": len(part),
                       "ESS (median)": f"{part['effective_draws'].median():.0f}",
