@@ -7,8 +7,8 @@ curves is dropped; a final loss, the only point of its run, is always kept, so e
 law sees identical observations and can be compared by PSIS-LOO), samples the posterior
 of the shared model (:func:`bayescale.models.skeleton.curve_model`) with NumPyro's NUTS
 (Hoffman & Gelman 2014), draws the prior and prior predictive, assembles an ArviZ
-``InferenceData`` and gates the result on R-hat, ESS and divergences
-(:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck in a minor mode
+``InferenceData`` (:mod:`bayescale.inference_data`) and gates the result on R-hat, ESS
+and divergences (:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck in a minor mode
 (every draw fitting the data worse than the best chain's) is run again first, from the
 best chain's last draw with a warm-up of its own, and left out if it is stuck again;
 the diagnostics and the posterior's settings say which (:mod:`bayescale.modes`).
@@ -48,6 +48,7 @@ from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, check_max_poi
 from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS, LAW_ERROR_SOURCES
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
+from bayescale.inference_data import inference_data
 from bayescale.models.law import Law
 from bayescale.models.registry import get_law
 from bayescale.models.skeleton import curve_model, dims
@@ -142,8 +143,8 @@ def sample(
     prior_draws = Predictive(model, num_samples=PRIOR_DRAWS)(key_prior, data, *model_args) if prior else None
     constant_data = {"log_N": data.log_N, "log_B": data.log_B, "log_S": data.log_S,
                      "run_idx": data.run_idx, "group_idx": data.group_idx, **data.covariates}
-    idata = az.from_numpyro(mcmc, prior=prior_draws, coords=coords, dims=dims, constant_data=constant_data,
-                            log_likelihood=True)
+    idata = inference_data(mcmc, model, (data, *model_args), {"log_loss": data.log_loss}, prior=prior_draws,
+                           coords=coords, dims=dims, constant_data=constant_data)
     return idata, seconds, method, mcmc.last_state.z
 
 
