@@ -84,8 +84,10 @@ def group_latent(name: str, loc: float, scale: float, n_groups: int, group_sd: f
     if n_groups == 1:
         with numpyro.plate("group", 1):
             return numpyro.sample(name, dist.Normal(loc, scale))
-    cov = scale**2 * jnp.ones((n_groups, n_groups)) + group_sd**2 * jnp.eye(n_groups)
-    return numpyro.sample(name, dist.MultivariateNormal(jnp.full(n_groups, loc), covariance_matrix=cov))
+    # NumPy, not jax.numpy: these are constants, and jax.numpy would compile each operation
+    # on its own, in every compiled program that traces the model
+    cov = scale**2 * np.ones((n_groups, n_groups)) + group_sd**2 * np.eye(n_groups)
+    return numpyro.sample(name, dist.MultivariateNormal(np.full(n_groups, loc), scale_tril=np.linalg.cholesky(cov)))
 
 
 def take_group(c, g):
