@@ -75,7 +75,7 @@ DEMO_WARMUP = 500
 #: ``law: (draws per chain, target_accept)``, measured in benchmarks/RESULTS.md ("demo gate
 #: over seeds"). ``kaplan_schedule`` (the default: constant and cosine runs), with the AR(1)
 #: correlation length in log-steps: at 0.9, 2 x 2,000 draws gave no divergent draw on seeds 0-5,
-#: tail ESS 480-1,339 and 41-55 s of sampling on an idle 2-core CPU; at 0.8 (2 x 8,000) and 0.85
+#: tail ESS 404-1,175 and 26-36 s of sampling on a 2-core CPU (2026-12-07); at 0.8 (2 x 8,000) and 0.85
 #: (2 x 4,000) seed 0 diverged once or twice, in the tails of the run-offset scale and B_star.
 #: ``kaplan`` (``--constant-only``) diverged at 0.8 (5 of 5,000 on seed 0) and keeps 0.99, as do
 #: the irreducible variants, whose L_inf, N_c and alpha_N trade off along a curved ridge.

@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: their sampler and data options, and the section each
-appends to benchmarks/RESULTS.md.
+"""What the benchmark scripts share: their sampler and data options, timed fits of the
+bundled sweep in fresh processes, and the section each appends to benchmarks/RESULTS.md.
 
 The scripts run as ``python benchmarks/NAME.py``, so this folder is on the import path and
 they import it as ``from common import ...``.
@@ -8,8 +8,15 @@ they import it as ``from common import ...``.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
+
+import pandas as pd
 
 from bayescale.defaults import CHAIN_METHODS
 
@@ -17,6 +24,8 @@ from bayescale.defaults import CHAIN_METHODS
 RESULTS = Path(__file__).with_name("RESULTS.md")
 #: The repository root, which a relative ``--data`` is taken from.
 ROOT = Path(__file__).resolve().parent.parent
+#: The bundled sweep's run table, which the timing scripts fit.
+BUNDLED_RUNS = ROOT / "bayescale" / "data" / "sweep_runs.csv"
 #: Where the public run data lies by default, relative to the repository root.
 DATA = Path("../shared/data")
 
@@ -90,3 +99,31 @@ def markdown_table(df, float_format: str | None = None) -> str:
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def bundled_fit_seconds(args: argparse.Namespace, out: Path, *, python: str = sys.executable,
+                        cache: Path | None = None, seed: int | None = None) -> float:
+    """Wall time of one ``bayescale fit`` of :data:`BUNDLED_RUNS` in a fresh process, from start
+    to exit: ``python``'s install, NUTS settings from ``args`` (``--chains``, ``--warmup``,
+    ``--draws``; ``seed`` defaults to ``--seed``), JAX's persistent compilation cache in
+    ``cache`` or, without one, none (every ``JAX_`` variable of this process left out)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    if cache is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    command = [python, "-m", "bayescale.cli", "fit", "--runs", str(BUNDLED_RUNS), "--out", str(out),
+               "--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
+               "--seed", str(args.seed if seed is None else seed), "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def timing_table(seconds: Mapping[str, list[float]], label: str, base: str, digits: int = 1) -> pd.DataFrame:
+    """One row per condition (its name under ``label``) of repeated timings taken side by side:
+    the median, fastest and slowest seconds and the median of the per-repeat ratios to the
+    condition ``base``."""
+    return pd.DataFrame([{
+        label: name, "median s": f"{statistics.median(v):.{digits}f}", "fastest s": f"{min(v):.{digits}f}",
+        "slowest s": f"{max(v):.{digits}f}",
+        f"median ratio to {base}": f"{statistics.median(x / b for x, b in zip(v, seconds[base])):.2f}",
+    } for name, v in seconds.items()])

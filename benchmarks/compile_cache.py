@@ -24,34 +24,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-from common import add_append_option, add_sampler_options, markdown_table, publish
+from common import (BUNDLED_RUNS, add_append_option, add_sampler_options, bundled_fit_seconds, markdown_table,
+                    publish, timing_table)
 
 from bayescale.environment import conditions
 
-RUNS = Path(__file__).resolve().parent.parent / "bayescale" / "data" / "sweep_runs.csv"
 CONDITIONS = ("no cache", "cold cache", "warm cache, same fit", "warm cache, other seed")
-
-
-def fit_seconds(args: argparse.Namespace, out: Path, cache: Path | None, seed: int) -> float:
-    """Wall time of one ``bayescale fit`` of the bundled runs in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    if cache is not None:
-        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-    command = [sys.executable, "-m", "bayescale.cli", "fit", "--runs", str(RUNS), "--out", str(out),
-               "--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
-               "--seed", str(seed), "--quiet"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -65,19 +48,14 @@ def main() -> None:
         for repeat in range(args.repeats):
             cache = Path(tmp) / f"cache{repeat}"
             out = Path(tmp) / "p.nc"
-            seconds["no cache"].append(fit_seconds(args, out, None, args.seed))
-            seconds["cold cache"].append(fit_seconds(args, out, cache, args.seed))
-            seconds["warm cache, same fit"].append(fit_seconds(args, out, cache, args.seed))
-            seconds["warm cache, other seed"].append(fit_seconds(args, out, cache, args.seed + 1))
+            seconds["no cache"].append(bundled_fit_seconds(args, out))
+            seconds["cold cache"].append(bundled_fit_seconds(args, out, cache=cache))
+            seconds["warm cache, same fit"].append(bundled_fit_seconds(args, out, cache=cache))
+            seconds["warm cache, other seed"].append(bundled_fit_seconds(args, out, cache=cache, seed=args.seed + 1))
             print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()),
                   file=sys.stderr)
-    base = seconds["no cache"]
-    table = pd.DataFrame([{
-        "condition": name, "median s": f"{statistics.median(v):.1f}", "fastest s": f"{min(v):.1f}",
-        "slowest s": f"{max(v):.1f}",
-        "median ratio to no cache": f"{statistics.median(x / b for x, b in zip(v, base)):.2f}",
-    } for name, v in seconds.items()])
-    runs = pd.read_csv(RUNS)
+    table = timing_table(seconds, "condition", "no cache")
+    runs = pd.read_csv(BUNDLED_RUNS)
     text = "\n".join([
         f"\n## compile_cache — JAX's persistent compilation cache on a refit — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}. `bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, "

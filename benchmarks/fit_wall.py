@@ -18,32 +18,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-from common import add_append_option, add_sampler_options, markdown_table, publish
+from common import (BUNDLED_RUNS, add_append_option, add_sampler_options, bundled_fit_seconds, markdown_table,
+                    publish, timing_table)
 
 from bayescale.environment import conditions
 
-RUNS = Path(__file__).resolve().parent.parent / "bayescale" / "data" / "sweep_runs.csv"
 THIS = "this install"
-
-
-def fit_seconds(python: str, args: argparse.Namespace, out: Path) -> float:
-    """Wall time of one ``bayescale fit`` of the bundled runs by ``python`` in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    command = [python, "-m", "bayescale.cli", "fit", "--runs", str(RUNS), "--out", str(out), "--chains",
-               str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws), "--seed", str(args.seed),
-               "--quiet"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def baseline(text: str) -> tuple[str, str]:
@@ -69,16 +54,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bayescale-fit-wall-") as tmp:
         for repeat in range(args.repeats):
             for name, python in installs.items():
-                seconds[name].append(fit_seconds(python, args, Path(tmp) / "p.nc"))
+                seconds[name].append(bundled_fit_seconds(args, Path(tmp) / "p.nc", python=python))
             print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()),
                   file=sys.stderr)
-    first = next(iter(installs))
-    table = pd.DataFrame([{
-        "install": name, "median s": f"{statistics.median(v):.1f}",
-        "fastest s": f"{min(v):.1f}", "slowest s": f"{max(v):.1f}",
-        f"median ratio to {first}": f"{statistics.median(x / b for x, b in zip(v, seconds[first])):.2f}",
-    } for name, v in seconds.items()])
-    runs = pd.read_csv(RUNS)
+    table = timing_table(seconds, "install", next(iter(installs)))
+    runs = pd.read_csv(BUNDLED_RUNS)
     text = "\n".join([
         f"\n## fit_wall — `bayescale fit` of the bundled sweep, by install — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}. `bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, "

@@ -21,18 +21,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pandas as pd
-from common import add_append_option, add_sampler_options, markdown_table, publish
+from common import BUNDLED_RUNS, add_append_option, add_sampler_options, markdown_table, publish, timing_table
 
 from bayescale.environment import conditions
 
-RUNS = Path(__file__).resolve().parent.parent / "bayescale" / "data" / "sweep_runs.csv"
 CONVERTERS = ("az.from_numpyro", "bayescale.inference_data")
 
 
@@ -57,7 +53,7 @@ def convert_once(converter: str, chains: int, warmup: int, draws: int, seed: int
 
     law = get_law("kaplan")
     priors = law.default_priors()
-    data = law.prepare(load_runs(RUNS), group_by="auto", min_step_fraction=DEFAULT_MIN_STEP_FRACTION, min_step=0.0,
+    data = law.prepare(load_runs(BUNDLED_RUNS), group_by="auto", min_step_fraction=DEFAULT_MIN_STEP_FRACTION, min_step=0.0,
                        max_points=DEFAULT_MAX_POINTS)
     coords, site_dims = dims(data, law)
     key_start, key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -106,12 +102,7 @@ def main() -> None:
             seconds[name].append(result["seconds"])
         print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items()),
               file=sys.stderr)
-    base = seconds[CONVERTERS[0]]
-    table = pd.DataFrame([{
-        "converter": name, "median s": f"{statistics.median(v):.2f}", "fastest s": f"{min(v):.2f}",
-        "slowest s": f"{max(v):.2f}",
-        "median ratio to az.from_numpyro": f"{statistics.median(x / b for x, b in zip(v, base)):.2f}",
-    } for name, v in seconds.items()])
+    table = timing_table(seconds, "converter", CONVERTERS[0], digits=2)
     text = "\n".join([
         f"\n## inference_data — assembling a fit's InferenceData — {dt.date.today().isoformat()}\n",
         f"Machine: {conditions()}. The bundled sweep as `bayescale fit` prepares it under `kaplan` "
