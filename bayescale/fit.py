@@ -8,10 +8,11 @@ law sees identical observations and can be compared by PSIS-LOO), samples the po
 of the shared model (:func:`bayescale.models.skeleton.curve_model`) with NumPyro's NUTS
 (Hoffman & Gelman 2014), draws the prior and prior predictive, assembles an ArviZ
 ``InferenceData`` (:mod:`bayescale.inference_data`) and gates the result on R-hat, ESS
-and divergences (:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck in a minor mode
-(every draw fitting the data worse than the best chain's) is run again first, from the
-best chain's last draw with a warm-up of its own, and left out if it is stuck again;
-the diagnostics and the posterior's settings say which (:mod:`bayescale.modes`).
+and divergences (:mod:`bayescale.diagnostics`) over the law's constants. A chain stuck
+in a minor mode (every draw fitting the data worse than the best chain's) is run again
+first, from the best chain's last draw with a warm-up of its own, and left out if it is
+stuck again; the diagnostics and the posterior's settings say which
+(:mod:`bayescale.modes`).
 
 Chains: ``chain_method="parallel"`` (the default) runs one chain per CPU device. JAX
 has one CPU device unless XLA is told otherwise before JAX starts; a fit that runs

@@ -53,8 +53,8 @@ def convert_once(converter: str, chains: int, warmup: int, draws: int, seed: int
 
     law = get_law("kaplan")
     priors = law.default_priors()
-    data = law.prepare(load_runs(BUNDLED_RUNS), group_by="auto", min_step_fraction=DEFAULT_MIN_STEP_FRACTION, min_step=0.0,
-                       max_points=DEFAULT_MAX_POINTS)
+    data = law.prepare(load_runs(BUNDLED_RUNS), group_by="auto", min_step_fraction=DEFAULT_MIN_STEP_FRACTION,
+                       min_step=0.0, max_points=DEFAULT_MAX_POINTS)
     coords, site_dims = dims(data, law)
     key_start, key_mcmc, key_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
     args = (data, law, priors)
