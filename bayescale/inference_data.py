@@ -3,8 +3,8 @@
 ``az.from_numpyro`` runs the model outside any compiled function twice: once to find the
 observed sites, and once, vectorised over the draws, for the pointwise log-likelihood. On a
 CPU every small operation of such a run is compiled on its own, and that compiling
-dominated the conversion: 7.7 s for a small fit (2 x 700 draws of 108 points), of which 5 s
-went to the first run alone. Here the observed sites are known (the model's ``log_loss``)
+dominated the conversion: 7.7 s for a small fit (2 x 700 draws of 108 points), and still
+5.0 s without the log-likelihood. Here the observed sites are known (the model's ``log_loss``)
 and the log-likelihood is one compiled program (:func:`pointwise_log_likelihood`), so the
 conversion costs that program's compilation. The groups, names, dimensions and sample
 statistics are those ``az.from_numpyro`` writes.
