@@ -127,3 +127,16 @@ def timing_table(seconds: Mapping[str, list[float]], label: str, base: str, digi
         "slowest s": f"{max(v):.{digits}f}",
         f"median ratio to {base}": f"{statistics.median(x / b for x, b in zip(v, seconds[base])):.2f}",
     } for name, v in seconds.items()])
+
+
+def bundled_fit_setting(args: argparse.Namespace) -> str:
+    """The words for what :func:`bundled_fit_seconds` times, for a section's conditions."""
+    runs = pd.read_csv(BUNDLED_RUNS)
+    return (f"`bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, {len(runs)} rows; the default "
+            f"law and transient cut) with NUTS {args.chains} chains x {args.draws} draws ({args.warmup} warmup)")
+
+
+def print_round(repeat: int, repeats: int, seconds: Mapping[str, list[float]], digits: int = 1) -> None:
+    """A progress line on stderr with each condition's latest timing, after each round of them."""
+    print(f"repeat {repeat + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.{digits}f} s" for k, v in seconds.items()),
+          file=sys.stderr)

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-from common import (BUNDLED_RUNS, add_append_option, add_sampler_options, bundled_fit_seconds, markdown_table,
-                    publish, timing_table)
+from common import (add_append_option, add_sampler_options, bundled_fit_seconds, bundled_fit_setting, markdown_table,
+                    print_round, publish, timing_table)
 
 from bayescale.environment import conditions
 
@@ -52,15 +50,12 @@ def main() -> None:
             seconds["cold cache"].append(bundled_fit_seconds(args, out, cache=cache))
             seconds["warm cache, same fit"].append(bundled_fit_seconds(args, out, cache=cache))
             seconds["warm cache, other seed"].append(bundled_fit_seconds(args, out, cache=cache, seed=args.seed + 1))
-            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()),
-                  file=sys.stderr)
+            print_round(repeat, args.repeats, seconds)
     table = timing_table(seconds, "condition", "no cache")
-    runs = pd.read_csv(BUNDLED_RUNS)
     text = "\n".join([
         f"\n## compile_cache — JAX's persistent compilation cache on a refit — {dt.date.today().isoformat()}\n",
-        f"Machine: {conditions()}. `bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, "
-        f"{len(runs)} rows; the law and transient cut by default) with NUTS {args.chains} chains x {args.draws} "
-        f"draws ({args.warmup} warmup), each fit in a fresh process timed from start to exit, the four "
+        f"Machine: {conditions()}. {bundled_fit_setting(args)}, each fit in a fresh process timed from start to "
+        f"exit, the four "
         f"conditions alternated {args.repeats} times; the cache with JAX's default thresholds, a new folder "
         f"per repeat.\n",
         markdown_table(table),

@@ -22,9 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-from common import (BUNDLED_RUNS, add_append_option, add_sampler_options, bundled_fit_seconds, markdown_table,
-                    publish, timing_table)
+from common import (add_append_option, add_sampler_options, bundled_fit_seconds, bundled_fit_setting, markdown_table,
+                    print_round, publish, timing_table)
 
 from bayescale.environment import conditions
 
@@ -55,15 +54,12 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name, python in installs.items():
                 seconds[name].append(bundled_fit_seconds(args, Path(tmp) / "p.nc", python=python))
-            print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()),
-                  file=sys.stderr)
+            print_round(repeat, args.repeats, seconds)
     table = timing_table(seconds, "install", next(iter(installs)))
-    runs = pd.read_csv(BUNDLED_RUNS)
     text = "\n".join([
         f"\n## fit_wall — `bayescale fit` of the bundled sweep, by install — {dt.date.today().isoformat()}\n",
-        f"Machine: {conditions()}. `bayescale fit` of the bundled sweep ({runs['run'].nunique()} runs, "
-        f"{len(runs)} rows; the default law and transient cut) with NUTS {args.chains} chains x {args.draws} draws "
-        f"({args.warmup} warmup), seed {args.seed}, each fit in a fresh process without a compilation cache, "
+        f"Machine: {conditions()}. {bundled_fit_setting(args)}, seed {args.seed}, each fit in a fresh process "
+        f"without a compilation cache, "
         f"timed from start to exit; the installs alternated {args.repeats} times.\n",
         markdown_table(table),
     ])

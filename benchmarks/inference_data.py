@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-from common import BUNDLED_RUNS, add_append_option, add_sampler_options, markdown_table, publish, timing_table
+from common import (BUNDLED_RUNS, add_append_option, add_sampler_options, markdown_table, print_round, publish,
+                    timing_table)
 
 from bayescale.environment import conditions
 
@@ -100,8 +101,7 @@ def main() -> None:
         for name in CONVERTERS:
             result = measure(name, args)
             seconds[name].append(result["seconds"])
-        print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in seconds.items()),
-              file=sys.stderr)
+        print_round(repeat, args.repeats, seconds, digits=2)
     table = timing_table(seconds, "converter", CONVERTERS[0], digits=2)
     text = "\n".join([
         f"\n## inference_data — assembling a fit's InferenceData — {dt.date.today().isoformat()}\n",
