@@ -26,19 +26,20 @@ LOG_LIKELIHOOD_BATCH = 256
 
 
 def pointwise_log_likelihood(model: Callable[..., None], samples: dict[str, jax.Array], model_args: tuple,
-                             model_kwargs: dict, site: str) -> np.ndarray:
-    """``log p(y_i | theta_d)`` of the observed ``site`` at every point ``i`` for every draw ``d``.
+                             observed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``log p(y_i | theta_d)`` at every point ``i`` of each observed site for every draw ``d``.
 
-    ``samples`` holds the draws with one leading axis; the result is ``(draws, points)``. The
-    density of each point is the model's own, e.g. under the AR(1) residuals of
-    :func:`bayescale.models.skeleton.curve_model` a point's density given the previous
+    ``samples`` holds the draws with one leading axis; each site's result is ``(draws,
+    points)``. The density of each point is the model's own, e.g. under the AR(1) residuals
+    of :func:`bayescale.models.skeleton.curve_model` a point's density given the previous
     residual of its curve, as PSIS-LOO (Vehtari et al. 2017) takes it. The draws are mapped
     in batches of :data:`LOG_LIKELIHOOD_BATCH` inside one compiled function.
     """
-    def one(draw: dict[str, jax.Array]) -> jax.Array:
-        return log_likelihood(model, draw, *model_args, batch_ndims=0, **model_kwargs)[site]
+    def one(draw: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        return log_likelihood(model, draw, *model_args, batch_ndims=0, **observed)
 
-    return np.asarray(jax.jit(lambda s: jax.lax.map(one, s, batch_size=LOG_LIKELIHOOD_BATCH))(samples))
+    values = jax.jit(lambda s: jax.lax.map(one, s, batch_size=LOG_LIKELIHOOD_BATCH))(samples)
+    return {site: np.asarray(value) for site, value in values.items()}
 
 
 def _with_chain_axis(draws: dict[str, jax.Array]) -> dict[str, np.ndarray]:
@@ -61,8 +62,8 @@ def inference_data(mcmc: MCMC, model: Callable[..., None], model_args: tuple, ob
     samples = mcmc.get_samples(group_by_chain=True)
     chains, draws = next(iter(samples.values())).shape[:2]
     flat = jax.tree_util.tree_map(lambda a: a.reshape((chains * draws, *a.shape[2:])), samples)
-    log_lik = {site: pointwise_log_likelihood(model, flat, model_args, observed, site).reshape(chains, draws, -1)
-               for site in observed}
+    log_lik = {site: value.reshape(chains, draws, -1)
+               for site, value in pointwise_log_likelihood(model, flat, model_args, observed).items()}
     stats = {name: np.asarray(value) for name, value in mcmc.get_extra_fields(group_by_chain=True).items()}
     if "num_steps" in stats:
         stats["n_steps"] = stats.pop("num_steps")
