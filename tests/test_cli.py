@@ -8,8 +8,6 @@ import pytest
 
 from bayescale.cli import COMMANDS, build_parser, main
 from bayescale.diagnostics import ConvergenceWarning
-from bayescale.law_error import law_error_record
-from bayescale.posterior import Posterior
 
 
 def test_every_command_has_help_with_examples(capsys):
@@ -37,20 +35,6 @@ def test_fit_writes_a_posterior_and_prints_json(small_runs, tmp_path, capsys):
     assert {row["constant"] for row in out["summary"]} == {"N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B"}
     assert out["dropped"]["early_transient"] > 0
     assert out["law_error"]["source"] == "prior"
-
-
-def test_fit_law_error_ladder_says_what_it_measured(small_runs, tmp_path, capsys):
-    # one more size below the top third of the log-size span, so that three stay fitted
-    extra = small_runs[small_runs["params"] == 4e4].assign(params=2e4, run=lambda d: d["run"] + "-small")
-    pd.concat([small_runs, extra]).to_csv(tmp_path / "runs.csv", index=False)
-    # two chains: one chain's start runs op by op outside compiled code, which costs more here
-    args = ["fit", "--runs", str(tmp_path / "runs.csv"), "--chains", "2", "--warmup", "20", "--draws", "20",
-            "--law-error", "ladder", "--out", str(tmp_path / "p.nc"), "--quiet"]
-    with pytest.warns(ConvergenceWarning):
-        assert main(args) == 0
-    assert "law error measured on the ladder: kappa" in capsys.readouterr().err
-    record = law_error_record(Posterior.load(tmp_path / "p.nc").meta)  # what --json prints under "law_error"
-    assert record["source"] == "ladder" and len(record["held_out"]) == 6
 
 
 def test_fit_law_error_ladder_on_too_few_sizes_is_one_line(small_runs, tmp_path, capsys):
