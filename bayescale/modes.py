@@ -7,8 +7,8 @@ run offsets (seed spread 0.018 on log loss) instead of the annealing term (0.000
 the other three), with a log-likelihood 41 nats lower at every one of its draws.
 R-hat flags such a fit, but its draws still widen every band: in the same-size split of
 ``benchmarks/schedules.py`` (two chains, one stuck) the 90% bands of the six unseen
-schedules were 0.054 nats wide and held 100% of their points; without the stuck chain
-they are 0.004 nats wide and hold 91% (``benchmarks/RESULTS.md``).
+schedules were 0.054 wide on log loss (5% of the loss) and held 100% of their points;
+without the stuck chain they are 0.004 wide (0.4%) and hold 91% (``benchmarks/RESULTS.md``).
 
 Yao, Vehtari and Gelman (2022, "Stacking for non-mixing Bayesian computations: the
 curse and blessing of multimodal posteriors", JMLR 23) weigh non-mixing chains by their
