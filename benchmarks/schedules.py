@@ -787,10 +787,9 @@ def main() -> None:
     if rows:
         main_table = _fmt(pd.DataFrame(rows, columns=["split", "method", "points", "median_err", "mean_err",
                                                       "coverage_90", "width_90", "width_90_nats", "calibrated_90",
-                                                      "fit_s", "predict_s"]), {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}",
-                                               "width_90": "{:.4f}", "width_90_nats": "{:.4f}", "calibrated_90": "{}",
-                                               "fit_s": "{:.1f}",
-                                               "predict_s": "{:.1f}"})
+                                                      "fit_s", "predict_s"]),
+                          {"median_err": pct, "mean_err": pct, "coverage_90": "{:.2f}", "width_90": "{:.4f}",
+                           "width_90_nats": "{:.4f}", "calibrated_90": "{}", "fit_s": "{:.1f}", "predict_s": "{:.1f}"})
         main_table.columns = ["split", "method", "held-out points", "median abs rel err", "mean abs rel err",
                               "in 90% band", "median 90% width (log upper - log lower)",
                               "median 90% width (nats)", "a calibrated 90% band holds (5-95%)",
