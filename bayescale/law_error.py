@@ -46,7 +46,7 @@ from scipy.special import logsumexp
 from bayescale.calibrate import match_groups
 from bayescale.curves import transient_mask
 from bayescale.models.law import outside
-from bayescale.posterior import Posterior
+from bayescale.posterior import Posterior, fitted_points
 from bayescale.predict import loss_draws, scale_draws
 from bayescale.residuals import fitted_spacing
 from bayescale.schedules import table_features
@@ -124,6 +124,25 @@ def describe_record(record: dict) -> str:
     return (f"law error measured on the ladder: kappa {record['kappa']:.3g} per e-fold{edge}, {along}; "
             f"{record['fitted_runs']} runs up to N={record['largest_fitted']:.3g} fitted, {len(record['held_out'])} "
             f"larger runs held out at {min(d):.2f}-{max(d):.2f} e-folds beyond them{gate}")
+
+
+def law_error_caveat(posterior: Posterior, share: float, forecast: str) -> str:
+    """The sentence ``predict`` prints beyond the fitted data: how much of ``forecast``'s
+    predictive variance is the law's own error (``share``, from
+    :func:`bayescale.predict.law_error_share`), what its growth rests on, and, where it was
+    set a priori, whether the fitted ladder could measure it (:func:`split_by_size`)."""
+    record = law_error_record(posterior.meta)
+    text = f"{100 * share:.0f}% of the predictive variance of {forecast} is the law's own error ({describe_record(record)})"
+    if record["source"] == "ladder":
+        return text
+    try:
+        split_by_size(fitted_points(posterior))
+    except ValueError:
+        sizes = fitted_points(posterior)["params"].nunique()
+        return (f"{text}; measuring it on the ladder (bayescale fit --law-error ladder) needs {MIN_FITTED_SIZES} or "
+                f"more sizes below the top {HELD_OUT_SHARE:.0%} of its log-size span, and these runs have {sizes} "
+                "size(s) in all")
+    return f"{text}; this ladder has the sizes to measure it: bayescale fit --law-error ladder"
 
 
 def split_by_size(runs: pd.DataFrame, share: float = HELD_OUT_SHARE) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -43,7 +43,7 @@ import functools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -609,6 +609,29 @@ def single_batch_caveat(posterior: Posterior, share: float, forecast: str) -> st
             f"(B_crit grows as L^-{1 / steep:.0f} as the loss falls; published {LITERATURE_ALPHA_B}, L^-"
             f"{1 / LITERATURE_ALPHA_B:.1f}): nothing measured it, the curves' shape set it, and forecasts of other sizes "
             f"inherit it ({moved}); {remedy}")
+
+
+def law_error_share(posterior: Posterior, params: float, batch_tokens: float, steps: float, *,
+                    schedule: Schedule | None = None, group: str | None = None, seed: int = 0) -> float:
+    """The share of the new-run predictive variance of the log loss at ``(params,
+    batch_tokens, steps)`` that is the law's own error beyond the fitted data,
+    ``(kappa d)^2 / ((kappa d)^2 + V)``: ``d`` is the point's log-distance outside the fitted
+    ranges (``law.distance``), ``kappa`` the posterior's ``extrapolation_error`` (set a priori
+    or measured on the ladder, :mod:`bayescale.law_error`), and ``V`` the variance of the
+    :func:`loss_draws` without it (parameters, the new run's offset and evaluation noise),
+    which the law error is drawn independently of. 0 inside the fitted ranges, where the
+    law error vanishes."""
+    d = float(posterior.law.distance(posterior.meta.ranges, *(np.atleast_1d(float(v))
+                                                              for v in (params, batch_tokens, steps)))[0])
+    law_variance = (float(posterior.meta.extrapolation_error) * d) ** 2
+    if law_variance == 0.0:
+        return 0.0
+    without = replace(posterior, meta=replace(posterior.meta, extrapolation_error=0.0))
+    group = posterior.groups[posterior.group_index(group)]
+    covariates = schedule_covariates(posterior, schedule, [float(steps)])
+    rest = np.var(np.log(loss_draws(without, params, batch_tokens, steps, group=group, seed=seed,
+                                    covariates=covariates)[:, 0]))
+    return float(law_variance / (law_variance + rest))
 
 
 def critical_batch_share(posterior: Posterior, params: float, batch_tokens: float, steps: float, *,

@@ -38,10 +38,11 @@ from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
 from bayescale.hardware import Hardware, time_text
-from bayescale.law_error import describe_record, law_error_record
+from bayescale.law_error import describe_record, law_error_caveat, law_error_record
 from bayescale.posterior import Posterior, loss_units
-from bayescale.predict import (critical_batch_share, extrapolation, level_percent, predict_critical_batch,
-                               predict_min_loss, predict_trajectory, single_batch_caveat, single_batch_ladder)
+from bayescale.predict import (critical_batch_share, extrapolation, law_error_share, level_percent,
+                               predict_critical_batch, predict_min_loss, predict_trajectory, single_batch_caveat,
+                               single_batch_ladder)
 from bayescale.residuals import describe_residuals
 from bayescale.schedules import Schedule
 
@@ -372,6 +373,11 @@ def _forecasts(posterior: Posterior, level: float, seed: int, schedule: Schedule
                                          seed=seed) for g in posterior.groups)
         caveat = single_batch_caveat(posterior, share, f"the loss of N = {sizes[2]:.3g} at step {10 * last:g}")
         paragraphs.append(caveat[0].upper() + caveat[1:] + ".")
+    law_share = max(law_error_share(posterior, sizes[2], batch, 10 * last, schedule=schedule, group=g, seed=seed)
+                    for g in posterior.groups)
+    if law_share > 0.0:
+        paragraphs.append(law_error_caveat(posterior, law_share, f"the loss of N = {sizes[2]:.3g} at step {10 * last:g}")
+                          + ".")
     return Section("Forecasts", paragraphs=paragraphs, tables=tables, figures=figures)
 
 

@@ -46,10 +46,12 @@ def test_fit_law_error_ladder_on_too_few_sizes_is_one_line(small_runs, tmp_path,
     assert not (tmp_path / "p.nc").exists()
 
 
-def test_predict_trajectory_csv(posterior_file, tmp_path):
+def test_predict_trajectory_csv(posterior_file, tmp_path, capsys):
     out = tmp_path / "traj.csv"
     assert main(["predict", "--posterior", str(posterior_file), "--params", "1e6", "--batch-tokens", "2**10",
                  "--steps", "5000", "--points", "12", "--out", str(out)]) == 0
+    # 4x beyond the fitted sizes: the note says how much of the band the law's own error is
+    assert "of the predictive variance of this forecast at step 5000 is the law's own error" in capsys.readouterr().err
     df = pd.read_csv(out)
     assert list(df.columns) == ["step", "median", "lower", "upper"]
     assert len(df) == 12 and df["step"].iloc[-1] == 5000
@@ -112,8 +114,9 @@ def test_predict_never_prints_what_the_law_cannot_reach(posterior_file, capsys):
     # the largest request allowed gives finite bands
     assert main(["predict", "--posterior", str(posterior_file), "--params", "1e15", "--batch-tokens", "1e15",
                  "--steps", "1e15", "--points", "4", "--json"]) == 0
-    bands = json.loads(capsys.readouterr().out)["bands"]
-    assert all(np.isfinite(row[k]) for row in bands for k in ("median", "lower", "upper"))
+    out = json.loads(capsys.readouterr().out)
+    assert all(np.isfinite(row[k]) for row in out["bands"] for k in ("median", "lower", "upper"))
+    assert 0.0 < out["law_error_share"] <= 1.0
 
 
 def test_commands_that_sample_share_the_sampler_options():

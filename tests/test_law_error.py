@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import warnings
 
@@ -14,9 +15,10 @@ from bayescale.curves import transient_mask
 from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import ConvergenceWarning
 from bayescale.fit import fit
-from bayescale.law_error import (KAPPAS, HeldOutCurve, describe_record, law_error_record, log_evidence,
-                                 split_by_size)
+from bayescale.law_error import (KAPPAS, HeldOutCurve, describe_record, law_error_caveat, law_error_record,
+                                 log_evidence, split_by_size)
 from bayescale.posterior import Posterior
+from bayescale.predict import law_error_share
 from bayescale.synthetic import EXAMPLE_CONSTANTS, simulate_runs
 from bayescale.deviation import ar1_correlation, ar1_positions, law_error_covariance
 
@@ -81,6 +83,26 @@ def test_the_prior_record_describes_the_defaults(small_posterior):
     record = law_error_record(small_posterior.meta)
     assert record == {"source": "prior", "kappa": DEFAULT_EXTRAPOLATION_ERROR, "length": DEFAULT_ERROR_LENGTH}
     assert describe_record(record).startswith("law error set a priori: kappa 0.01 per e-fold")
+
+
+def test_the_law_errors_share_of_a_forecast_grows_beyond_the_fitted_sizes(small_posterior):
+    """small_posterior fitted N 1.5e4-2.5e5, B 256-4096, S up to 3000 (conftest.py)."""
+    assert law_error_share(small_posterior, 1e5, 1024.0, 1000.0) == 0.0  # inside: no law error
+    near, far = (law_error_share(small_posterior, N, 1024.0, 3000.0) for N in (5e5, 1e8))
+    assert 0.0 < near < far <= 1.0
+    unknown = dataclasses.replace(small_posterior, meta=dataclasses.replace(small_posterior.meta,
+                                                                            extrapolation_error=0.0))
+    assert law_error_share(unknown, 1e8, 1024.0, 3000.0) == 0.0
+    text = law_error_caveat(small_posterior, far, "this forecast")
+    assert text.startswith(f"{100 * far:.0f}% of the predictive variance of this forecast is the law's own error "
+                           "(law error set a priori: kappa 0.01 per e-fold")
+    assert text.endswith("needs 3 or more sizes below the top 33% of its log-size span, and these runs have 4 size(s) "
+                         "in all")  # two below the top third
+    measured = {"source": "ladder", "kappa": 0.003, "length": 1.0, "held_out": ["a"], "distances": [1.2],
+                "largest_fitted": 1e5, "fitted_runs": 9, "check_passed": True}
+    ladder = dataclasses.replace(small_posterior, meta=dataclasses.replace(
+        small_posterior.meta, settings={**small_posterior.meta.settings, "law_error": measured}))
+    assert law_error_caveat(ladder, 0.5, "x").endswith("larger runs held out at 1.20-1.20 e-folds beyond them)")
 
 
 @pytest.mark.slow

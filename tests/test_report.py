@@ -83,7 +83,8 @@ def test_report_is_self_contained_html(report):
         assert src.startswith(prefix)
         assert base64.b64decode(src[len(prefix):]).startswith(PNG_MAGIC)
     for word in ("alpha_N", "B_star", "R-hat", "risk-aware", "point estimate", "coverage",
-                 "law error set a priori: kappa 0.01 per e-fold", "AR(1), posterior median rho 0."):
+                 "law error set a priori: kappa 0.01 per e-fold", "AR(1), posterior median rho 0.",
+                 "of the predictive variance of the loss of N = 2.5e+06 at step 30000 is the law's own error"):
         assert word in text
 
 

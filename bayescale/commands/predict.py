@@ -59,8 +59,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.posterior import Posterior
-    from bayescale.predict import (critical_batch_share, predict_min_loss, predict_steps_to_loss, predict_trajectory,
-                                   single_batch_caveat, single_batch_ladder)
+    from bayescale.law_error import law_error_caveat
+    from bayescale.predict import (critical_batch_share, law_error_share, predict_min_loss, predict_steps_to_loss,
+                                   predict_trajectory, single_batch_caveat, single_batch_ladder)
 
     check_output(args.out, example="bands.csv")
     schedule = read_schedule(args)
@@ -94,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         share = critical_batch_share(posterior, args.params, args.batch_tokens, args.steps, schedule=schedule,
                                      group=args.group, seed=args.seed)
         note(single_batch_caveat(posterior, share, f"this forecast at step {args.steps:g}"))
+    law_share = None
+    if args.steps is not None and args.mode == "new_run":
+        law_share = law_error_share(posterior, args.params, args.batch_tokens, args.steps, schedule=schedule,
+                                    group=args.group, seed=args.seed)
+        if law_share > 0.0:
+            note(law_error_caveat(posterior, law_share, f"this forecast at step {args.steps:g}"))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"params": args.params, "batch_tokens": args.batch_tokens, "mode": args.mode,
                     "schedule": schedule.describe() if schedule else "constant",
                     "extrapolation": table.attrs["extrapolation"], "critical_batch_share": share,
+                    "law_error_share": law_share,
                     "min_loss": floor, "bands": table})
     elif not args.out:
         print(format_table(table))
