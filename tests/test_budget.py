@@ -209,6 +209,8 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     assert code == 0
     assert "risk-aware" in printed and "point estimate" in printed and "least compute reaching 1.95" in printed
     assert "risk-aware choice: " in said and "point estimate choice: " in said
+    far = "risk-aware choice: extrapolates beyond the fitted data" in said
+    assert far == ("of the predictive variance of the risk-aware choice's final loss is the law's own error" in said)
     assert {p.name for p in out.iterdir()} == {"candidates.csv", "frontier.csv", "frontier.png"}
     code = main(["budget", "--posterior", posterior_file, "--flops", "1e12", "--risk", "0.8", "--json", "--quiet",
                  "--batch-tokens", "2**9", "--max-steps", "5000", "--attention-flops-per-token", "6*4*64*32"])
@@ -217,6 +219,8 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     assert result["choices"][0]["batch_tokens"] == 512 and result["choices"][0]["steps"] <= 5000
     assert result["criterion"] == "lowest 80% quantile of the final loss"
     assert set(result["extrapolation"]["risk-aware"]["factors"]) == {"size", "steps", "batch"}
+    beyond = max(result["extrapolation"]["risk-aware"]["factors"].values()) > 1.0
+    assert (0.0 < result["law_error_share"] < 1.0) if beyond else result["law_error_share"] == 0.0
     assert "shape" in result["choices"][0] and "(assumed: state yours" in result["time"]
 
 

@@ -92,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
                                   frontier_budgets, least_compute, plan_budget)
     from bayescale.hardware import time_text
+    from bayescale.law_error import law_error_caveat
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
     from bayescale.posterior import Posterior
+    from bayescale.predict import law_error_share
 
     check_output(args.out, folder=True)  # before the search, which takes a while
     check_flops("flops", args.flops)
@@ -121,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             unreachable = str(err)
     columns = COLUMNS + (["p_target"] if args.target_loss is not None else [])
     summary = plan.summary()[["choice", *columns, "point_loss"]]
+    law_share = law_error_share(posterior, plan.choice["params"], plan.choice["batch_tokens"], plan.choice["steps"],
+                                schedule=space.schedule, group=args.group, seed=args.seed)
     schedules = None
     if args.compare_schedules:
         choice = plan.choice
@@ -143,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "extrapolation": {name: {"description": ext.describe(), "factors": ext.factors}
                                       for name, ext in plan.extrapolation.items()},
-                    "time": time_text(plan.choice["flops"], hardware),
+                    "law_error_share": law_share, "time": time_text(plan.choice["flops"], hardware),
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
@@ -154,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     for name, ext in plan.extrapolation.items():
         note(extrapolation_note(f"{name} choice", ext.describe(), ext.factors))
+    if law_share > 0.0:
+        note(law_error_caveat(posterior, law_share, "the risk-aware choice's final loss"))
     print(f"time of the risk-aware choice: {time_text(plan.choice['flops'], hardware)}")
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
