@@ -135,13 +135,13 @@ def law_error_caveat(posterior: Posterior, share: float, forecast: str) -> str:
     text = f"{100 * share:.0f}% of the predictive variance of {forecast} is the law's own error ({describe_record(record)})"
     if record["source"] == "ladder":
         return text
+    points = fitted_points(posterior)
     try:
-        split_by_size(fitted_points(posterior))
+        split_by_size(points)
     except ValueError:
-        sizes = fitted_points(posterior)["params"].nunique()
         return (f"{text}; measuring it on the ladder (bayescale fit --law-error ladder) needs {MIN_FITTED_SIZES} or "
-                f"more sizes below the top {HELD_OUT_SHARE:.0%} of its log-size span, and these runs have {sizes} "
-                "size(s) in all")
+                f"more sizes below the top {HELD_OUT_SHARE:.0%} of its log-size span, and these runs have "
+                f"{points['params'].nunique()} size(s) in all")
     return f"{text}; this ladder has the sizes to measure it: bayescale fit --law-error ladder"
 
 

@@ -611,6 +611,15 @@ def single_batch_caveat(posterior: Posterior, share: float, forecast: str) -> st
             f"inherit it ({moved}); {remedy}")
 
 
+def _log_loss_draws_at(posterior: Posterior, params: float, batch_tokens: float, steps: float,
+                       schedule: Schedule | None, group: str | None, seed: int, mode: str = "new_run") -> np.ndarray:
+    """Draws of the log loss at one point ``(params, batch_tokens, steps)`` of a run trained with
+    ``schedule`` (:func:`loss_draws` in ``mode``), shape ``(draws,)``."""
+    return np.log(loss_draws(posterior, params, batch_tokens, steps, mode=mode,
+                             group=posterior.groups[posterior.group_index(group)], seed=seed,
+                             covariates=schedule_covariates(posterior, schedule, [float(steps)]))[:, 0])
+
+
 def law_error_share(posterior: Posterior, params: float, batch_tokens: float, steps: float, *,
                     schedule: Schedule | None = None, group: str | None = None, seed: int = 0) -> float:
     """The share of the new-run predictive variance of the log loss at ``(params,
@@ -627,10 +636,7 @@ def law_error_share(posterior: Posterior, params: float, batch_tokens: float, st
     if law_variance == 0.0:
         return 0.0
     without = replace(posterior, meta=replace(posterior.meta, extrapolation_error=0.0))
-    group = posterior.groups[posterior.group_index(group)]
-    covariates = schedule_covariates(posterior, schedule, [float(steps)])
-    rest = np.var(np.log(loss_draws(without, params, batch_tokens, steps, group=group, seed=seed,
-                                    covariates=covariates)[:, 0]))
+    rest = np.var(_log_loss_draws_at(without, params, batch_tokens, steps, schedule, group, seed))
     return float(law_variance / (law_variance + rest))
 
 
@@ -645,13 +651,9 @@ def critical_batch_share(posterior: Posterior, params: float, batch_tokens: floa
     law = posterior.law
     if not law.batch_latents:
         return 0.0
+    total = _log_loss_draws_at(posterior, params, batch_tokens, steps, schedule, group, seed)
+    mean = _log_loss_draws_at(posterior, params, batch_tokens, steps, schedule, group, seed, mode="mean")
     g = posterior.group_index(group)
-    group = posterior.groups[g]
-    covariates = schedule_covariates(posterior, schedule, [float(steps)])
-    total = np.log(loss_draws(posterior, params, batch_tokens, steps, group=group, seed=seed,
-                              covariates=covariates)[:, 0])
-    mean = np.log(loss_draws(posterior, params, batch_tokens, steps, mode="mean", group=group,
-                             covariates=covariates)[:, 0])
     X = np.column_stack([np.ones(len(mean)), *(posterior.draws(name)[:, g] for name in law.batch_latents)])
     fitted = X @ np.linalg.lstsq(X, mean, rcond=None)[0]
     return float(min(1.0, np.var(fitted) / np.var(total)))
