@@ -20,9 +20,15 @@ DEFAULT_EXTRAPOLATION_ERROR = 0.01
 #: Default length, in e-folds of steps (natural-log steps), over which the size's part of
 #: the law's error stays correlated along a run (:mod:`bayescale.track`).
 DEFAULT_ERROR_LENGTH = 1.0
+#: Law-error growth per e-fold measured on the public ladders of language models at 6M-7B
+#: parameters (Gadre et al. 2024 final losses, Gemstones 2025 curves; benchmarks/law_error_ladders.py,
+#: docs/model.md section 7.2): the top of their pooled 95% likelihood interval, 0.0013-0.004 (best
+#: 0.0025). ``law_error="public"``.
+PUBLIC_EXTRAPOLATION_ERROR = 0.004
 #: Where the law's error growth and length come from: set a priori (the defaults above,
-#: or the given values), or measured on the ladder's larger runs (:mod:`bayescale.law_error`).
-LAW_ERROR_SOURCES = ("prior", "ladder")
+#: or the given values), measured on the ladder's larger runs (:mod:`bayescale.law_error`),
+#: or taken from the public ladders' measurement (:data:`PUBLIC_EXTRAPOLATION_ERROR`).
+LAW_ERROR_SOURCES = ("prior", "ladder", "public")
 
 #: How the residuals along one curve are modelled (``residual_correlation`` of every law's
 #: priors, ``fit --residuals``; :mod:`bayescale.models.skeleton`), and what the choice trades.

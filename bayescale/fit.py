@@ -46,7 +46,8 @@ from bayescale import __version__
 from bayescale.cores import expose_cpu_cores, release_compiled_code, warn_vectorized
 from bayescale.cores import use_cpu_cores  # noqa: F401 - the docstring's name, re-exported
 from bayescale.curves import DEFAULT_MIN_STEP_FRACTION, CurveData, check_max_points
-from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS, LAW_ERROR_SOURCES
+from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS, LAW_ERROR_SOURCES,
+                                PUBLIC_EXTRAPOLATION_ERROR)
 from bayescale.diagnostics import Diagnostics, check, diagnose
 from bayescale.environment import library_versions
 from bayescale.inference_data import inference_data
@@ -184,7 +185,7 @@ def fit(
     chain_method: Literal["vectorized", "parallel", "sequential"] = "parallel",
     extrapolation_error: float = DEFAULT_EXTRAPOLATION_ERROR,
     error_length: float = DEFAULT_ERROR_LENGTH,
-    law_error: Literal["prior", "ladder"] = "prior",
+    law_error: Literal["prior", "ladder", "public"] = "prior",
     progress: bool = True,
     warn: bool = True,
     vocab_size: int | None = None,
@@ -201,7 +202,9 @@ def fit(
     ``extrapolation_error`` per e-fold and its size's part stays correlated over
     ``error_length`` e-folds of steps along a run; with ``law_error="ladder"`` both are
     measured instead on the run table's larger runs by a second, smaller fit
-    (:mod:`bayescale.law_error`; the measurement is kept in ``settings["law_error"]``).
+    (:mod:`bayescale.law_error`; the measurement is kept in ``settings["law_error"]``), and
+    with ``law_error="public"`` the growth is the one measured on public ladders of language
+    models (:data:`~bayescale.defaults.PUBLIC_EXTRAPOLATION_ERROR`, recorded the same way).
     The table's vocabulary (:func:`bayescale.runs.vocab_size_of`; ``vocab_size`` for
     prepared points) is recorded with the posterior.
     Returns a :class:`FitResult`; with ``warn=True`` failing diagnostics raise a
@@ -254,6 +257,9 @@ def fit(
         estimate = ladder_law_error(*ladder, fit_part)
         extrapolation_error, error_length = estimate.kappa, estimate.length
         settings["law_error"] = estimate.record()
+    elif law_error == "public":
+        extrapolation_error = PUBLIC_EXTRAPOLATION_ERROR
+        settings["law_error"] = {"source": "public", "kappa": extrapolation_error, "length": float(error_length)}
     posterior = Posterior(idata=idata, meta=posterior_meta(law, data, priors, settings, extrapolation_error,
                                                            vocab_size if isinstance(runs, CurveData)
                                                            else vocab_size_of(runs), error_length))

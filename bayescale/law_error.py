@@ -105,7 +105,7 @@ class LawErrorEstimate:
 
 def law_error_record(meta) -> dict:
     """How a posterior's law error was set: its ``settings["law_error"]`` when measured on the
-    ladder, else ``{"source": "prior", "kappa", "length"}`` (``meta`` a
+    ladder or taken from the public ladders, else ``{"source": "prior", "kappa", "length"}`` (``meta`` a
     :class:`~bayescale.posterior.PosteriorMeta`)."""
     return meta.settings.get("law_error") or {"source": "prior", "kappa": float(meta.extrapolation_error),
                                               "length": float(meta.error_length)}
@@ -116,6 +116,9 @@ def describe_record(record: dict) -> str:
     length = record["length"]
     along = ("a level along the run" if np.isinf(length)
              else f"its size's part correlated over {length:g} e-folds of steps")
+    if record["source"] == "public":
+        return (f"law error from public ladders: kappa {record['kappa']:.3g} per e-fold (the top of the 95% interval "
+                f"measured on the Gadre 2024 and Gemstones 2025 ladders, 6M-7B parameters), {along}")
     if record["source"] != "ladder":
         return f"law error set a priori: kappa {record['kappa']:.3g} per e-fold, {along}"
     edge = f" (the edge of the grid {KAPPAS[0]:g}-{KAPPAS[-1]:g})" if record["kappa"] in (KAPPAS[0], KAPPAS[-1]) else ""

@@ -47,7 +47,11 @@ schedule features from :func:`bayescale.schedules.table_features`):
    run (``residual_correlation="independent"``; also on the one-fit split of 1, with the
    default cut too), which weigh each run's level in full. Reference: the schedule law's mean curve
    least-squares fitted to the same thinned points (:func:`point_fit_schedule_law`), which
-   shows how far the law form itself extrapolates.
+   shows how far the law form itself extrapolates. Two sizes cannot measure the law's
+   error, so its growth is the a-priori 0.01 per e-fold; the fits of
+   :data:`LAW_ERROR_REFITS` are scored again, with the same draws, at each growth of
+   ``--law-error-kappas`` (by default those ``law_error_ladders.py`` measured on other
+   ladders), to show what an a-priori value taken from them would give.
 4. **PSIS-LOO** of ``kaplan_schedule`` against ``kaplan`` on each size's fit of split 1
    (:func:`bayescale.compare.compare_posteriors`); and, on the one-fit and cross-size splits,
    between ``kaplan_schedule`` and its irreducible variant (:data:`LOO_PAIRS`), on the fitted
@@ -140,6 +144,14 @@ CROSS_SIZE_FITS = (FitOptions("kaplan_schedule"), FitOptions("kaplan"), FitOptio
                    FitOptions("kaplan_schedule", "literature", DEFAULT_MIN_STEP_FRACTION),
                    FitOptions("kaplan_schedule", residuals="independent"),
                    FitOptions("kaplan", residuals="independent"))
+#: The cross-size fits scored again at other law-error growths (``--law-error-kappas``): the
+#: fit's default cut, and independent residuals.
+LAW_ERROR_REFITS = (FitOptions("kaplan_schedule", min_step_fraction=DEFAULT_MIN_STEP_FRACTION),
+                    FitOptions("kaplan_schedule", residuals="independent"))
+#: Law-error growths per e-fold measured on other ladders by ``law_error_ladders.py``
+#: (2026-12-07, 4 x 1000 draws): the two public ladders pooled, Gadre and Gemstones (0.0025), and
+#: the top of their 95% interval (0.004); the bundled sweep's tiny models (0.02).
+OTHER_LADDER_KAPPAS = (0.0025, 0.004, 0.02)
 #: Fits of the one-fit split over every size: with three sizes an irreducible loss can follow
 #: the curvature of the size term (the per-size floors are not one power law of N); independent
 #: residuals against the AR(1) ones; the fit's default early-transient cut.
@@ -440,9 +452,9 @@ def calibrated_range(posterior, held: pd.DataFrame, q: np.ndarray, seed: int) ->
     return f"{format_range(low, high)}; above 0.98 in {np.mean(inside > 0.98):.0%}"
 
 
-def without_law_error(posterior):
-    """The same posterior with the law-error scale ``extrapolation_error`` set to 0."""
-    return dataclasses.replace(posterior, meta=dataclasses.replace(posterior.meta, extrapolation_error=0.0))
+def with_law_error(posterior, kappa: float):
+    """The same posterior with the law-error scale ``extrapolation_error`` set to ``kappa``."""
+    return dataclasses.replace(posterior, meta=dataclasses.replace(posterior.meta, extrapolation_error=kappa))
 
 
 def score(truth: np.ndarray, q: np.ndarray | None, median: np.ndarray | None = None) -> dict:
@@ -499,7 +511,7 @@ def same_size(runs: pd.DataFrame, args, notes: list[str]):
                          "fit_s": result.seconds, "predict_s": predict_seconds})
             by_schedule.append({"size": size, "method": law, **per_schedule(held, q[1])})
             for label, p, mode in (("parameters only (mean)", post, "mean"),
-                                   ("+ seed and noise (new_run, kappa 0)", without_law_error(post), "new_run"),
+                                   ("+ seed and noise (new_run, kappa 0)", with_law_error(post, 0.0), "new_run"),
                                    ("+ law error (new_run, as stored)", post, "new_run")):
                 qd = bands(p, held, args.seed, mode=mode)
                 for extrapolated in (False, True):
@@ -654,7 +666,20 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
                      + ", ".join(f"{c} {v:.3g}" for c, v in _medians(result.posterior).items())
                      + "; AR(1) rho " + f"{np.median(result.posterior.draws('rho')):.3f}, sigma "
                      + f"{np.median(result.posterior.draws('sigma')):.4f}")
+    rows += [law_error_row(fitted[options][0], held, options, kappa, args)
+             for options in LAW_ERROR_REFITS for kappa in args.law_error_kappas]
     return rows + [loo_choice({o: fitted[o] for o in LOO_PAIRS["cross-size"]}, "across sizes", notes)]
+
+
+def law_error_row(result, held: pd.DataFrame, options: FitOptions, kappa: float, args) -> dict:
+    """The cross-size row of ``result`` (a fit with ``options``) scored again with the law-error
+    growth ``kappa`` in place of the a-priori one: the same draws, bands and replicates."""
+    posterior = with_law_error(result.posterior, kappa)
+    start = time.perf_counter()
+    q = bands(posterior, held, args.seed)
+    return {"split": "25M+100M -> 400M", "method": f"{options.label}, law error {kappa:g} per e-fold",
+            **score(held["loss"].to_numpy(), q), "calibrated_90": calibrated_range(posterior, held, q, args.seed),
+            "fit_s": result.seconds, "predict_s": time.perf_counter() - start}
 
 
 def _medians(posterior) -> dict[str, float]:
@@ -748,6 +773,12 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), metavar="PART",
                     help=f"the parts to run, of {', '.join(SPLITS)} (default: all); a partial run says which "
                          "parts it ran")
+    ap.add_argument("--law-error-kappas", nargs="*", type=float, default=list(OTHER_LADDER_KAPPAS),
+                    metavar="KAPPA",
+                    help="law-error growths per e-fold at which the cross-size split's default-cut and "
+                         "independent-residual fits are scored again (default: "
+                         f"{' '.join(f'{k:g}' for k in OTHER_LADDER_KAPPAS)}, measured on other ladders by "
+                         "law_error_ladders.py; none: skip)")
     add_append_option(ap)
     args = ap.parse_args()
     if args.quick:

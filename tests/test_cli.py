@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from bayescale.cli import COMMANDS, build_parser, main
+from bayescale.defaults import PUBLIC_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import ConvergenceWarning
+from bayescale.law_error import law_error_record
+from bayescale.posterior import Posterior
 
 
 def test_every_command_has_help_with_examples(capsys):
@@ -26,15 +29,19 @@ def posterior_file(small_posterior, tmp_path_factory):
 
 
 def test_fit_writes_a_posterior_and_prints_json(small_runs, tmp_path, capsys):
+    """Also with the law error taken from the public ladders, recorded with the posterior."""
     small_runs.to_csv(tmp_path / "runs.csv", index=False)
     with pytest.warns(ConvergenceWarning, match="did not pass its convergence checks"):
         code = main(["fit", "--runs", str(tmp_path / "runs.csv"), "--chains", "1", "--warmup", "20", "--draws", "20",
-                     "--out", str(tmp_path / "p.nc"), "--json", "--quiet"])
+                     "--law-error", "public", "--out", str(tmp_path / "p.nc"), "--json", "--quiet"])
     assert code == 0 and (tmp_path / "p.nc").exists()
     out = json.loads(capsys.readouterr().out)
     assert {row["constant"] for row in out["summary"]} == {"N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B"}
     assert out["dropped"]["early_transient"] > 0
-    assert out["law_error"]["source"] == "prior"
+    assert out["law_error"] == {"source": "public", "kappa": PUBLIC_EXTRAPOLATION_ERROR, "length": 1.0}
+    meta = Posterior.load(tmp_path / "p.nc").meta
+    assert meta.extrapolation_error == PUBLIC_EXTRAPOLATION_ERROR
+    assert law_error_record(meta) == out["law_error"]
 
 
 def test_fit_law_error_ladder_on_too_few_sizes_is_one_line(small_runs, tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 from bayescale.cli import main
 from bayescale.curves import transient_mask
-from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR
+from bayescale.defaults import DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, PUBLIC_EXTRAPOLATION_ERROR
 from bayescale.diagnostics import ConvergenceWarning
 from bayescale.fit import fit
 from bayescale.law_error import (KAPPAS, HeldOutCurve, describe_record, law_error_caveat, law_error_record,
@@ -103,6 +103,13 @@ def test_the_law_errors_share_of_a_forecast_grows_beyond_the_fitted_sizes(small_
     ladder = dataclasses.replace(small_posterior, meta=dataclasses.replace(
         small_posterior.meta, settings={**small_posterior.meta.settings, "law_error": measured}))
     assert law_error_caveat(ladder, 0.5, "x").endswith("larger runs held out at 1.20-1.20 e-folds beyond them)")
+    public = {"source": "public", "kappa": PUBLIC_EXTRAPOLATION_ERROR, "length": 1.0}
+    borrowed = dataclasses.replace(small_posterior, meta=dataclasses.replace(
+        small_posterior.meta, settings={**small_posterior.meta.settings, "law_error": public}))
+    text = law_error_caveat(borrowed, 0.5, "x")
+    assert "(law error from public ladders: kappa 0.004 per e-fold (the top of the 95% interval measured on the " \
+           "Gadre 2024 and Gemstones 2025 ladders" in text
+    assert "needs 3 or more sizes" in text  # borrowed, and this ladder could not measure its own either
 
 
 @pytest.mark.slow

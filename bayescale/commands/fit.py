@@ -10,7 +10,7 @@ from bayescale.commands.common import (FORMATTER, add_runs_arguments, add_sample
                                        gate_exit_code, level, note, print_json, read_runs_arguments, sampler_options)
 from bayescale.defaults import (DEFAULT_ERROR_LENGTH, DEFAULT_EXTRAPOLATION_ERROR, DEFAULT_MAX_POINTS,
                                 DEFAULT_MIN_STEP_FRACTION, LAW_ERROR_SOURCES, RESIDUAL_CORRELATION_HELP,
-                                RESIDUAL_CORRELATIONS)
+                                PUBLIC_EXTRAPOLATION_ERROR, RESIDUAL_CORRELATIONS)
 from bayescale.models.registry import DESCRIPTIONS, irreducible_variant, names
 
 # Commands import only light modules at the top (the help must not wait for JAX);
@@ -123,11 +123,14 @@ def register(subparsers) -> None:
                         f"(default: {DEFAULT_EXTRAPOLATION_ERROR}; with --law-error prior)")
     p.add_argument("--law-error", choices=LAW_ERROR_SOURCES, default="prior",
                    help="where the law's error beyond the fitted data comes from: 'prior' (--extrapolation-error per "
-                        f"e-fold, its size's part correlated over {DEFAULT_ERROR_LENGTH:g} e-fold of steps along a run) "
-                        "or 'ladder' (measured: the runs in the top third of the log-size span are held out, the "
+                        f"e-fold, its size's part correlated over {DEFAULT_ERROR_LENGTH:g} e-fold of steps along a run), "
+                        "'ladder' (measured: the runs in the top third of the log-size span are held out, the "
                         "rest fitted again, and the growth and length that best explain how the held-out curves "
                         "depart from that fit are kept; a second, smaller fit; needs 3+ sizes below the top "
-                        "third; docs/model.md) (default: prior)")
+                        f"third) or 'public' ({PUBLIC_EXTRAPOLATION_ERROR:g} per e-fold: the top of the 95%% interval "
+                        "measured the same way on the public Gadre 2024 and Gemstones 2025 ladders of 6M-7B-parameter "
+                        "language models; for a ladder of that kind too small to measure its own) (docs/model.md "
+                        "section 7.2) (default: prior)")
     p.add_argument("--level", type=level, default=0.9, help="interval printed for the constants (default: 0.9)")
     p.add_argument("--out", required=True, type=Path, metavar="POSTERIOR.nc", help="where to write the posterior")
     p.add_argument("--json", action="store_true", help="print the summary and diagnostics as JSON")
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             note(batch_note)
         if shape_note:
             note(shape_note)
-        if args.law_error == "ladder":
+        if args.law_error != "prior":
             note(describe_record(law_error_record(result.posterior.meta)))
         note(f"posterior written to {path} ({result.seconds:.1f} s sampling)")
     return gate_exit_code(result.diagnostics, args.strict)
