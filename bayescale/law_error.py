@@ -133,7 +133,8 @@ def law_error_caveat(posterior: Posterior, share: float, forecast: str) -> str:
     """The sentence ``predict`` prints beyond the fitted data: how much of ``forecast``'s
     predictive variance is the law's own error (``share``, from
     :func:`bayescale.predict.law_error_share`), what its growth rests on, and, where it was
-    set a priori, whether the fitted ladder could measure it (:func:`split_by_size`)."""
+    set a priori, whether the fitted ladder could measure it (:func:`split_by_size`) and, where it
+    cannot, that the public ladders' growth can be borrowed (``fit --law-error public``)."""
     record = law_error_record(posterior.meta)
     text = f"{100 * share:.0f}% of the predictive variance of {forecast} is the law's own error ({describe_record(record)})"
     if record["source"] == "ladder":
@@ -142,9 +143,11 @@ def law_error_caveat(posterior: Posterior, share: float, forecast: str) -> str:
     try:
         split_by_size(points)
     except ValueError:
+        borrow = ("" if record["source"] == "public" else "; a ladder of real-scale language models can borrow the "
+                  "growth measured on public ones: bayescale fit --law-error public")
         return (f"{text}; measuring it on the ladder (bayescale fit --law-error ladder) needs {MIN_FITTED_SIZES} or "
                 f"more sizes below the top {HELD_OUT_SHARE:.0%} of its log-size span, and these runs have "
-                f"{points['params'].nunique()} size(s) in all")
+                f"{points['params'].nunique()} size(s) in all{borrow}")
     return f"{text}; this ladder has the sizes to measure it: bayescale fit --law-error ladder"
 
 
