@@ -141,30 +141,30 @@ def tracked(post, partial: pd.DataFrame, final_step: float, schedule, args, meth
                 "seconds": time.perf_counter() - start}
 
 
-def next_checkpoints(rest: pd.DataFrame, final_step: float) -> np.ndarray:
-    """Which of the ``rest`` of a run's checkpoints lie in its next :data:`NEXT_SHARE` of steps."""
-    steps = rest["step"].to_numpy(float)
-    return steps <= steps[0] + NEXT_SHARE * final_step
+def next_until(fraction: float, final_step: float) -> float:
+    """The last step of the "next" window of a run observed to ``fraction`` of its ``final_step``:
+    the :data:`NEXT_SHARE` of its steps right after the observed part."""
+    return (fraction + NEXT_SHARE) * final_step
 
 
 def scores_at(median: np.ndarray, lower: np.ndarray, upper: np.ndarray, rest: pd.DataFrame,
-              truth_final: float, final_step: float) -> dict:
+              truth_final: float, until: float) -> dict:
     """A forecast's scores at the ``rest`` of a run's checkpoints (``median``, ``lower``, ``upper``
     there): final-loss error, 90% coverage of all of them, mean |relative error| and 90% coverage
-    of the next ones (:func:`next_checkpoints`), relative 90% width at the end."""
+    of the next ones (those up to step ``until``, :func:`next_until`), relative 90% width at the end."""
     truth = rest["loss"].to_numpy(float)
-    inside, near = (truth >= lower) & (truth <= upper), next_checkpoints(rest, final_step)
+    inside, near = (truth >= lower) & (truth <= upper), rest["step"].to_numpy(float) <= until
     return {"err": abs(median[-1] / truth_final - 1), "in90": inside, "final": median[-1],
             "next_err": float(np.mean(np.abs(median[near] / truth[near] - 1))), "next_in90": inside[near],
             "width": (upper[-1] - lower[-1]) / median[-1]}
 
 
-def band_scores(df: pd.DataFrame, prefix: str, rest: pd.DataFrame, truth_final: float, final_step: float) -> dict:
+def band_scores(df: pd.DataFrame, prefix: str, rest: pd.DataFrame, truth_final: float, until: float) -> dict:
     """:func:`scores_at` of the band ``{prefix}median, {prefix}lower, {prefix}upper`` of a ``track``
     result, interpolated linearly in log-step to the ``rest`` of the run's checkpoints."""
     grid, at = np.log(df["step"].to_numpy(float)), np.log(rest["step"].to_numpy(float))
     median, lower, upper = (np.interp(at, grid, df[f"{prefix}{name}"]) for name in ("median", "lower", "upper"))
-    return scores_at(median, lower, upper, rest, truth_final, final_step)
+    return scores_at(median, lower, upper, rest, truth_final, until)
 
 
 def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: str) -> dict:
@@ -178,9 +178,10 @@ def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: 
     refitted, refitting = tracked(post, partial, final_step, schedule, args, "refit")
     assert reweighted["step"].iloc[-1] == final_step
     few = too_few_draws(reweighted.attrs["effective_draws"], post.n_draws)
-    scores = {"reweight": band_scores(reweighted, "", rest, truth_final, final_step),
-              "refit": band_scores(refitted, "", rest, truth_final, final_step),
-              "ladder": band_scores(reweighted, "ladder_", rest, truth_final, final_step)}
+    until = next_until(fraction, final_step)
+    scores = {"reweight": band_scores(reweighted, "", rest, truth_final, until),
+              "refit": band_scores(refitted, "", rest, truth_final, until),
+              "ladder": band_scores(reweighted, "ladder_", rest, truth_final, until)}
     scores["auto"] = scores["refit" if few else "reweight"]
     # the single-curve baseline sees the same points as track (past the fit's transient rule)
     settings = post.meta.settings
@@ -189,7 +190,7 @@ def score_case(post, run: pd.DataFrame, fraction: float, schedule, args, label: 
     seen = partial.loc[keep]
     at = rest["step"].to_numpy(float)
     b_med, b_band = single_curve(seen["step"].to_numpy(float), seen["loss"].to_numpy(float), at, args.seed)
-    scores["single-curve"] = scores_at(b_med, b_band[0], b_band[1], rest, truth_final, final_step)
+    scores["single-curve"] = scores_at(b_med, b_band[0], b_band[1], rest, truth_final, until)
     return {"benchmark": label, "run": run["run"].iloc[0], "fraction": fraction, "observed": len(partial),
             "remaining": len(rest), "truth_final": truth_final, "scores": scores,
             "effective_draws": reweighted.attrs["effective_draws"], "few_draws": few,

@@ -40,7 +40,7 @@ from unittest import mock  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from common import markdown_table, publish  # noqa: E402
-from track import GEMSTONES_FIT_MAX_TOTAL, band_scores  # noqa: E402
+from track import GEMSTONES_FIT_MAX_TOTAL, band_scores, next_until  # noqa: E402
 from track_width import gemstones_ladder, ladder_arguments  # noqa: E402
 
 import bayescale.track  # noqa: E402,F401  (the module, for the per-checkpoint reading)
@@ -90,7 +90,7 @@ def main() -> None:
                     rest = run[run["step"] > partial["step"].max()]
                     truth = float(run.loc[run["step"] == final, "loss"].iloc[0])
                     df = tracked(post, partial, final, reading, args.seed)
-                    scores.append(band_scores(df, "", rest, truth))
+                    scores.append(band_scores(df, "", rest, truth, next_until(fraction, final)))
                     ess.append(df.attrs["effective_draws"])
                     gaps.append(np.median(np.diff(np.log(df.attrs["observed"]["step"].to_numpy(float)))))
                 rows.append({"observed": f"{fraction:.0%}", "checkpoints": logged, "AR(1) read": reading,
