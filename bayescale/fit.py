@@ -220,6 +220,9 @@ def fit(
         raise ValueError(f"error_length={error_length} must be a positive number of e-folds of steps (inf: a level)")
     if law_error not in LAW_ERROR_SOURCES:
         raise ValueError(f"law_error='{law_error}' is not one of {', '.join(LAW_ERROR_SOURCES)}")
+    if law_error != "prior" and extrapolation_error != DEFAULT_EXTRAPOLATION_ERROR:
+        raise ValueError(f"extrapolation_error={extrapolation_error} and law_error='{law_error}' both set the law "
+                         "error's growth: pass one of them (--extrapolation-error goes with --law-error prior)")
     if law_error == "ladder":
         from bayescale.law_error import ladder_law_error, split_by_size
 

@@ -149,6 +149,8 @@ def test_ladder_law_error_needs_the_run_table_and_enough_sizes(small_runs, monke
         fit(small_runs, law_error="guess", progress=False)
     with pytest.raises(ValueError, match="error_length=0"):
         fit(small_runs, error_length=0.0, progress=False)
+    with pytest.raises(ValueError, match="extrapolation_error=0.02 and law_error='public' both set the law error's"):
+        fit(small_runs, law_error="public", extrapolation_error=0.02, progress=False)
 
 
 def test_a_live_runs_transient_is_a_share_of_its_planned_steps():
