@@ -17,9 +17,12 @@ times the largest, since the critical batch grows as the loss falls; a Chinchill
 posterior, whose law ``L(N, D)`` has no batch term, gets one batch: the geometric mean
 of the fitted ones, so that its steps read as tokens / batch). Each candidate
 spends the budget, ``S = C / ((6N + a) B)``, unless a limit stops it first:
-``S <= max_steps`` or ``B S <= max_tokens`` (a wall-clock limit is ``max_tokens =
-tokens/s x seconds``; a data limit is the dataset's tokens). Candidates with ``S <
-min_steps`` are dropped.
+``S <= max_steps``, ``B S <= max_tokens`` (a data limit: the dataset's tokens) or
+``(6N + a) B S <= max_run_flops`` (a wall-clock limit: the FLOP rate the run achieves
+times the seconds allowed; at one FLOP rate a run's time is its compute, whatever its
+size, so a throughput of ``R`` tokens/s measured on a model of ``N_0`` parameters
+allows ``R (6 N_0 + a)`` FLOP/s to every size). Candidates with ``S < min_steps`` are
+dropped.
 
 **Shapes and extrapolation.** Every candidate size comes with a GPT shape under the
 trainer's conventions (``shape`` = ``WIDTHxDEPTH`` at an aspect ratio near 64, which
@@ -96,13 +99,15 @@ class SearchSpace:
     min_steps: float = 100.0
     max_steps: float | None = None
     max_tokens: float | None = None
+    #: most FLOPs one run may spend: a wall-clock limit times the FLOP rate (module docstring)
+    max_run_flops: float | None = None
     attention_flops_per_token: float = 0.0
     params_per_decade: int = 8
     #: learning-rate schedule of every candidate, stretched to its steps (default: constant)
     schedule: Schedule | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_params", "max_params", "max_steps", "max_tokens"):
+        for name in ("min_params", "max_params", "max_steps", "max_tokens", "max_run_flops"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name}={value} must be positive and finite")
@@ -158,7 +163,8 @@ def _candidate_table(posterior: Posterior, flops: float, space: SearchSpace) -> 
     per_token = space.flops_per_token(N)
     limits = {"budget": flops / (per_token * B),
               "max_steps": np.full(N.shape, space.max_steps or np.inf),
-              "max_tokens": (space.max_tokens or np.inf) / B}
+              "max_tokens": (space.max_tokens or np.inf) / B,
+              "max_hours": (space.max_run_flops or np.inf) / (per_token * B)}
     table = np.stack(list(limits.values()))
     steps = table.min(axis=0)
     keep = steps >= space.min_steps
@@ -198,7 +204,7 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
     """Every (N, B, S) the search considers for a budget of ``flops``.
 
     Columns: ``params, batch_tokens, steps, tokens, flops`` (spent, at most the budget),
-    ``limit`` (``budget``, ``max_steps`` or ``max_tokens``: what set the steps),
+    ``limit`` (``budget``, ``max_steps``, ``max_tokens`` or ``max_hours``: what set the steps),
     ``extrapolation`` (how many times beyond the fitted data the candidate lies on its
     farthest axis, 1 inside; :func:`bayescale.predict.extrapolation`) and the model shape
     (:func:`model_shapes`).
@@ -214,7 +220,9 @@ def candidates(posterior: Posterior, flops: float, space: SearchSpace = SearchSp
         n0, b0 = space.min_params or ranges["params"][0], float(space.batches(ranges)[0])
         need = float(space.flops_per_token(n0) * b0 * space.min_steps)
         cap = (f" (and max_tokens={space.max_tokens:.3g} allows only {space.max_tokens / b0:.3g} steps)"
-               if space.max_tokens and space.max_tokens / b0 < space.min_steps else "")
+               if space.max_tokens and space.max_tokens / b0 < space.min_steps else
+               f" (and the wall-clock limit allows only {space.max_run_flops:.3g} FLOPs per run)"
+               if space.max_run_flops and space.max_run_flops < need else "")
         raise ValueError(f"flops={flops:.3g} is too small for any candidate: the smallest (N={n0:.3g} params, "
                          f"B={b0:g} tokens, {space.min_steps:g} steps) needs {need:.3g} FLOPs{cap}; raise the budget "
                          "or lower min_params, min_steps or the batch choices")

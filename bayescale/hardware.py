@@ -68,6 +68,12 @@ def format_hours(hours: float) -> str:
     return f"{hours / 24:.3g} days"
 
 
+def measured_time_text(flops: float, flops_per_second: float, measured: str) -> str:
+    """``"1.2 h at 12 TFLOP/s (measured: ...)"``: the wall-clock time of ``flops`` training
+    FLOPs at a measured FLOP rate, said where it comes from."""
+    return f"{format_hours(flops / flops_per_second / SECONDS_PER_HOUR)} at {flops_per_second / 1e12:.4g} TFLOP/s ({measured})"
+
+
 def time_text(flops: float, hardware: Hardware | None) -> str:
     """``"3.2 h on 8 GPUs at ...; 26 GPU-hours"``: the wall-clock and GPU time of ``flops``
     training FLOPs on ``hardware`` (``None``: the planning defaults, said to be assumed)."""

@@ -19,7 +19,8 @@ from bayescale.models.law import ExtrapolationWarning
 from bayescale.models import kaplan as laws
 from bayescale.budget import (MAX_FLOPS, SearchSpace, UnreachableTarget, candidates, compute_frontier,
                               final_loss_draws, frontier_budgets, least_compute, plan_budget)
-from bayescale.cli import main
+from bayescale.cli import build_parser, main
+from bayescale.commands.common import read_search_space, run_time_text
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS
 
@@ -86,6 +87,25 @@ def test_candidates_spend_the_budget_within_the_limits(narrow):
     assert np.allclose(table.loc[spent, "flops"], BUDGET)
     assert set(table["limit"]) == {"budget", "max_steps", "max_tokens"}
     assert table["params"].min() == pytest.approx(RANGES["params"][0])
+
+
+def test_a_wall_clock_limit_takes_the_same_compute_from_every_size(narrow):
+    """At one FLOP rate a run's time is its compute: the limit caps every candidate at it."""
+    cap = BUDGET / 10
+    table = candidates(narrow, BUDGET, SearchSpace(batch_tokens=(256.0, 1024.0), max_run_flops=cap))
+    assert np.allclose(table["flops"], cap) and set(table["limit"]) == {"max_hours"}
+    assert table["params"].nunique() > 3
+
+
+@pytest.mark.parametrize("limit, run_flops", [
+    (["--tokens-per-second", "1e5", "--throughput-params", "1e6", "--attention-flops-per-token", "1e5"],
+     1e5 * (6e6 + 1e5) * 7200),  # measured on a 1M model: its FLOP rate, for every size
+    (["--gpus", "8", "--peak-flops", "1e15", "--mfu", "0.5"], 8 * 0.5e15 * 7200),
+])
+def test_max_hours_becomes_a_runs_compute_at_its_flop_rate(limit, run_flops):
+    args = build_parser().parse_args(["budget", "--posterior", "p.nc", "--flops", "1e18", "--max-hours", "2", *limit])
+    assert read_search_space(args).max_run_flops == pytest.approx(run_flops)
+    assert run_time_text(run_flops, args).startswith("2 h ")  # the time is stated at the same rate
 
 
 def test_candidates_carry_their_extrapolation_and_a_trainer_shape(narrow):
@@ -228,6 +248,8 @@ def test_budget_command_end_to_end(posterior_file, tmp_path, capsys):
     (["--flops", "1e6"], "too small for any candidate"),
     (["--flops", "1e12", "--target-loss", "0.01"], "out of reach"),
     (["--flops", "1e12", "--tokens-per-second", "1e5"], "go together"),
+    (["--flops", "1e12", "--tokens-per-second", "1e5", "--max-hours", "2"], "go together"),  # measured on what size?
+    (["--flops", "1e12", "--max-hours", "2"], "--max-hours needs a FLOP rate"),
 ])
 def test_budget_command_bad_input(posterior_file, capsys, argv, message):
     assert main(["budget", "--posterior", posterior_file, "--quiet", *argv]) == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bayescale.commands.common import (add_hardware_arguments, add_schedule_arguments, add_search_arguments,
                                        check_output, extrapolation_note, format_table, level, note, positive_float,
-                                       posterior_command, print_json, read_hardware, read_schedule,
-                                       read_search_space)
+                                       posterior_command, print_json, read_schedule, read_search_space,
+                                       run_time_text)
 from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
 
 EPILOG = """\
@@ -22,9 +22,10 @@ examples:
   bayescale budget --posterior p.nc --flops 1e18 --target-loss 2.1 --probability 0.95 \\
       --max-steps 20000 --batch-tokens 2**17 --batch-tokens 2**18 --batch-tokens 2**19 --batch-tokens 2**20
 
-  # a wall-clock limit of 24 hours at 1.5M tokens/s, attention FLOPs counted, tables to a folder
-  bayescale budget --posterior p.nc --flops 3e19 --tokens-per-second 1.5e6 --max-hours 24 \\
-      --attention-flops-per-token 6*24*2048*1024 --out budget/
+  # a wall-clock limit of 24 hours at 1.5M tokens/s measured on a 124M model (every size
+  # gets that FLOP rate), attention FLOPs counted, tables to a folder
+  bayescale budget --posterior p.nc --flops 3e19 --max-hours 24 --tokens-per-second 1.5e6 \\
+      --throughput-params 1.24e8 --attention-flops-per-token 6*24*2048*1024 --out budget/
 
   # every candidate trained with a cosine decay (schedule-aware posterior), and the chosen
   # N, B, S compared under cosine and WSD
@@ -32,7 +33,8 @@ examples:
       --warmup-steps 500 --compare-schedules cosine,wsd
 
 Compute is C = (6 N + a) B S FLOPs (a = --attention-flops-per-token, default 0). Every
-candidate spends the budget unless --max-steps or the token limit stops it first.
+candidate spends the budget unless --max-steps, --max-tokens or the wall-clock limit
+(--max-hours) stops it first.
 Candidates are ranked by P(final loss <= target) with --target-loss, else by the
 --risk quantile of the final loss (the new-run predictive: parameter uncertainty, seed
 noise and the law's error, which grows with the extrapolation). The point-estimate
@@ -91,7 +93,6 @@ COLUMNS = ["params", "shape", "batch_tokens", "steps", "tokens", "flops", "limit
 def run(args: argparse.Namespace) -> int:
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
                                   frontier_budgets, least_compute, plan_budget)
-    from bayescale.hardware import time_text
     from bayescale.law_error import law_error_caveat
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     if args.max_flops is not None:
         check_flops("max_flops", args.max_flops)
     space = read_search_space(args)
-    hardware = read_hardware(args)
     if args.compare_schedules and args.schedule_file is not None:
         raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")
     posterior = Posterior.load(args.posterior)
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "extrapolation": {name: {"description": ext.describe(), "factors": ext.factors}
                                       for name, ext in plan.extrapolation.items()},
-                    "law_error_share": law_share, "time": time_text(plan.choice["flops"], hardware),
+                    "law_error_share": law_share, "time": run_time_text(plan.choice["flops"], args),
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         note(extrapolation_note(f"{name} choice", ext.describe(), ext.factors))
     if law_share > 0.0:
         note(law_error_caveat(posterior, law_share, "the risk-aware choice's final loss"))
-    print(f"time of the risk-aware choice: {time_text(plan.choice['flops'], hardware)}")
+    print(f"time of the risk-aware choice: {run_time_text(plan.choice['flops'], args)}")
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
         print(f"P(loss <= {args.target_loss:g}): risk-aware {p_risk:.3g}, point estimate {p_point:.3g}")

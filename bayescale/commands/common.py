@@ -264,10 +264,17 @@ def add_search_arguments(parser: argparse.ArgumentParser, description: str | Non
     limits.add_argument("--max-steps", type=positive_float, metavar="S", help="most steps a run may take")
     limits.add_argument("--max-tokens", type=positive_float, metavar="E",
                         help="most tokens a run may see (e.g. the dataset size)")
-    limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
-                        help="training throughput; with --max-hours caps tokens at R x hours x 3600")
     limits.add_argument("--max-hours", type=positive_float, metavar="H",
-                        help="wall-clock limit (needs --tokens-per-second)")
+                        help="wall-clock limit per run, at the FLOP rate of --tokens-per-second and "
+                             "--throughput-params or, without them, of the hardware (--gpus, --peak-flops, --mfu): "
+                             "it caps every candidate's compute at rate x hours, since at one FLOP rate a run's time "
+                             "is its compute, whatever its size")
+    limits.add_argument("--tokens-per-second", type=positive_float, metavar="R",
+                        help="training throughput measured on a model of --throughput-params non-embedding "
+                             "parameters; with --max-hours it gives the FLOP rate R x (6 N + attention FLOPs per "
+                             "token)")
+    limits.add_argument("--throughput-params", type=positive_float, metavar="N",
+                        help="the model size --tokens-per-second was measured on")
     limits.add_argument("--attention-flops-per-token", type=flop_product, default=0.0, metavar="A",
                         help="training attention FLOPs per token added to 6N, e.g. 6*n_layer*n_ctx*d_attn "
                              "(default: 0)")
@@ -277,19 +284,60 @@ def add_search_arguments(parser: argparse.ArgumentParser, description: str | Non
 
 def read_search_space(args: argparse.Namespace, grid: bool = True):
     """The :class:`~bayescale.budget.SearchSpace` of :func:`add_search_arguments`'s options (with
-    the same ``grid``) and the schedule options (:func:`read_schedule`). Raises ``ValueError``
-    for a wall-clock limit without its throughput, or the reverse."""
+    the same ``grid``) and the schedule options (:func:`read_schedule`); a wall-clock limit
+    becomes the compute a run may spend at its FLOP rate (the measured throughput's, or the
+    hardware options' of :func:`add_hardware_arguments`). Raises ``ValueError`` for a
+    throughput without its model size or its limit, or a limit without a rate."""
     from bayescale.budget import SearchSpace
 
-    if (args.tokens_per_second is None) != (args.max_hours is None):
-        raise ValueError("--tokens-per-second and --max-hours go together: the wall-clock limit is their product")
-    tokens = [t for t in (args.max_tokens, args.tokens_per_second and args.tokens_per_second * args.max_hours * 3600)
-              if t]
     sizes = (args.min_params, args.max_params, tuple(args.batch_tokens or ()) or None) if grid else (None,) * 3
     return SearchSpace(min_params=sizes[0], max_params=sizes[1], batch_tokens=sizes[2],
-                       min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=min(tokens) if tokens else None,
+                       min_steps=args.min_steps, max_steps=args.max_steps, max_tokens=args.max_tokens,
+                       max_run_flops=wall_clock_flops(args),
                        attention_flops_per_token=args.attention_flops_per_token,
                        params_per_decade=args.params_per_decade, schedule=read_schedule(args))
+
+
+def measured_rate(args: argparse.Namespace) -> float | None:
+    """The FLOP rate of the measured throughput, ``R (6N + a)`` (``--tokens-per-second`` on a
+    model of ``--throughput-params``), or ``None`` without one."""
+    measured = (args.tokens_per_second, args.throughput_params)
+    if any(v is not None for v in measured) and (None in measured or args.max_hours is None):
+        raise ValueError("--tokens-per-second, --throughput-params and --max-hours go together: the throughput "
+                         "measured on a model of that size gives the FLOP rate of the wall-clock limit")
+    if args.tokens_per_second is None:
+        return None
+    return args.tokens_per_second * (6 * args.throughput_params + args.attention_flops_per_token)
+
+
+def run_time_text(flops: float, args: argparse.Namespace) -> str:
+    """The wall-clock time of ``flops`` training FLOPs at the measured throughput
+    (:func:`measured_rate`) or, without one, on the hardware options (:func:`read_hardware`)."""
+    from bayescale.hardware import measured_time_text, time_text
+
+    rate = measured_rate(args)
+    if rate is None:
+        return time_text(flops, read_hardware(args))
+    return measured_time_text(flops, rate, f"{args.tokens_per_second:.3g} tokens/s measured on "
+                                           f"N={args.throughput_params:.3g}")
+
+
+def wall_clock_flops(args: argparse.Namespace) -> float | None:
+    """The compute one run may spend within ``--max-hours``: the hours times the FLOP rate of the
+    measured throughput (:func:`measured_rate`) or, without it, of the hardware options;
+    ``None`` without a limit."""
+    from bayescale.hardware import SECONDS_PER_HOUR
+
+    rate = measured_rate(args)
+    if args.max_hours is None:
+        return None
+    if rate is None:
+        hardware = read_hardware(args)
+        if hardware is None:
+            raise ValueError("--max-hours needs a FLOP rate: --tokens-per-second R --throughput-params N (measured), "
+                             "or the hardware (--gpus, --peak-flops, --mfu)")
+        rate = hardware.gpus * hardware.achieved_flops
+    return rate * args.max_hours * SECONDS_PER_HOUR
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
