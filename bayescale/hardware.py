@@ -6,7 +6,10 @@ GPU-seconds, and ``C / (G F U)`` seconds of wall-clock time when it splits evenl
 ``G`` GPUs. The planning defaults are an H100 SXM's dense bf16 peak at 25% MFU, about
 what models under 100M parameters reach. ``bayescale sweep --dry-run`` states the
 GPU-hours of each planned run, and ``bayescale report`` the hours of its recommended
-run, with this one formula.
+run, with this one formula. A throughput measured on one model (:class:`Throughput`:
+``R`` tokens/s on ``N`` parameters, ``bayescale budget --tokens-per-second R
+--throughput-params N``) gives the FLOP rate ``R (6N + a)`` instead, which every model
+size shares.
 
 Plain Python with no imports beyond the standard library, so that the command line
 and the trainer's planner load it without NumPy or JAX.
@@ -41,6 +44,11 @@ class Hardware:
         """FLOP/s one GPU achieves: peak x MFU."""
         return self.peak_flops * self.mfu
 
+    @property
+    def flops_per_second(self) -> float:
+        """FLOP/s of all :attr:`gpus` together."""
+        return self.gpus * self.achieved_flops
+
     def gpu_hours(self, flops: float) -> float:
         """GPU-hours of ``flops`` training FLOPs (the same on any number of GPUs)."""
         return flops / self.achieved_flops / SECONDS_PER_HOUR
@@ -56,6 +64,32 @@ class Hardware:
                 f"x MFU {self.mfu:g})")
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """A training throughput measured on one model: ``tokens_per_second`` on a model of
+    ``params`` non-embedding parameters at ``flops_per_token`` training FLOPs per token
+    (``6N + a``). Its FLOP rate serves every size: at one FLOP rate a run's time is its
+    compute over that rate, whatever the model."""
+
+    tokens_per_second: float
+    params: float
+    flops_per_token: float
+
+    @property
+    def flops_per_second(self) -> float:
+        """The measured FLOP rate: tokens/s x FLOPs per token."""
+        return self.tokens_per_second * self.flops_per_token
+
+    def hours(self, flops: float) -> float:
+        """Wall-clock hours of ``flops`` training FLOPs at the measured rate."""
+        return flops / self.flops_per_second / SECONDS_PER_HOUR
+
+    def describe(self) -> str:
+        """One line: the FLOP rate and what it was measured on."""
+        return (f"{self.flops_per_second / 1e12:.4g} TFLOP/s ({self.tokens_per_second:.3g} tokens/s measured on "
+                f"N={self.params:.3g})")
+
+
 def format_hours(hours: float) -> str:
     """A duration in the unit that reads best: ``"42 s"``, ``"17 min"``, ``"5.3 h"``, ``"12 days"``."""
     seconds = hours * SECONDS_PER_HOUR
@@ -68,15 +102,12 @@ def format_hours(hours: float) -> str:
     return f"{hours / 24:.3g} days"
 
 
-def measured_time_text(flops: float, flops_per_second: float, measured: str) -> str:
-    """``"1.2 h at 12 TFLOP/s (measured: ...)"``: the wall-clock time of ``flops`` training
-    FLOPs at a measured FLOP rate, said where it comes from."""
-    return f"{format_hours(flops / flops_per_second / SECONDS_PER_HOUR)} at {flops_per_second / 1e12:.4g} TFLOP/s ({measured})"
-
-
-def time_text(flops: float, hardware: Hardware | None) -> str:
+def time_text(flops: float, hardware: Hardware | Throughput | None) -> str:
     """``"3.2 h on 8 GPUs at ...; 26 GPU-hours"``: the wall-clock and GPU time of ``flops``
-    training FLOPs on ``hardware`` (``None``: the planning defaults, said to be assumed)."""
+    training FLOPs on ``hardware`` (``None``: the planning defaults, said to be assumed), or
+    ``"1.2 h at 12 TFLOP/s (... tokens/s measured on N=...)"`` at a measured throughput."""
+    if isinstance(hardware, Throughput):
+        return f"{format_hours(hardware.hours(flops))} at {hardware.describe()}"
     stated = hardware or Hardware()
     assumed = "" if hardware else " (assumed: state yours with --gpus, --peak-flops and --mfu)"
     return (f"{format_hours(stated.hours(flops))} on {stated.describe()}; "

@@ -37,7 +37,7 @@ from bayescale.budget import (DEFAULT_RISK, BudgetPlan, SearchSpace, compute_fro
 from bayescale.calibrate import calibrate
 from bayescale.defaults import EXTRAPOLATION_WARN_FACTOR
 from bayescale.diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose
-from bayescale.hardware import Hardware, time_text
+from bayescale.hardware import Hardware, Throughput, time_text
 from bayescale.law_error import describe_record, law_error_caveat, law_error_record
 from bayescale.posterior import Posterior, loss_units
 from bayescale.predict import (critical_batch_share, extrapolation, law_error_share, level_percent,
@@ -246,7 +246,7 @@ def _facts_table(rows: Sequence[tuple[str, str]]) -> str:
 
 
 def _decision(posterior: Posterior, plan: BudgetPlan | None, gate: Diagnostics, *, level: float,
-              hardware: Hardware | None, schedule: Schedule | None, group: str | None) -> str:
+              hardware: Hardware | Throughput | None, schedule: Schedule | None, group: str | None) -> str:
     """The first screen: the recommendation for the budget with its odds, band, hours,
     extrapolation and the convergence gate (HTML)."""
     verdict = f'<span class="{"pass" if gate.passed else "fail"}">{_gate_line(gate)}</span>'
@@ -424,14 +424,14 @@ def write_report(
     progress: bool = False,
     schedule: Schedule | None = None,
     space: SearchSpace | None = None,
-    hardware: Hardware | None = None,
+    hardware: Hardware | Throughput | None = None,
 ) -> Path:
     """Write the figures and ``report.html`` into ``out_dir``; return the HTML path.
 
     ``flops`` puts the recommended run for that budget on the first screen and adds a
     budgeting section (with ``target_loss``, ``risk`` and, for grouped posteriors,
     ``group``); ``hardware`` is what its hours assume (default: :class:`Hardware`'s
-    planning defaults). ``runs`` (a validated realized run table) adds a calibration
+    planning defaults), or a measured :class:`~bayescale.hardware.Throughput`. ``runs`` (a validated realized run table) adds a calibration
     section. ``schedule`` is the learning-rate schedule of the forecast and budgeted runs
     (default: constant; other schedules need a schedule-aware law); ``space`` limits the
     recommendation's search as in :func:`bayescale.budget.plan_budget`, and its schedule,

@@ -20,7 +20,8 @@ from bayescale.models import kaplan as laws
 from bayescale.budget import (MAX_FLOPS, SearchSpace, UnreachableTarget, candidates, compute_frontier,
                               final_loss_draws, frontier_budgets, least_compute, plan_budget)
 from bayescale.cli import build_parser, main
-from bayescale.commands.common import read_search_space, run_time_text
+from bayescale.commands.common import read_search_space, read_speed
+from bayescale.hardware import time_text
 from bayescale.posterior import Posterior
 from bayescale.synthetic import EXAMPLE_CONSTANTS
 
@@ -105,7 +106,7 @@ def test_a_wall_clock_limit_takes_the_same_compute_from_every_size(narrow):
 def test_max_hours_becomes_a_runs_compute_at_its_flop_rate(limit, run_flops):
     args = build_parser().parse_args(["budget", "--posterior", "p.nc", "--flops", "1e18", "--max-hours", "2", *limit])
     assert read_search_space(args).max_run_flops == pytest.approx(run_flops)
-    assert run_time_text(run_flops, args).startswith("2 h ")  # the time is stated at the same rate
+    assert time_text(run_flops, read_speed(args)).startswith("2 h ")  # the time is stated at the same rate
 
 
 def test_candidates_carry_their_extrapolation_and_a_trainer_shape(narrow):

@@ -3,7 +3,7 @@
 import pytest
 
 from bayescale.defaults import PLAN_MFU, PLAN_PEAK_FLOPS
-from bayescale.hardware import Hardware, format_hours
+from bayescale.hardware import Hardware, Throughput, format_hours, time_text
 
 
 def test_hours_are_flops_over_achieved_flops_per_second():
@@ -27,3 +27,13 @@ def test_impossible_hardware_is_refused(kwargs, needle):
                                         (47.0, "47 h"), (72.0, "3 days")])
 def test_durations_read_in_the_unit_that_fits(hours, text):
     assert format_hours(hours) == text
+
+
+def test_a_measured_throughput_gives_every_size_its_flop_rate():
+    """1e5 tokens/s on a 1M-parameter model (6e6 FLOPs per token): 0.6 TFLOP/s, so an hour
+    is 2.16e15 FLOPs for a run of any size."""
+    measured = Throughput(1e5, 1e6, 6e6)
+    assert measured.flops_per_second == pytest.approx(6e11)
+    assert measured.hours(2.16e15) == pytest.approx(1.0)
+    assert time_text(2.16e15, measured) == "1 h at 0.6 TFLOP/s (1e+05 tokens/s measured on N=1e+06)"
+    assert Hardware(gpus=4, peak_flops=1e15, mfu=0.5).flops_per_second == pytest.approx(2e15)

@@ -9,7 +9,7 @@ from pathlib import Path
 from bayescale.commands.common import (add_hardware_arguments, add_schedule_arguments, add_search_arguments,
                                        check_output, extrapolation_note, format_table, level, note, positive_float,
                                        posterior_command, print_json, read_schedule, read_search_space,
-                                       run_time_text)
+                                       read_speed)
 from bayescale.defaults import DEFAULT_RISK, SCHEDULE_KINDS
 
 EPILOG = """\
@@ -93,6 +93,7 @@ COLUMNS = ["params", "shape", "batch_tokens", "steps", "tokens", "flops", "limit
 def run(args: argparse.Namespace) -> int:
     from bayescale.budget import (MAX_FLOPS, UnreachableTarget, check_flops, compare_schedules, compute_frontier,
                                   frontier_budgets, least_compute, plan_budget)
+    from bayescale.hardware import time_text
     from bayescale.law_error import law_error_caveat
     from bayescale.models.law import ExtrapolationWarning
     from bayescale.plots import plot_frontier
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_flops is not None:
         check_flops("max_flops", args.max_flops)
     space = read_search_space(args)
+    speed = read_speed(args)
     if args.compare_schedules and args.schedule_file is not None:
         raise ValueError("--compare-schedules compares shapes; leave out --schedule-file")
     posterior = Posterior.load(args.posterior)
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     "n_candidates": len(plan.table), "n_draws": plan.n_draws, "choices": summary,
                     "extrapolation": {name: {"description": ext.describe(), "factors": ext.factors}
                                       for name, ext in plan.extrapolation.items()},
-                    "law_error_share": law_share, "time": run_time_text(plan.choice["flops"], args),
+                    "law_error_share": law_share, "time": time_text(plan.choice["flops"], speed),
                     "least_compute": None if cheapest is None else cheapest.to_dict(), "unreachable": unreachable,
                     "frontier": frontier[["budget", *columns]], "candidates": plan.table.head(args.top)})
         return 0
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         note(extrapolation_note(f"{name} choice", ext.describe(), ext.factors))
     if law_share > 0.0:
         note(law_error_caveat(posterior, law_share, "the risk-aware choice's final loss"))
-    print(f"time of the risk-aware choice: {run_time_text(plan.choice['flops'], args)}")
+    print(f"time of the risk-aware choice: {time_text(plan.choice['flops'], speed)}")
     if args.target_loss is not None:
         p_risk, p_point = plan.choice["p_target"], plan.point_choice["p_target"]
         print(f"P(loss <= {args.target_loss:g}): risk-aware {p_risk:.3g}, point estimate {p_point:.3g}")

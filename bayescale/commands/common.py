@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bayescale.diagnostics import Diagnostics
-    from bayescale.hardware import Hardware
+    from bayescale.hardware import Hardware, Throughput
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -298,46 +298,34 @@ def read_search_space(args: argparse.Namespace, grid: bool = True):
                        params_per_decade=args.params_per_decade, schedule=read_schedule(args))
 
 
-def measured_rate(args: argparse.Namespace) -> float | None:
-    """The FLOP rate of the measured throughput, ``R (6N + a)`` (``--tokens-per-second`` on a
-    model of ``--throughput-params``), or ``None`` without one."""
+def read_speed(args: argparse.Namespace) -> Hardware | Throughput | None:
+    """How fast runs train: the :class:`~bayescale.hardware.Throughput` measured with
+    ``--tokens-per-second`` on a model of ``--throughput-params`` when given, else
+    :func:`read_hardware`'s hardware (``None`` without either)."""
+    from bayescale.hardware import Throughput
+
     measured = (args.tokens_per_second, args.throughput_params)
     if any(v is not None for v in measured) and (None in measured or args.max_hours is None):
         raise ValueError("--tokens-per-second, --throughput-params and --max-hours go together: the throughput "
                          "measured on a model of that size gives the FLOP rate of the wall-clock limit")
     if args.tokens_per_second is None:
-        return None
-    return args.tokens_per_second * (6 * args.throughput_params + args.attention_flops_per_token)
-
-
-def run_time_text(flops: float, args: argparse.Namespace) -> str:
-    """The wall-clock time of ``flops`` training FLOPs at the measured throughput
-    (:func:`measured_rate`) or, without one, on the hardware options (:func:`read_hardware`)."""
-    from bayescale.hardware import measured_time_text, time_text
-
-    rate = measured_rate(args)
-    if rate is None:
-        return time_text(flops, read_hardware(args))
-    return measured_time_text(flops, rate, f"{args.tokens_per_second:.3g} tokens/s measured on "
-                                           f"N={args.throughput_params:.3g}")
+        return read_hardware(args)
+    return Throughput(args.tokens_per_second, args.throughput_params,
+                      6 * args.throughput_params + args.attention_flops_per_token)
 
 
 def wall_clock_flops(args: argparse.Namespace) -> float | None:
-    """The compute one run may spend within ``--max-hours``: the hours times the FLOP rate of the
-    measured throughput (:func:`measured_rate`) or, without it, of the hardware options;
-    ``None`` without a limit."""
+    """The compute one run may spend within ``--max-hours``: the hours times the FLOP rate of
+    :func:`read_speed`; ``None`` without a limit."""
     from bayescale.hardware import SECONDS_PER_HOUR
 
-    rate = measured_rate(args)
+    speed = read_speed(args)
     if args.max_hours is None:
         return None
-    if rate is None:
-        hardware = read_hardware(args)
-        if hardware is None:
-            raise ValueError("--max-hours needs a FLOP rate: --tokens-per-second R --throughput-params N (measured), "
-                             "or the hardware (--gpus, --peak-flops, --mfu)")
-        rate = hardware.gpus * hardware.achieved_flops
-    return rate * args.max_hours * SECONDS_PER_HOUR
+    if speed is None:
+        raise ValueError("--max-hours needs a FLOP rate: --tokens-per-second R --throughput-params N (measured), "
+                         "or the hardware (--gpus, --peak-flops, --mfu)")
+    return speed.flops_per_second * args.max_hours * SECONDS_PER_HOUR
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bayescale.commands.common import (add_hardware_arguments, add_runs_arguments, add_schedule_arguments,
                                        add_search_arguments, check_output, level, note, positive_float,
-                                       posterior_command, read_hardware, read_runs_arguments, read_search_space)
+                                       posterior_command, read_hardware, read_runs_arguments, read_search_space,
+                                       read_speed)
 from bayescale.defaults import DEFAULT_RISK
 
 EPILOG = """\
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     runs = read_runs_arguments(args, group_columns=[group_by] if group_by else [])
     path = write_report(posterior, args.out, level=args.level, runs=runs, flops=args.flops,
                         target_loss=args.target_loss, risk=args.risk, group=args.group, seed=args.seed,
-                        progress=not args.quiet, space=space, hardware=hardware)
+                        progress=not args.quiet, space=space, hardware=read_speed(args))
     note(f"wrote {path} and its figures (PNG) to {args.out}")
     print(path)
     return 0
