@@ -279,6 +279,12 @@ def score(posterior: Posterior, table: pd.DataFrame, *, target_loss: float | Non
     return out.sort_values(keys, ascending=ascending, kind="stable").reset_index(drop=True)
 
 
+def _wall_clock_note(space: SearchSpace, flops: float) -> str:
+    """Words for a wall-clock limit that keeps every run below ``flops`` (empty when none does)."""
+    cap = space.max_run_flops
+    return f" (of which the wall-clock limit lets a run spend only {cap:.3g})" if cap and cap < flops else ""
+
+
 def _check_risk(risk: float) -> None:
     if not 0.0 < risk < 1.0:
         raise ValueError(f"risk={risk} must be in (0, 1): the quantile of the final loss to minimise, e.g. 0.9")
@@ -352,10 +358,9 @@ def plan_budget(
     if target_loss is not None and table["p_target"].iloc[0] == 0.0:
         best = table.loc[table["median"].idxmin()]
         raise UnreachableTarget(
-            f"target_loss={target_loss:g} nats is out of reach with {flops:.3g} FLOPs: no candidate reaches it in any "
-            f"of {posterior.n_draws} draws (lowest median final loss {best['median']:.4g} nats at "
-            f"N={best['params']:.3g}); "
-            "raise the budget or the target loss")
+            f"target_loss={target_loss:g} nats is out of reach with {flops:.3g} FLOPs{_wall_clock_note(space, flops)}: "
+            f"no candidate reaches it in any of {posterior.n_draws} draws (lowest median final loss "
+            f"{best['median']:.4g} nats at N={best['params']:.3g}); raise the budget or the target loss")
     plan = BudgetPlan(table=table, flops=float(flops), target_loss=target_loss, risk=risk, n_draws=posterior.n_draws,
                       extrapolation={})
     for name, row in zip(("risk-aware", "point estimate"), (plan.choice, plan.point_choice)):
@@ -465,9 +470,9 @@ def least_compute(
     if found is None:
         raise UnreachableTarget(
             f"target_loss={target_loss:g} nats is not reached with probability {probability:g} by any candidate up "
-            f"to {scan[-1]:.3g} FLOPs (best probability {closest['p_target']:.3g}, median loss "
-            f"{closest['median']:.4g} nats "
-            f"at N={closest['params']:.3g}); it may lie below the minimum reachable loss: raise the target, "
+            f"to {scan[-1]:.3g} FLOPs{_wall_clock_note(space, scan[-1])} (best probability "
+            f"{closest['p_target']:.3g}, median loss {closest['median']:.4g} nats at N={closest['params']:.3g}); "
+            "it may lie below the minimum reachable loss: raise the target, "
             "or allow larger models or more compute")
     if failed is not None:
         lo, hi = np.log(failed), np.log(found["budget"])

@@ -187,6 +187,10 @@ def test_target_below_reachable_loss(narrow):
         plan_budget(narrow, BUDGET, target_loss=0.5, space=BATCHES)
     with pytest.raises(UnreachableTarget, match="may lie below the minimum reachable loss"):
         least_compute(narrow, 0.5, 0.9, space=SearchSpace(batch_tokens=(1024.0,), max_params=1e6), max_flops=1e17)
+    capped = SearchSpace(batch_tokens=(1024.0,), max_run_flops=1e12)  # the budget is not what binds
+    with pytest.raises(UnreachableTarget, match="out of reach with 1e\\+14 FLOPs \\(of which the wall-clock limit "
+                                                "lets a run spend only 1e\\+12\\)"):
+        plan_budget(narrow, BUDGET, target_loss=1.2, space=capped)
 
 
 def test_least_compute_matches_the_law(narrow):
