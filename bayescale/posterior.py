@@ -147,6 +147,11 @@ class Posterior:
         idata = az.InferenceData(posterior=subset, **{g: self.idata[g] for g in self.idata.groups() if g != "posterior"})
         return Posterior(idata=idata, meta=self.meta)
 
+    def with_law_error(self, kappa: float) -> "Posterior":
+        """The same draws with the law's error growing by ``kappa`` per e-fold beyond the fitted
+        data (``meta.extrapolation_error``; 0: none), e.g. to take a band apart."""
+        return Posterior(idata=self.idata, meta=dataclasses.replace(self.meta, extrapolation_error=kappa))
+
     def group_index(self, group: str | None) -> int:
         """Index of ``group``; ``None`` is allowed only when there is one group."""
         if group is None:

@@ -43,7 +43,7 @@ import functools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -635,8 +635,7 @@ def law_error_share(posterior: Posterior, params: float, batch_tokens: float, st
     law_variance = (float(posterior.meta.extrapolation_error) * d) ** 2
     if law_variance == 0.0:
         return 0.0
-    without = replace(posterior, meta=replace(posterior.meta, extrapolation_error=0.0))
-    rest = np.var(_log_loss_draws_at(without, params, batch_tokens, steps, schedule, group, seed))
+    rest = np.var(_log_loss_draws_at(posterior.with_law_error(0.0), params, batch_tokens, steps, schedule, group, seed))
     return float(law_variance / (law_variance + rest))
 
 

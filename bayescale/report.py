@@ -431,7 +431,8 @@ def write_report(
     ``flops`` puts the recommended run for that budget on the first screen and adds a
     budgeting section (with ``target_loss``, ``risk`` and, for grouped posteriors,
     ``group``); ``hardware`` is what its hours assume (default: :class:`Hardware`'s
-    planning defaults), or a measured :class:`~bayescale.hardware.Throughput`. ``runs`` (a validated realized run table) adds a calibration
+    planning defaults), or a measured :class:`~bayescale.hardware.Throughput`. ``runs`` (a
+    validated realized run table) adds a calibration
     section. ``schedule`` is the learning-rate schedule of the forecast and budgeted runs
     (default: constant; other schedules need a schedule-aware law); ``space`` limits the
     recommendation's search as in :func:`bayescale.budget.plan_budget`, and its schedule,

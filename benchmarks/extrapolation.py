@@ -85,9 +85,8 @@ def main() -> None:
         fits.append(f"{residuals}: {time.perf_counter() - start:.0f} s, rho {rho:.3f}, "
                     f"{result.diagnostics.format().splitlines()[0]}")
         for kappa in (0.0, DEFAULT_EXTRAPOLATION_ERROR):
-            post = dataclasses.replace(result.posterior,
-                                       meta=dataclasses.replace(result.posterior.meta, extrapolation_error=kappa))
-            rows.append({"residuals": residuals, "law_error_kappa": kappa, **score(post, held)})
+            rows.append({"residuals": residuals, "law_error_kappa": kappa,
+                         **score(result.posterior.with_law_error(kappa), held)})
     table = pd.DataFrame(rows)
     header = (f"\n## extrapolation (Gemstones, leave the 1-2B sizes out) — {dt.date.today().isoformat()}\n\n"
               f"Machine: {conditions()}. Fit on {train['run'].nunique()} curves up to "

@@ -452,11 +452,6 @@ def calibrated_range(posterior, held: pd.DataFrame, q: np.ndarray, seed: int) ->
     return f"{format_range(low, high)}; above 0.98 in {np.mean(inside > 0.98):.0%}"
 
 
-def with_law_error(posterior, kappa: float):
-    """The same posterior with the law-error scale ``extrapolation_error`` set to ``kappa``."""
-    return dataclasses.replace(posterior, meta=dataclasses.replace(posterior.meta, extrapolation_error=kappa))
-
-
 def score(truth: np.ndarray, q: np.ndarray | None, median: np.ndarray | None = None) -> dict:
     """Median and mean |relative error| of the median; with bands, 90% coverage and the median
     90% width, relative (``log upper - log lower``) and in nats of loss (``upper - lower``)."""
@@ -511,7 +506,7 @@ def same_size(runs: pd.DataFrame, args, notes: list[str]):
                          "fit_s": result.seconds, "predict_s": predict_seconds})
             by_schedule.append({"size": size, "method": law, **per_schedule(held, q[1])})
             for label, p, mode in (("parameters only (mean)", post, "mean"),
-                                   ("+ seed and noise (new_run, kappa 0)", with_law_error(post, 0.0), "new_run"),
+                                   ("+ seed and noise (new_run, kappa 0)", post.with_law_error(0.0), "new_run"),
                                    ("+ law error (new_run, as stored)", post, "new_run")):
                 qd = bands(p, held, args.seed, mode=mode)
                 for extrapolated in (False, True):
@@ -674,7 +669,7 @@ def cross_size(runs: pd.DataFrame, args, notes: list[str]) -> list[dict]:
 def law_error_row(result, held: pd.DataFrame, options: FitOptions, kappa: float, args) -> dict:
     """The cross-size row of ``result`` (a fit with ``options``) scored again with the law-error
     growth ``kappa`` in place of the a-priori one: the same draws, bands and replicates."""
-    posterior = with_law_error(result.posterior, kappa)
+    posterior = result.posterior.with_law_error(kappa)
     start = time.perf_counter()
     q = bands(posterior, held, args.seed)
     return {"split": "25M+100M -> 400M", "method": f"{options.label}, law error {kappa:g} per e-fold",

@@ -4,8 +4,6 @@ all its held-out points together, so these rates are averaged over datasets. Bot
 read the same three fits (seeds 1-3), kept in this one module so that a parallel test run
 (``pytest -n``, ``--dist loadfile``) fits them once."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -47,9 +45,7 @@ def test_new_run_bands_are_calibrated_over_datasets(fits_over_seeds):
     bands 0.864, 0.981, 0.994 (mean 0.946); 50% bands 0.425, 0.653, 0.697 (mean 0.592)."""
     at90, at50 = [], []
     for seed, result in fits_over_seeds:
-        post = dataclasses.replace(result.posterior,
-                                   meta=dataclasses.replace(result.posterior.meta, extrapolation_error=0.0))
-        coverage = _held_out_coverage(post, seed=100 + seed, levels=(0.9, 0.5))[0]
+        coverage = _held_out_coverage(result.posterior.with_law_error(0.0), seed=100 + seed, levels=(0.9, 0.5))[0]
         at90.append(coverage[0.9])
         at50.append(coverage[0.5])
     assert 0.80 <= np.mean(at90) <= 0.98, at90

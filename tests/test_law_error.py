@@ -90,9 +90,7 @@ def test_the_law_errors_share_of_a_forecast_grows_beyond_the_fitted_sizes(small_
     assert law_error_share(small_posterior, 1e5, 1024.0, 1000.0) == 0.0  # inside: no law error
     near, far = (law_error_share(small_posterior, N, 1024.0, 3000.0) for N in (5e5, 1e8))
     assert 0.0 < near < far <= 1.0
-    unknown = dataclasses.replace(small_posterior, meta=dataclasses.replace(small_posterior.meta,
-                                                                            extrapolation_error=0.0))
-    assert law_error_share(unknown, 1e8, 1024.0, 3000.0) == 0.0
+    assert law_error_share(small_posterior.with_law_error(0.0), 1e8, 1024.0, 3000.0) == 0.0
     text = law_error_caveat(small_posterior, far, "this forecast")
     assert text.startswith(f"{100 * far:.0f}% of the predictive variance of this forecast is the law's own error "
                            "(law error set a priori: kappa 0.01 per e-fold")
